@@ -1,0 +1,59 @@
+# SPDX-License-Identifier: MIT
+# Thin build wrapper: `make` builds build/eternaltwin/core.so; see README for the rest.
+
+LUA      ?= lua5.4
+LUA_PC   ?= lua5.4
+BUSTED   ?= busted
+PKGS      = libcurl openssl libcjson
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WARN      = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
+ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) \
+             $(shell pkg-config --cflags $(LUA_PC) $(PKGS) 2>/dev/null)
+LIBS      = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDFLAGS  ?=
+
+BUILD    ?= build
+MODULE    = $(BUILD)/eternaltwin/core.so
+CORE_SRC  = $(wildcard csrc/et_*.c)
+BIND_SRC  = $(wildcard csrc/l_*.c)
+CORE_OBJ  = $(CORE_SRC:csrc/%.c=$(BUILD)/obj/%.o)
+BIND_OBJ  = $(BIND_SRC:csrc/%.c=$(BUILD)/obj/%.o)
+HEADERS   = $(wildcard csrc/*.h)
+
+export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;
+export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
+
+.PHONY: all deps deps-build test test-c test-rock demo clean
+
+all: $(MODULE)
+
+$(BUILD)/obj/%.o: csrc/%.c $(HEADERS) | deps-build
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(MODULE): $(CORE_OBJ) $(BIND_OBJ)
+	@mkdir -p $(@D)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# Installs what is missing (as root) or prints the apt-get line and fails.
+deps:
+	@sh tools/deps.sh all
+deps-build:
+	@sh tools/deps.sh build
+
+# C unit tests of the pure core (no Lua).
+$(BUILD)/test_core: spec/c/test_core.c $(CORE_OBJ)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
+test-c: $(BUILD)/test_core
+	$(BUILD)/test_core
+
+test: deps all test-c
+	$(BUSTED) --lua=$(LUA) spec
+
+demo: deps all
+	$(LUA) examples/login.lua
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared declarations of the Lua bindings (l_*.c): class names and open functions. */
+#ifndef L_COMMON_H
+#define L_COMMON_H
+
+#include "et_compat.h"
+
+/* Metatable names (luaL_newmetatable keys). */
+#define ET_KEY_MT     "eternaltwin.core.Key"
+#define ET_SESSION_MT "eternaltwin.core.Session"
+#define ET_MULTI_MT   "eternaltwin.core.Multi"
+#define ET_XFER_MT    "eternaltwin.core.Transfer"
+
+/*
+ * Each binding file exports one opener. It is called with the module table on top of
+ * the stack, adds its functions to it, registers its metatables, and leaves the stack
+ * as it found it. Openers must tolerate running twice (require twice, several states).
+ */
+void l_util_open(lua_State *L);    /* l_util.c: base64url, URL encoding, random */
+void l_json_open(lua_State *L);    /* l_json.c: json_encode, json_decode, null */
+void l_key_open(lua_State *L);     /* l_key.c: key_new and the Key class, JWT encode/decode */
+void l_http_open(lua_State *L);    /* l_http.c: session, multi, transfer */
+
+/* JSON helpers (l_json.c) for the other bindings.
+ * l_json_push: decode text and push one Lua value; on failure push nothing, write a
+ *   message into err and return 0. Returns 1 on success.
+ * l_json_encode: encode the value at idx; returns malloc'd NUL-terminated text (length in
+ *   *len) that the caller frees, or NULL with a message in err. Never raises except on
+ *   Lua memory errors, and frees its own allocations first. */
+int l_json_push(lua_State *L, const char *text, size_t len, char *err, size_t errlen);
+char *l_json_encode(lua_State *L, int idx, size_t *len, char *err, size_t errlen);
+
+/* Set a class's metatable: methods go to __index, metamethods to the table itself. */
+void l_newclass(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *metamethods);
+
+#endif

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/* luaopen_eternaltwin_core: the C module, assembled from the binding files. */
+#include <curl/curl.h>
+
+#include "l_common.h"
+
+#define ET_CORE_VERSION "0.1.0"
+
+void l_newclass(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *metamethods)
+{
+    luaL_newmetatable(L, name);                 /* mt (existing one when opened twice) */
+    luaL_setfuncs(L, metamethods, 0);
+    lua_newtable(L);                            /* mt, methods */
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");             /* mt */
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name");
+    lua_pushliteral(L, "locked");
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+}
+
+/* curl_global_init is not thread-safe before 7.84; doing it once at load keeps it out of
+ * the first transfer. Its result is only reported: transfers fail cleanly without it. */
+static int curl_ready(void)
+{
+    static int state = 0;   /* 0 not tried, 1 ok, -1 failed: set once, read-only after */
+    if (state == 0)
+        state = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 1 : -1;
+    return state == 1;
+}
+
+#if defined(__GNUC__)
+__attribute__((visibility("default")))
+#endif
+int luaopen_eternaltwin_core(lua_State *L)
+{
+    lua_newtable(L);
+    lua_pushliteral(L, ET_CORE_VERSION);
+    lua_setfield(L, -2, "_VERSION");
+    lua_pushboolean(L, curl_ready());
+    lua_setfield(L, -2, "curl_ready");
+    l_util_open(L);
+    l_json_open(L);
+    l_key_open(L);
+    l_http_open(L);
+    return 1;
+}

@@ -1,0 +1,40 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Installs the Debian packages this project needs (as root), or prints the exact command and fails.
+# Usage: tools/deps.sh [build|test|all]   (default: all)
+set -eu
+
+build="gcc make pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev libcjson-dev"
+test="lua-busted luarocks nginx-light libnginx-mod-http-lua lua-cjson openssl curl python3-jwt python3-cryptography"
+case "${1:-all}" in
+  build) want="$build" ;;
+  test|all) want="$build $test" ;;
+  *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+  # Any nginx flavour that can load the Lua module will do.
+  if [ "$p" = nginx-light ] && command -v nginx >/dev/null 2>&1; then continue; fi
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing="$missing $p"
+  fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+  echo "missing Debian packages; run as root:" >&2
+  echo "  apt-get install -y$missing" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+# nginx's package would start a system-wide server on port 80: the mock runs its own.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+echo "installing:$missing" >&2
+apt-get install -y -q --no-install-recommends $missing >/dev/null 2>&1 || {
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends $missing
+}
