@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* luaopen_eternaltwin_core: the C module, assembled from the binding files. */
+#include <errno.h>
+#include <math.h>
+#include <time.h>
+
 #include <curl/curl.h>
 
 #include "l_common.h"
@@ -20,6 +24,31 @@ void l_newclass(lua_State *L, const char *name, const luaL_Reg *methods, const l
     lua_pop(L, 1);
 }
 
+/* core.sleep(seconds): blocks the thread (the blocking side of retries). Resumes after a
+ * signal interrupts it, so the wait is at least what was asked. */
+static int l_core_sleep(lua_State *L)
+{
+    lua_Number s = luaL_checknumber(L, 1);
+    luaL_argcheck(L, s >= 0 && s <= 86400 && !isnan(s), 1, "seconds between 0 and 86400 expected");
+    struct timespec ts, rem;
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (lua_Number)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec > 999999999L)
+        ts.tv_nsec = 999999999L;
+    while (nanosleep(&ts, &rem) != 0 && errno == EINTR)
+        ts = rem;
+    return 0;
+}
+
+/* core.monotime(): seconds from a monotonic clock, as a float (timers, deadlines). */
+static int l_core_monotime(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
 /* curl_global_init is not thread-safe before 7.84; doing it once at load keeps it out of
  * the first transfer. Its result is only reported: transfers fail cleanly without it. */
 static int curl_ready(void)
@@ -35,7 +64,12 @@ __attribute__((visibility("default")))
 #endif
 int luaopen_eternaltwin_core(lua_State *L)
 {
-    lua_newtable(L);
+    static const luaL_Reg funcs[] = {
+        {"sleep", l_core_sleep},
+        {"monotime", l_core_monotime},
+        {NULL, NULL},
+    };
+    luaL_newlib(L, funcs);
     lua_pushliteral(L, ET_CORE_VERSION);
     lua_setfield(L, -2, "_VERSION");
     lua_pushboolean(L, curl_ready());

@@ -1,0 +1,64 @@
+-- SPDX-License-Identifier: MIT
+--- Error objects returned as the second value of failed calls.
+-- `errors.RequestError == "RequestError"` and so on for every kind, so `err.kind == errors.RequestError`
+-- reads well; `pairs(errors)` lists exactly the kinds. Helpers live in the metatable.
+-- @module eternaltwin.errors
+
+local setmetatable, type, tostring, rawget = setmetatable, type, tostring, rawget
+
+local KINDS = {
+  "InvalidStateError", -- a state JWT failed validation (`err.state`: claims when the signature held)
+  "RequestError",      -- the server answered with a status >= 300 (`err.response`, `status_code`, `url`)
+  "TransportError",    -- no usable answer (`err.code`: timeout, connect, resolve, tls, too_large, ...)
+  "DecodeError",       -- a body was not the JSON expected
+  "KeyError",          -- a key could not be loaded, does not fit its algorithm, or cannot sign
+  "Cancelled",         -- a poller task was cancelled
+}
+
+local Error = {}
+Error.__index = Error
+Error.__name = "eternaltwin.Error"
+
+--- The message (never contains a secret).
+function Error.__tostring(e) return e.message end
+
+--- Whether this error is of the given kind.
+function Error:is(kind) return self.kind == kind end
+
+Error.__eq = function(a, b) return a.kind == b.kind and a.message == b.message end
+
+local helpers = {}
+
+--- Builds an error object. `fields` (optional) are copied in.
+function helpers.new(kind, message, fields)
+  local e = { kind = kind, message = message }
+  if fields then
+    for k, v in pairs(fields) do
+      if rawget(e, k) == nil then e[k] = v end
+    end
+  end
+  return setmetatable(e, Error)
+end
+
+--- Whether `v` is an error object of this module.
+function helpers.is_error(v)
+  return type(v) == "table" and getmetatable(v) == Error
+end
+
+--- Strips the query string and any user information from a URL for messages.
+function helpers.safe_url(url)
+  url = tostring(url or "")
+  url = url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1")
+  return (url:gsub("[?#].*$", ""))
+end
+
+helpers.kinds = {}
+helpers.Error = Error
+
+local M = {}
+for i, k in ipairs(KINDS) do
+  M[k] = k
+  helpers.kinds[i] = k
+end
+
+return setmetatable(M, { __index = helpers })

@@ -1,0 +1,583 @@
+-- SPDX-License-Identifier: MIT
+--- Sign players in with Eternaltwin (OAuth 2.0) and call its API.
+-- The client, its Token and Response objects, state JWTs and the HTTP helpers. HTTP, JSON and
+-- cryptography run in C (`eternaltwin.core`: libcurl, cJSON, OpenSSL); this layer shapes the API.
+-- @module eternaltwin
+
+local core = require("eternaltwin.core")
+local errors = require("eternaltwin.errors")
+local keys = require("eternaltwin.keys")
+local runtime = require("eternaltwin.runtime")
+
+local type, pairs, ipairs, tostring, tonumber, setmetatable, error =
+      type, pairs, ipairs, tostring, tonumber, setmetatable, error
+local format, concat, sort = string.format, table.concat, table.sort
+local math_type = math.type or function(n) -- Lua 5.1/5.2
+  return type(n) == "number" and (n % 1 == 0 and "integer" or "float") or nil
+end
+
+local M = {
+  _VERSION = "eternaltwin 0.1.0",
+  null = core.null,
+  errors = errors,
+  keys = keys,
+}
+
+local new_error = errors.new
+
+------------------------------------------------------------------------------------------------
+-- Argument checking
+
+local function argfail(fname, what, level)
+  error(format("bad argument to '%s' (%s)", fname, what), (level or 2) + 1)
+end
+
+local function typename(v)
+  return v == core.null and "null" or type(v)
+end
+
+------------------------------------------------------------------------------------------------
+-- Encoding helpers
+
+-- Standard base64 (for Basic auth), from the C base64url.
+local function b64(s)
+  local t = core.b64url_encode(s):gsub("[-_]", { ["-"] = "+", ["_"] = "/" })
+  return t .. ("="):rep((4 - #t % 4) % 4)
+end
+
+local function scalar(fname, name, v)
+  local t = type(v)
+  if t == "string" then return v end
+  if t == "number" then
+    if math_type(v) == "integer" then return format("%d", v) end
+    if v ~= v or v == math.huge or v == -math.huge then argfail(fname, format("'%s': finite number expected", name), 4) end
+    return tostring(v)
+  end
+  if t == "boolean" then return v and "true" or "false" end
+  argfail(fname, format("'%s': string, number or boolean expected, got %s", name, typename(v)), 4)
+end
+
+-- Form-encodes a table: keys sorted, array values repeat the key; or an array of {k, v} pairs,
+-- kept in order.
+local function form_encode(fname, t)
+  local out = {}
+  local function add(k, v)
+    if type(v) == "table" and v ~= core.null then
+      for i = 1, #v do add(k, v[i]) end
+    else
+      out[#out + 1] = core.form_encode(k) .. "=" .. core.form_encode(scalar(fname, k, v))
+    end
+  end
+  if t[1] ~= nil and type(t[1]) == "table" then
+    for i, pair in ipairs(t) do
+      if type(pair) ~= "table" or type(pair[1]) ~= "string" then
+        argfail(fname, format("pair %d: {name, value} expected", i), 3)
+      end
+      add(pair[1], pair[2])
+    end
+  else
+    local names = {}
+    for k in pairs(t) do
+      if type(k) ~= "string" then argfail(fname, "parameter names must be strings", 3) end
+      names[#names + 1] = k
+    end
+    sort(names)
+    for _, k in ipairs(names) do add(k, t[k]) end
+  end
+  return concat(out, "&")
+end
+
+M._form_encode = form_encode
+
+------------------------------------------------------------------------------------------------
+-- Token
+
+local Token = {}
+Token.__index = Token
+Token.__name = "eternaltwin.Token"
+
+function Token.__tostring(t)
+  local left = t.expiration - os.time()
+  return format("<Token %s %s%s>", t.token_type,
+    left > 0 and format("expires in %d s", left) or "expired",
+    t.refresh_token and ", refreshable" or "")
+end
+
+--- Whether the token has expired (60 s before the server's expiry, as in Python).
+function Token:has_expired()
+  return os.time() >= self.expiration
+end
+
+local function check_token_fields(t)
+  if type(t.access_token) ~= "string" or t.access_token == "" then return "access_token" end
+  if type(t.expires_in) ~= "number" or t.expires_in ~= t.expires_in then return "expires_in" end
+  if type(t.token_type) ~= "string" then return "token_type" end
+  if t.refresh_token ~= nil and t.refresh_token ~= core.null and type(t.refresh_token) ~= "string" then
+    return "refresh_token"
+  end
+end
+
+local function make_token(t)
+  local exp = os.time() + t.expires_in - 60
+  if math_type(exp) ~= "integer" then exp = math.floor(exp) end
+  return setmetatable({
+    access_token = t.access_token,
+    refresh_token = t.refresh_token ~= core.null and t.refresh_token or nil,
+    token_type = t.token_type,
+    expires_in = t.expires_in,
+    expiration = exp,
+  }, Token)
+end
+
+--- `eternaltwin.Token{ access_token=.., expires_in=.., token_type=.. [, refresh_token=..] }`.
+function M.Token(t)
+  if type(t) ~= "table" then argfail("Token", "table expected, got " .. typename(t)) end
+  local bad = check_token_fields(t)
+  if bad then argfail("Token", format("field '%s' is missing or of the wrong type", bad)) end
+  return make_token(t)
+end
+
+function M.is_token(v) return getmetatable(v) == Token end
+
+------------------------------------------------------------------------------------------------
+-- Response
+
+local Response = {}
+Response.__index = Response
+Response.__name = "eternaltwin.Response"
+
+function Response.__tostring(r) return format("<Response [%d]>", r.status_code) end
+
+--- Decodes the body as JSON: the value, or `nil, err` of kind DecodeError.
+function Response:json()
+  local v, msg = core.json_decode(self.content)
+  if v == nil then
+    return nil, new_error(errors.DecodeError,
+      format("response from %s is not valid JSON: %s", errors.safe_url(self.url), msg),
+      { response = self })
+  end
+  return v
+end
+
+--- Whether the status is 2xx.
+function Response:ok() return self.status_code >= 200 and self.status_code < 300 end
+
+local function request_error(method, res)
+  local detail = ""
+  local ct = res.headers["content-type"] or ""
+  if ct:find("json", 1, true) and #res.content <= 4096 then
+    local body = core.json_decode(res.content)
+    if type(body) == "table" and type(body.error) == "string" and body.error:match("^[%w_.%- ]+$")
+        and #body.error <= 64 then
+      detail = ": " .. body.error
+    end
+  end
+  return new_error(errors.RequestError,
+    format("HTTP %d from %s %s%s", res.status_code, method, errors.safe_url(res.url), detail),
+    { response = res, status_code = res.status_code, url = res.url,
+      retryable = res.status_code == 429 or res.status_code == 502 or res.status_code == 503
+        or res.status_code == 504 })
+end
+
+------------------------------------------------------------------------------------------------
+-- Client
+
+local Client = {}
+Client.__index = Client
+Client.__name = "eternaltwin.Client"
+
+-- Secrets live outside the client table, so printing or dumping a client never shows them.
+local secrets = setmetatable({}, { __mode = "k" })
+
+local OPTION_TYPES = {
+  client_id = "string", client_secret = "string", redirect_uri = "string", state_key = "key",
+  url = "string", scheme = "scheme", host = "string", port = "port", prefix = "string",
+  timeout = "posnum", connect_timeout = "posnum", verify_ssl = "boolean", ca_file = "string",
+  allow_redirects = "boolean", user_agent = "string", retries = "count", retry_max_wait = "nonneg",
+  max_connections = "count", max_body_size = "posint", max_redirects = "count",
+}
+
+local DEFAULTS = {
+  scheme = "http", prefix = "/", timeout = 5, verify_ssl = true, allow_redirects = false,
+  retries = 0, retry_max_wait = 30, max_connections = 0, max_body_size = 16 * 1024 * 1024,
+  max_redirects = 10, user_agent = "eternaltwin-lua/0.1.0",
+}
+
+local function check_option(name, v)
+  local want = OPTION_TYPES[name]
+  if want == nil then argfail("eternaltwin.new", format("unknown option '%s'", tostring(name)), 3) end
+  local ok
+  if want == "key" then ok = keys.is_key(v)
+  elseif want == "scheme" then ok = v == "http" or v == "https"
+  elseif want == "port" then
+    local n = tonumber(v)
+    ok = (type(v) == "number" or (type(v) == "string" and v:match("^%d+$"))) and n and n >= 1 and n <= 65535
+      and n % 1 == 0
+  elseif want == "posnum" then ok = type(v) == "number" and v > 0 and v < math.huge
+  elseif want == "nonneg" then ok = type(v) == "number" and v >= 0 and v < math.huge
+  elseif want == "count" then ok = math_type(v) == "integer" and v >= 0
+  elseif want == "posint" then ok = math_type(v) == "integer" and v > 0
+  else ok = type(v) == want end
+  if not ok then
+    local expect = ({ key = "a key (table with algorithm, encode, decode)", scheme = '"http" or "https"',
+      port = "port number 1-65535", posnum = "positive number", nonneg = "non-negative number",
+      count = "non-negative integer", posint = "positive integer" })[want] or want
+    argfail("eternaltwin.new", format("option '%s': %s expected, got %s", name, expect, typename(v)), 3)
+  end
+end
+
+local function normalise_url(o)
+  if o.url ~= nil and o.host ~= nil then
+    argfail("eternaltwin.new", "give either option 'url' or option 'host', not both", 3)
+  end
+  if o.url ~= nil then
+    if not o.url:match("^[hH][tT][tT][pP][sS]?://[^/?#]+") then
+      argfail("eternaltwin.new", "option 'url': http:// or https:// URL expected", 3)
+    end
+    if o.url:find("[%s?#]") then argfail("eternaltwin.new", "option 'url': no spaces, query or fragment", 3) end
+    return o.url:sub(-1) == "/" and o.url or o.url .. "/"
+  end
+  if o.host == nil then argfail("eternaltwin.new", "option 'url' or 'host' is required", 3) end
+  if o.host == "" or o.host:find("[%s/?#@]") then argfail("eternaltwin.new", "option 'host': bad host name", 3) end
+  local prefix = o.prefix
+  if prefix:sub(1, 1) ~= "/" then prefix = "/" .. prefix end
+  if prefix:sub(-1) ~= "/" then prefix = prefix .. "/" end
+  return format("%s://%s%s%s", o.scheme, o.host, o.port and ":" .. tostring(o.port) or "", prefix)
+end
+
+--- Creates a client: `new(client_id, client_secret, redirect_uri, state_key [, opts])` or `new(opts)`.
+-- Options and defaults are in the README; a missing or ill-typed option raises an error naming it.
+function M.new(client_id, client_secret, redirect_uri, state_key, opts)
+  local o = {}
+  if type(client_id) == "table" and client_secret == nil then
+    opts = client_id
+  else
+    if opts ~= nil and type(opts) ~= "table" then argfail("eternaltwin.new", "options table expected as #5") end
+    o.client_id, o.client_secret, o.redirect_uri, o.state_key = client_id, client_secret, redirect_uri, state_key
+  end
+  for k, v in pairs(opts or {}) do
+    if o[k] ~= nil then argfail("eternaltwin.new", format("option '%s' given twice", tostring(k))) end
+    o[k] = v
+  end
+  for _, req in ipairs({ "client_id", "client_secret", "redirect_uri", "state_key" }) do
+    if o[req] == nil then argfail("eternaltwin.new", format("option '%s' is required", req)) end
+  end
+  for k, v in pairs(o) do check_option(k, v) end
+  for k, v in pairs(DEFAULTS) do if o[k] == nil then o[k] = v end end
+
+  local self = setmetatable({
+    client_id = o.client_id,
+    redirect_uri = o.redirect_uri,
+    state_key = o.state_key,
+    url = normalise_url(o),
+    timeout = o.timeout,
+    connect_timeout = o.connect_timeout,
+    verify_ssl = o.verify_ssl,
+    ca_file = o.ca_file,
+    allow_redirects = o.allow_redirects,
+    max_redirects = o.max_redirects,
+    user_agent = o.user_agent,
+    retries = o.retries,
+    retry_max_wait = o.retry_max_wait,
+    max_connections = o.max_connections,
+    max_body_size = o.max_body_size,
+  }, Client)
+  secrets[self] = { basic = "Authorization: Basic " .. b64(o.client_id .. ":" .. o.client_secret) }
+  self.users = require("eternaltwin.users").new(self)
+  return self
+end
+
+function Client.__tostring(c)
+  return format("<eternaltwin.Client %s %s>", c.client_id, c.url)
+end
+
+-- The blocking session (one libcurl easy handle: keep-alive), made on first use.
+function Client:_session()
+  local s = secrets[self]
+  if not s.session then
+    s.session = core.session({
+      timeout = self.timeout, connect_timeout = self.connect_timeout, verify_ssl = self.verify_ssl,
+      ca_file = self.ca_file, allow_redirects = self.allow_redirects, max_redirects = self.max_redirects,
+      user_agent = self.user_agent, max_body_size = self.max_body_size,
+    })
+  end
+  return s.session
+end
+
+--- Frees the client's connections now (they are also freed when the client is collected).
+function Client:close()
+  local s = secrets[self]
+  if s and s.session then s.session:close(); s.session = nil end
+end
+Client.__close = Client.close
+
+--- Resolves an endpoint under the base URL; an absolute http(s) URL is used as is.
+function Client:resolve(endpoint)
+  if endpoint:match("^[hH][tT][tT][pP][sS]?://") then return endpoint end
+  return self.url .. endpoint:gsub("^/+", "")
+end
+
+------------------------------------------------------------------------------------------------
+-- OAuth and state
+
+--- The URL to send the player's browser to, with the same query as Python's client.
+function Client:authorization_url(state, scope)
+  if type(state) ~= "string" then argfail("authorization_url", "state string expected, got " .. typename(state)) end
+  if scope ~= nil and type(scope) ~= "string" then argfail("authorization_url", "scope string expected") end
+  return self:resolve("oauth/authorize") .. "?" .. form_encode("authorization_url", {
+    { "response_type", "code" }, { "access_type", "offline" }, { "client_id", self.client_id },
+    { "scope", scope or "base" }, { "state", state }, { "redirect_uri", self.redirect_uri },
+  })
+end
+
+--- A new signed state: `generate_state([expiration=600 [, nonce]])`.
+-- @return the JWT, or `nil, err` (KeyError) when the key cannot sign
+function Client:generate_state(expiration, nonce)
+  if expiration ~= nil and (type(expiration) ~= "number" or expiration ~= expiration) then
+    argfail("generate_state", "expiration: number of seconds expected")
+  end
+  if nonce ~= nil and type(nonce) ~= "string" then argfail("generate_state", "nonce: string expected") end
+  if nonce == nil then
+    local msg
+    nonce, msg = core.random_hex(64)
+    if not nonce then return nil, new_error(errors.KeyError, "cannot make a nonce: " .. msg) end
+  end
+  local now = os.time()
+  local claims = { a = "authorize", as = self.url, iat = now, rfp = now, exp = now + (expiration or 600),
+                   nonce = nonce }
+  return keys._call(errors.KeyError, self.state_key, "encode", claims)
+end
+
+local CLAIM_TYPES = { a = "string", as = "string", nonce = "string", iat = "number", rfp = "number",
+                      exp = "number" }
+local CLAIM_ORDER = { "a", "as", "iat", "rfp", "exp", "nonce" }
+
+local function invalid(msg, claims)
+  return nil, new_error(errors.InvalidStateError, msg, { state = claims })
+end
+
+--- Checks a state received on the callback: `validate_state(state [, expected [, opts]])`.
+-- `opts.leeway` (seconds) tolerates clock skew; `opts.once` (or the client's replay store) refuses a
+-- state seen before.
+-- @return the claims, or `nil, err` of kind InvalidStateError (`err.state`: claims when signed)
+function Client:validate_state(state, expected, opts)
+  if state == nil then return invalid("invalid state: no state given") end
+  if type(state) ~= "string" then argfail("validate_state", "state string expected, got " .. typename(state)) end
+  if expected ~= nil and type(expected) ~= "string" then
+    argfail("validate_state", "expected state string expected, got " .. typename(expected))
+  end
+  local leeway = 0
+  if opts ~= nil then
+    if type(opts) ~= "table" then argfail("validate_state", "options table expected") end
+    for k in pairs(opts) do
+      if k ~= "leeway" and k ~= "once" then argfail("validate_state", format("unknown option '%s'", tostring(k))) end
+    end
+    if opts.leeway ~= nil then
+      if type(opts.leeway) ~= "number" or opts.leeway < 0 then argfail("validate_state", "leeway: seconds expected") end
+      leeway = opts.leeway
+    end
+  end
+  local claims, err = keys._call(errors.InvalidStateError, self.state_key, "decode", state)
+  if not claims then return nil, err end
+  if type(claims) ~= "table" then return invalid("invalid state: key returned no claims") end
+  for _, name in ipairs(CLAIM_ORDER) do
+    local v = claims[name]
+    if v == nil then return invalid(format("invalid state: claim '%s' is missing", name), claims) end
+    if type(v) ~= CLAIM_TYPES[name] or v ~= v then
+      return invalid(format("invalid state: claim '%s' must be a %s", name, CLAIM_TYPES[name]), claims)
+    end
+  end
+  if claims.a ~= "authorize" then return invalid("invalid state: action is not 'authorize'", claims) end
+  if claims.as ~= self.url then
+    return invalid("invalid state: issued for another authorization server", claims)
+  end
+  local now = os.time()
+  if claims.iat > now + leeway then return invalid("invalid state: issued in the future", claims) end
+  if claims.exp + leeway < now then return invalid("invalid state: expired", claims) end
+  if expected ~= nil and not core.consttime_equal(state, expected) then
+    return invalid("invalid state: does not match the expected state", claims)
+  end
+  return claims
+end
+
+------------------------------------------------------------------------------------------------
+-- HTTP
+
+local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
+local RETRY_CODES = { connect = true, timeout = true, reset = true, empty_reply = true }
+local RETRY_STATUS = { [429] = true, [502] = true, [503] = true, [504] = true }
+local REQUEST_OPTIONS = { params = true, headers = true, json = true, data = true, token = true,
+                          raise_on_error = true }
+
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10,
+                 Nov = 11, Dec = 12 }
+
+-- Seconds to wait from a Retry-After value (delta seconds or an HTTP-date), or nil.
+local function retry_after(v)
+  if type(v) ~= "string" then return nil end
+  local secs = v:match("^%s*(%d+)%s*$")
+  if secs then return tonumber(secs) end
+  local d, mon, y, h, mi, s = v:match("^%s*%a+,%s*(%d+)%s+(%a+)%s+(%d+)%s+(%d+):(%d+):(%d+)%s+GMT%s*$")
+  if not d or not MONTHS[mon] then return nil end
+  -- os.time reads a UTC calendar as local time: correct by the local offset at that time.
+  local t = { year = tonumber(y), month = MONTHS[mon], day = tonumber(d), hour = tonumber(h),
+              min = tonumber(mi), sec = tonumber(s), isdst = false }
+  local as_local = os.time(t)
+  if not as_local then return nil end
+  local utc = os.date("!*t", as_local)
+  utc.isdst = false
+  local offset = os.difftime(as_local, os.time(utc))
+  local wait = os.difftime(as_local + offset, os.time())
+  return wait > 0 and wait or 0
+end
+M._retry_after = retry_after
+
+local function backoff(attempt)
+  -- Full jitter over an exponential base of 0.25 s.
+  local base = 0.25 * 2 ^ attempt
+  return base / 2 + math.random() * base / 2
+end
+
+local function build_headers(fname, user, token, has_body_type)
+  local list, have = {}, {}
+  if user ~= nil then
+    if type(user) ~= "table" then argfail(fname, "'headers': table expected") end
+    local names = {}
+    for k in pairs(user) do names[#names + 1] = k end
+    sort(names, function(a, b) return tostring(a) < tostring(b) end)
+    for _, k in ipairs(names) do
+      local v = user[k]
+      if type(k) ~= "string" or not k:match("^[!#$%%&'*+.^_`|~%w-]+$") then
+        argfail(fname, format("'headers': bad header name %q", tostring(k)), 3)
+      end
+      v = scalar(fname, k, v)
+      if v:find("[\r\n%z]") then argfail(fname, format("'headers': value of '%s' has a line break", k), 3) end
+      list[#list + 1] = k .. ": " .. v
+      have[k:lower()] = true
+    end
+  end
+  if token ~= nil and not have.authorization then
+    local access
+    if type(token) == "string" then access = token
+    elseif getmetatable(token) == Token or (type(token) == "table" and type(token.access_token) == "string") then
+      access = token.access_token
+    else
+      argfail(fname, "'token': Token or access-token string expected, got " .. typename(token), 3)
+    end
+    if access:find("[\r\n%z]") then argfail(fname, "'token': has a line break", 3) end
+    list[#list + 1] = "Authorization: Bearer " .. access
+  end
+  if has_body_type and not have["content-type"] then list[#list + 1] = "Content-Type: " .. has_body_type end
+  return list
+end
+
+-- Sends one request, with the retries the client allows; returns a Response or nil, err.
+function Client:_send(method, url, headers, body, flags, raise_on_error, may_retry)
+  local attempt = 0
+  local session = self:_session()
+  while true do
+    local status, h, content, eff = runtime.transfer(session, method, url, headers, body, flags)
+    local res, err, wait
+    if status == nil then
+      err = new_error(errors.TransportError, content or h, { code = h, url = errors.safe_url(url),
+        retryable = RETRY_CODES[h] or false })
+      if may_retry and RETRY_CODES[h] and attempt < self.retries then wait = backoff(attempt) end
+    else
+      res = setmetatable({ status_code = status, headers = h, content = content, url = eff or url }, Response)
+      if may_retry and RETRY_STATUS[status] and attempt < self.retries then
+        wait = retry_after(h["retry-after"]) or backoff(attempt)
+      end
+    end
+    if not wait then
+      if err then return nil, err end
+      if raise_on_error and status >= 300 then return nil, request_error(method, res) end
+      return res
+    end
+    if wait > self.retry_max_wait then wait = self.retry_max_wait end
+    attempt = attempt + 1
+    runtime.sleep(wait)
+  end
+end
+
+--- `request(method, endpoint [, opts])`: opts `params`, `headers`, `json`, `data`, `token`,
+-- `raise_on_error` (default true). A Response, or `nil, err`.
+function Client:request(method, endpoint, opts)
+  if type(method) ~= "string" or not method:match("^%a+$") then argfail("request", "method name expected") end
+  if type(endpoint) ~= "string" then argfail("request", "endpoint string expected, got " .. typename(endpoint)) end
+  method = method:upper()
+  opts = opts or {}
+  if type(opts) ~= "table" then argfail("request", "options table expected") end
+  for k in pairs(opts) do
+    if not REQUEST_OPTIONS[k] then argfail("request", format("unknown option '%s'", tostring(k))) end
+  end
+  local url = self:resolve(endpoint)
+  if endpoint:find("[%s%z]") then argfail("request", "endpoint has spaces or control characters") end
+  if opts.params ~= nil then
+    if type(opts.params) ~= "table" then argfail("request", "'params': table expected") end
+    local q = form_encode("request", opts.params)
+    if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
+  end
+  local body, ctype
+  if opts.json ~= nil and opts.data ~= nil then argfail("request", "give 'json' or 'data', not both") end
+  if opts.json ~= nil then
+    local msg
+    body, msg = core.json_encode(opts.json)
+    if not body then argfail("request", "'json': " .. msg) end
+    ctype = "application/json"
+  elseif opts.data ~= nil then
+    if type(opts.data) == "string" then body = opts.data
+    elseif type(opts.data) == "table" then
+      body, ctype = form_encode("request", opts.data), "application/x-www-form-urlencoded"
+    else argfail("request", "'data': string or table expected") end
+  end
+  local headers = build_headers("request", opts.headers, opts.token, ctype)
+  local raise = opts.raise_on_error
+  if raise == nil then raise = true end
+  return self:_send(method, url, headers, body, nil, raise, IDEMPOTENT[method])
+end
+
+--- GET an endpoint (see `request`).
+function Client:get(endpoint, opts) return self:request("GET", endpoint, opts) end
+--- POST to an endpoint (see `request`).
+function Client:post(endpoint, opts) return self:request("POST", endpoint, opts) end
+
+-- POSTs a grant to /oauth/token on a fresh connection, exactly once, and builds the Token.
+function Client:_grant(body)
+  local json = core.json_encode(body)
+  local headers = { secrets[self].basic, "Content-Type: application/json", "Accept: application/json" }
+  local res, err = self:_send("POST", self:resolve("oauth/token"), headers, json, { fresh = true }, true, false)
+  if not res then return nil, err end
+  local t, derr = res:json()
+  if not t then return nil, derr end
+  if type(t) ~= "table" then
+    return nil, new_error(errors.DecodeError, "token response is not a JSON object", { response = res })
+  end
+  local bad = check_token_fields(t)
+  if bad then
+    return nil, new_error(errors.DecodeError, format("token response: field '%s' is missing or of the wrong type",
+      bad), { response = res })
+  end
+  return make_token(t)
+end
+
+--- Exchanges an authorization code for a Token (sent once, never retried).
+function Client:token(code)
+  if type(code) ~= "string" or code == "" then argfail("token", "authorization code string expected") end
+  return self:_grant({ grant_type = "authorization_code", code = code })
+end
+
+--- Exchanges a refresh token (or a Token holding one) for a new Token, where the server allows it.
+function Client:refresh(token)
+  local rt = token
+  if type(token) == "table" then rt = token.refresh_token end
+  if type(rt) ~= "string" or rt == "" then
+    argfail("refresh", "refresh-token string or Token with a refresh_token expected")
+  end
+  return self:_grant({ grant_type = "refresh_token", refresh_token = rt })
+end
+
+M.Client = Client
+M.Response = Response
+M.TokenClass = Token
+
+return M
