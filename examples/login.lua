@@ -1,0 +1,76 @@
+-- SPDX-License-Identifier: MIT
+-- The whole "Sign in with Eternaltwin" flow against the bundled mock server:
+-- authorization URL, the player's consent (scripted), callback with state check, code exchange,
+-- and the signed-in player's profile. Run with `make demo`.
+--
+-- Against your own server: ETERNALTWIN_URL=http://localhost:50320/ lua5.4 examples/login.lua
+local eternaltwin = require("eternaltwin")
+local keys = require("eternaltwin.keys")
+local browser = require("examples.browser")
+
+-- Starts mock/etwin-mock on a free port unless ETERNALTWIN_URL is set; returns its URL and a stop function.
+local function start_mock()
+  local url = os.getenv("ETERNALTWIN_URL")
+  if url then return url, function() end end
+  local pidfile = os.tmpname()
+  local out = assert(io.popen("exec mock/etwin-mock --port 0 --pidfile " .. pidfile, "r"))
+  local port
+  for line in out:lines() do
+    port = line:match("^listening (%d+)")
+    if port then break end
+  end
+  local function stop()
+    local f = io.open(pidfile)
+    local pid = f and f:read("n")
+    if f then f:close() end
+    if pid then os.execute("kill " .. math.tointeger(pid) .. " 2>/dev/null") end
+    out:close()
+    os.remove(pidfile)
+  end
+  if not port then stop(); error("the mock server did not start (see its output above)") end
+  return "http://127.0.0.1:" .. port .. "/", stop
+end
+
+local function main(url)
+  -- The app's side: one client, configured once.
+  local client = eternaltwin.new("demo@clients", "dev_secret", "http://localhost:8000/oauth/callback",
+    keys.HS256Key("a long random secret, kept out of the repository"), { url = url, timeout = 5 })
+  print("client:            " .. tostring(client))
+
+  -- 1. The app makes a state (kept in the player's session) and sends the player to Eternaltwin.
+  local state = assert(client:generate_state())
+  local auth_url = client:authorization_url(state)
+  print("authorization URL: " .. auth_url)
+
+  -- 2. The player signs in and consents (scripted here); Eternaltwin redirects to the callback.
+  local player = browser.new(client)
+  assert(player:login(url, "alice", "alice-password"))
+  local callback, err = player:authorize(auth_url)
+  if not callback then return nil, err end
+  print("callback:          code received, state " .. (callback.state == state and "echoed" or "CHANGED"))
+  if callback.error then return nil, "authorization refused: " .. callback.error end
+
+  -- 3. The app checks the state before anything else, then exchanges the code.
+  local claims, serr = client:validate_state(callback.state, state)
+  if not claims then return nil, serr end
+  print("state:             valid, nonce " .. claims.nonce:sub(1, 12) .. "...")
+  local token, terr = client:token(callback.code)
+  if not token then return nil, terr end
+  print("token:             " .. tostring(token))
+
+  -- 4. Who signed in?
+  local res, merr = client.users:me(token)
+  if not res then return nil, merr end
+  local me = assert(res:json())
+  print(string.format("signed in:         %s (id %s)", me.user.display_name.current.value, me.user.id))
+  return true
+end
+
+local url, stop = start_mock()
+local ok, result, err = pcall(main, url)
+stop()
+if not ok then error(result, 0) end
+if not result then
+  io.stderr:write("demo failed: ", tostring(err), "\n")
+  os.exit(1)
+end

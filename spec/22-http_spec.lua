@@ -1,0 +1,219 @@
+-- client:get/post/request, Response, errors of every transport failure, against the mock over loopback.
+local eternaltwin = require("eternaltwin")
+local keys = require("eternaltwin.keys")
+local core = require("eternaltwin.core")
+local mock = require("spec.support.mock")
+
+local SECRET = "client-secret-never-shown"
+
+local function client(opts)
+  local o = { client_id = "demo@clients", client_secret = SECRET, redirect_uri = "http://localhost:8000/oauth/callback",
+              state_key = keys.HS256Key("k"), url = mock.get().url }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return eternaltwin.new(o)
+end
+
+local function echo(c, method, opts)
+  local res = assert(c:request(method, "_mock/echo", opts))
+  return assert(res:json()), res
+end
+
+describe("HTTP helpers", function()
+  local c
+  setup(function() c = client() end)
+
+  it("GETs with encoded params: sorted names, repeated arrays, booleans, numbers", function()
+    local e = echo(c, "GET", { params = { q = "a b&c", n = 20, f = 1.5, on = true, off = false,
+                                          tag = { "x", "y/z" } } })
+    assert.are.equal("GET", e.method)
+    assert.are.equal("/_mock/echo", e.path)
+    assert.are.equal("f=1.5&n=20&off=false&on=true&q=a+b%26c&tag=x&tag=y%2Fz", e.query)
+  end)
+
+  it("keeps the order of params given as pairs, after an existing query", function()
+    local res = assert(c:get("_mock/echo?z=1", { params = { { "b", "2" }, { "a", "1" } } }))
+    assert.are.equal("z=1&b=2&a=1", res:json().query)
+  end)
+
+  it("sends headers and a bearer token, unless an Authorization header is given", function()
+    local e = echo(c, "GET", { headers = { ["X-Thing"] = "v1" }, token = "tok-123" })
+    assert.are.equal("v1", e.headers["x-thing"])
+    assert.are.equal("Bearer tok-123", e.headers["authorization"])
+    local tok = eternaltwin.Token{ access_token = "tok-456", expires_in = 3600, token_type = "Bearer" }
+    assert.are.equal("Bearer tok-456", echo(c, "GET", { token = tok }).headers["authorization"])
+    local e2 = echo(c, "GET", { token = tok, headers = { authorization = "Basic abc" } })
+    assert.are.equal("Basic abc", e2.headers["authorization"])
+  end)
+
+  it("POSTs JSON, a raw string and a form", function()
+    local e = echo(c, "POST", { json = { a = 1, b = { "x", eternaltwin.null } } })
+    assert.are.equal("POST", e.method)
+    assert.are.equal("application/json", e.headers["content-type"])
+    assert.are.same({ a = 1, b = { "x", eternaltwin.null } }, core.json_decode(e.body))
+    assert.are.equal("raw\0bytes", echo(c, "POST", { data = "raw\0bytes" }).body)
+    local f = echo(c, "POST", { data = { x = "1 2", y = "é" } })
+    assert.are.equal("application/x-www-form-urlencoded", f.headers["content-type"])
+    assert.are.equal("x=1+2&y=%C3%A9", f.body)
+  end)
+
+  it("supports the other methods", function()
+    for _, m in ipairs({ "PUT", "DELETE", "PATCH", "OPTIONS" }) do
+      assert.are.equal(m, echo(c, m:lower()).method)
+    end
+    local res = assert(c:request("HEAD", "_mock/echo"))
+    assert.are.equal(200, res.status_code)
+    assert.are.equal("", res.content)
+  end)
+
+  it("returns a Response with lower-case headers and joined repeats", function()
+    local res = assert(c:get("_mock/repeat-header"))
+    assert.are.equal(200, res.status_code)
+    assert.are.equal("<Response [200]>", tostring(res))
+    assert.are.equal("a, b", res.headers["x-multi"])
+    assert.are.equal("a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT\nb=2", res.headers["set-cookie"])
+    assert.are.equal(mock.get().url .. "_mock/repeat-header", res.url)
+  end)
+
+  it("gives RequestError for a status >= 300, or the Response when asked", function()
+    local res, err = c:get("api/v1/nowhere")
+    assert.is_nil(res)
+    assert.are.equal("RequestError", err.kind)
+    assert.are.equal(404, err.status_code)
+    assert.are.equal(404, err.response.status_code)
+    assert.truthy(err.url:find("api/v1/nowhere", 1, true))
+    assert.truthy(tostring(err):find("HTTP 404 from GET", 1, true))
+    assert.truthy(tostring(err):find("NotFound", 1, true))
+    local r2 = assert(c:get("api/v1/nowhere", { raise_on_error = false }))
+    assert.are.equal(404, r2.status_code)
+    assert.are.same({ error = "NotFound" }, r2:json())
+  end)
+
+  it("gives DecodeError for invalid JSON", function()
+    local res = assert(c:get("_mock/badjson"))
+    local v, err = res:json()
+    assert.is_nil(v)
+    assert.are.equal("DecodeError", err.kind)
+    assert.truthy(err.message:find("not valid JSON", 1, true))
+  end)
+
+  it("raises on argument mistakes", function()
+    assert.has_error(function() c:get(42) end)
+    assert.has_error(function() c:get("x", { parms = {} }) end)
+    assert.has_error(function() c:get("x", { headers = { ["X"] = "a\r\nInjected: 1" } }) end)
+    assert.has_error(function() c:get("x", { headers = { ["Bad Name"] = "v" } }) end)
+    assert.has_error(function() c:get("x", { token = 12 }) end)
+    assert.has_error(function() c:post("x", { json = {}, data = "" }) end)
+    assert.has_error(function() c:post("x", { json = { f = print } }) end)
+    assert.has_error(function() c:get("x", { params = { q = {} , [1] = "a" } }) end)
+  end)
+
+  it("reuses one connection across calls", function()
+    local first = echo(c, "GET")
+    local second = echo(c, "GET")
+    assert.are.equal(first.connection, second.connection)
+  end)
+end)
+
+describe("transport failures", function()
+  it("reports a refused connection", function()
+    local res, err = client{ url = "http://127.0.0.1:1/" }:get("x")
+    assert.is_nil(res)
+    assert.are.equal("TransportError", err.kind)
+    assert.are.equal("connect", err.code)
+    assert.is_true(err.retryable)
+  end)
+
+  it("reports a name that does not resolve", function()
+    local _, err = client{ url = "http://no-such-host.invalid/" }:get("x")
+    assert.are.equal("TransportError", err.kind)
+    assert.are.equal("resolve", err.code)
+  end)
+
+  it("times out within the timeout plus half a second", function()
+    local c = client{ timeout = 0.5 }
+    local t0 = core.monotime()
+    local _, err = c:get("_mock/delay", { params = { ms = 3000 } })
+    local took = core.monotime() - t0
+    assert.are.equal("timeout", err.code)
+    assert.is_true(took < 1.0, "took " .. took)
+  end)
+
+  it("bounds the body, inclusively", function()
+    local c = client{ max_body_size = 1000 }
+    assert.are.equal(1000, #assert(c:get("_mock/bytes/1000")).content)
+    local _, err = c:get("_mock/bytes/1001")
+    assert.are.equal("too_large", err.code)
+    local _, err2 = c:get("_mock/bytes/5000", { params = { chunked = 1 } })
+    assert.are.equal("too_large", err2.code)
+    assert.are.equal(1000, #assert(c:get("_mock/bytes/1000", { params = { chunked = 1 } })).content)
+  end)
+
+  it("defaults to a 16 MiB body limit", function()
+    local res = assert(client():get("_mock/bytes/" .. 16 * 1024 * 1024))
+    assert.are.equal(16 * 1024 * 1024, #res.content)
+    local _, err = client():get("_mock/bytes/" .. 16 * 1024 * 1024 + 1)
+    assert.are.equal("too_large", err.code)
+  end)
+
+  it("reports a reset connection", function()
+    local _, err = client():get("_mock/reset-connection")
+    assert.are.equal("TransportError", err.kind)
+    assert.truthy(err.code == "empty_reply" or err.code == "reset", err.code)
+    local _, err2 = client():get("_mock/reset-connection", { params = { after = 100 } })
+    assert.are.equal("reset", err2.code)
+  end)
+
+  it("does not follow redirects unless allowed, and stops loops", function()
+    local _, err = client():get("_mock/redirect-chain/2")
+    assert.are.equal(302, err.status_code)
+    local res = assert(client{ allow_redirects = true }:get("_mock/redirect-chain/2"))
+    assert.are.same({ redirects = 0 }, res:json())
+    local _, loop = client{ allow_redirects = true }:get("_mock/redirect-loop")
+    assert.are.equal("redirects", loop.code)
+  end)
+
+  describe("over TLS", function()
+    it("fails verification of a self-signed certificate", function()
+      local _, err = client{ url = mock.get().tls_url }:get("_mock/echo")
+      assert.are.equal("TransportError", err.kind)
+      assert.are.equal("tls", err.code)
+      assert.is_false(err.retryable)
+    end)
+
+    it("trusts it with ca_file, or with verify_ssl = false", function()
+      assert.are.equal(200, assert(client{ url = mock.get().tls_url, ca_file = mock.get().cert }
+        :get("_mock/echo")).status_code)
+      assert.are.equal(200, assert(client{ url = mock.get().tls_url, verify_ssl = false }
+        :get("_mock/echo")).status_code)
+    end)
+  end)
+end)
+
+describe("retries", function()
+  it("retries idempotent requests on 503 and stops after the allowed count", function()
+    local c = client{ retries = 2, retry_max_wait = 0.05 }
+    local before = assert(client():get("_mock/stats")):json().requests
+    local _, err = c:get("_mock/status/503", { params = { retry_after = 0 } })
+    assert.are.equal(503, err.status_code)
+    assert.is_true(err.retryable)
+    local after = assert(client():get("_mock/stats")):json().requests
+    assert.are.equal(3, after - before - 1)
+  end)
+
+  it("never retries a POST", function()
+    local c = client{ retries = 3, retry_max_wait = 0.05 }
+    local before = assert(client():get("_mock/stats")):json().requests
+    local _, err = c:post("_mock/status/503")
+    assert.are.equal(503, err.status_code)
+    local after = assert(client():get("_mock/stats")):json().requests
+    assert.are.equal(1, after - before - 1)
+  end)
+
+  it("reads Retry-After in both forms", function()
+    assert.are.equal(7, eternaltwin._retry_after("7"))
+    local date = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 30)
+    local w = eternaltwin._retry_after(date)
+    assert.is_true(w >= 28 and w <= 31, tostring(w))
+    assert.is_nil(eternaltwin._retry_after("soon"))
+  end)
+end)

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Runs every test tier (C core binaries, the rockspec install, the busted specs) and ends with
+# one line `tests: N passed, N failed` summing them. Exit status: 0 only if nothing failed.
+# Usage: tools/run-tests.sh [busted args...]   (run from the project root, after `make all test-c-build`)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+LUA=${LUA:-lua5.4}
+passed=0; failed=0
+log=$(mktemp); trap 'rm -f "$log"' EXIT
+
+# 1. C unit tests of the pure core: each prints `c-tests NAME: N passed, N failed`.
+for t in build/test_*; do
+  [ -x "$t" ] || continue
+  "$t" >"$log" 2>&1; rc=$?
+  grep -E '^(not ok|c-tests)' "$log"
+  line=$(grep -E '^c-tests [^:]*: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+  if [ -n "$line" ]; then
+    p=$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed.*/\1/' <<<"$line")
+    f=$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed.*/\2/' <<<"$line")
+    passed=$((passed + p)); failed=$((failed + f))
+    [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && failed=$((failed + 1))
+  else
+    echo "$t: no summary line (exit $rc)"; cat "$log"; failed=$((failed + 1))
+  fi
+done
+
+# 2. The rockspec builds and installs, and the module loads from that tree alone.
+tree=$(mktemp -d)
+if luarocks --lua-version=5.4 make --tree "$tree" rockspec/eternaltwin-scm-1.rockspec >"$log" 2>&1 &&
+   LUA_PATH="$tree/share/lua/5.4/?.lua;$tree/share/lua/5.4/?/init.lua" LUA_CPATH="$tree/lib/lua/5.4/?.so" \
+   "$LUA" -e 'local e = require("eternaltwin"); assert(package.searchpath("eternaltwin.core", package.cpath):find(os.getenv("TREE"), 1, true)); assert(e.keys.HS256Key("k")); print("rockspec: installed " .. e._VERSION)' \
+   TREE="$tree" 2>>"$log"; then
+  LUA_PATH="$tree/share/lua/5.4/?.lua;$tree/share/lua/5.4/?/init.lua" LUA_CPATH="$tree/lib/lua/5.4/?.so" TREE="$tree" \
+    "$LUA" -e 'print("rockspec: module loads from " .. package.searchpath("eternaltwin.core", package.cpath))'
+  passed=$((passed + 1))
+else
+  echo "rockspec: FAILED"; tail -n 30 "$log"; failed=$((failed + 1))
+fi
+rm -rf "$tree"
+
+# 3. The busted specs (they start the mock server themselves).
+busted --lua="$LUA" "$@" 2>&1 | tee "$log"
+summary=$(grep -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$log" | tail -n 1)
+if [ -n "$summary" ]; then
+  read -r s _ _ f _ _ e _ _ <<<"$summary"
+  passed=$((passed + s)); failed=$((failed + f + e))
+else
+  echo "busted: no summary line"; failed=$((failed + 1))
+fi
+
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
