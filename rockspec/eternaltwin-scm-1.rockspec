@@ -37,6 +37,7 @@ build = {
     ["eternaltwin"] = "lua/eternaltwin/init.lua",
     ["eternaltwin.errors"] = "lua/eternaltwin/errors.lua",
     ["eternaltwin.keys"] = "lua/eternaltwin/keys.lua",
+    ["eternaltwin.poller"] = "lua/eternaltwin/poller.lua",
     ["eternaltwin.runtime"] = "lua/eternaltwin/runtime.lua",
     ["eternaltwin.users"] = "lua/eternaltwin/users.lua",
   },

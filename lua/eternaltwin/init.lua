@@ -576,6 +576,11 @@ function Client:refresh(token)
   return self:_grant({ grant_type = "refresh_token", refresh_token = rt })
 end
 
+--- A poller for async calls: `eternaltwin.poller([opts])` (see eternaltwin.poller).
+function M.poller(opts)
+  return require("eternaltwin.poller").new(opts)
+end
+
 M.Client = Client
 M.Response = Response
 M.TokenClass = Token

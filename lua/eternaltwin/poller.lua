@@ -1,0 +1,246 @@
+-- SPDX-License-Identifier: MIT
+--- The coroutine side of async calls: a poller over one curl multi handle.
+-- A task is a coroutine. Inside a task every client call yields (the C side only starts and
+-- advances transfers, never blocks, never yields); outside, the same client blocks.
+-- @module eternaltwin.poller
+local core = require("eternaltwin.core")
+local errors = require("eternaltwin.errors")
+local runtime = require("eternaltwin.runtime")
+
+local type, select, setmetatable, error, pcall = type, select, setmetatable, error, pcall
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+local unpack = table.unpack or unpack
+local co_create, co_resume, co_yield, co_status = coroutine.create, coroutine.resume, coroutine.yield,
+  coroutine.status
+local co_close = coroutine.close
+local monotime = core.monotime
+
+local M = {}
+
+local Poller = {}
+Poller.__index = Poller
+Poller.__name = "eternaltwin.Poller"
+
+local Task = {}
+Task.__index = Task
+Task.__name = "eternaltwin.Task"
+
+local WAKE = {} -- what a task yields when it waits on the poller (anything else: a plain yield)
+
+--- `eternaltwin.poller([opts])`: opts `max_connections` (0: no bound).
+function M.new(opts)
+  if opts ~= nil and type(opts) ~= "table" then error("bad argument #1 to 'poller' (table expected)", 2) end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "max_connections" then error("bad argument #1 to 'poller' (unknown option '" .. tostring(k) .. "')", 2) end
+  end
+  local maxc = opts.max_connections or 0
+  if math.type(maxc) ~= "integer" or maxc < 0 then
+    error("bad argument #1 to 'poller' (option 'max_connections': non-negative integer expected)", 2)
+  end
+  return setmetatable({
+    multi = core.multi({ max_connections = maxc }),
+    live = 0,          -- tasks not done
+    ready = {},        -- FIFO of { task, values } to resume
+    head = 1,
+    by_xfer = {},      -- transfer -> task waiting on it
+    timers = {},       -- task -> deadline (monotonic seconds)
+    inside = false,    -- true while resuming a task (run/step from a task raise)
+  }, Poller)
+end
+
+function Poller.__tostring(p) return ("<eternaltwin.Poller %d live>"):format(p.live) end
+
+local function push(p, task, values)
+  p.ready[#p.ready + 1] = { task, values }
+end
+
+local function finish(p, task, results)
+  if task.done then return end
+  task.done, task.results = true, results
+  p.live = p.live - 1
+  runtime.tasks[task.co] = nil
+  p.timers[task] = nil
+  local waiters = task.waiters
+  task.waiters = nil
+  if waiters then
+    for i = 1, #waiters do push(p, waiters[i], pack()) end
+  end
+end
+
+-- Resumes one task with `values` and handles what it yields or returns.
+local function resume(p, task, values)
+  if task.done then return end
+  p.inside = task
+  local r = pack(co_resume(task.co, unpack(values, 1, values.n)))
+  p.inside = false
+  if co_status(task.co) == "dead" then
+    -- The body is wrapped in pcall (see spawn): r = { true, ok, ... } unless resume itself failed.
+    if r[1] and r[2] then
+      finish(p, task, pack(select(3, unpack(r, 1, r.n))))
+    else
+      local e = r[1] and r[3] or r[2]
+      if not errors.is_error(e) then e = tostring(e) end
+      finish(p, task, pack(nil, e))
+    end
+  elseif r[2] ~= WAKE then
+    push(p, task, pack()) -- a plain coroutine.yield() in a task: resume it next round
+  end
+end
+
+--- Schedules `fn(...)` as a task; it starts at the next `step` or `run`.
+function Poller:spawn(fn, ...)
+  if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2) end
+  local task = setmetatable({ poller = self, done = false }, Task)
+  task.co = co_create(function(...) return pcall(fn, ...) end)
+  runtime.tasks[task.co] = task
+  self.live = self.live + 1
+  push(self, task, pack(...))
+  return task
+end
+
+-- Called by runtime.transfer inside a task: start the transfer, yield until it finishes.
+function Poller:_transfer(task, session, method, url, headers, body, flags)
+  local xfer = self.multi:add(session, method, url, headers, body, flags)
+  self.by_xfer[xfer] = task
+  task.xfer = xfer
+  co_yield(WAKE)
+  task.xfer = nil
+  self.by_xfer[xfer] = nil
+  return xfer:result()
+end
+
+-- Called by runtime.sleep inside a task.
+function Poller:_sleep(task, seconds)
+  self.timers[task] = monotime() + seconds
+  co_yield(WAKE)
+end
+
+local function collect(p)
+  p.multi:perform()
+  local done = p.multi:finished()
+  for i = 1, #done do
+    local task = p.by_xfer[done[i]]
+    if task then push(p, task, pack()) end
+  end
+  if next(p.timers) then
+    local now = monotime()
+    for task, at in pairs(p.timers) do
+      if at <= now then p.timers[task] = nil; push(p, task, pack()) end
+    end
+  end
+end
+
+local function run_ready(p)
+  -- Only what is ready now: tasks made ready while this round runs wait for the next one.
+  local q = p.ready
+  p.ready = {}
+  for i = 1, #q do resume(p, q[i][1], q[i][2]) end
+end
+
+local function check_outside(p, name)
+  if p.inside then error(name .. " called from inside one of this poller's own tasks", 3) end
+end
+
+--- Seconds until the poller needs a `step` (0 when tasks are ready), or nil when idle.
+function Poller:timeout()
+  if #self.ready > 0 then return 0 end
+  local t = self.multi:timeout()
+  for _, at in pairs(self.timers) do
+    local left = at - monotime()
+    if left < 0 then left = 0 end
+    if not t or left < t then t = left end
+  end
+  return t
+end
+
+--- The sockets the poller waits on: `{ fd = n, read = bool, write = bool }` each.
+function Poller:sockets() return self.multi:sockets() end
+
+--- One bounded round: resumes ready tasks, advances transfers, waits at most `timeout` seconds
+-- (default 0: never blocks) for activity. Returns the number of live tasks.
+function Poller:step(timeout)
+  check_outside(self, "step")
+  timeout = timeout or 0
+  if type(timeout) ~= "number" or timeout < 0 then error("bad argument #1 to 'step' (seconds expected)", 2) end
+  run_ready(self)
+  collect(self)
+  if #self.ready == 0 and timeout > 0 and self.live > 0 then
+    local wait = self:timeout()
+    if wait == nil or wait > timeout then wait = timeout end
+    if wait > 0 then self.multi:poll(wait) end
+    collect(self)
+  end
+  run_ready(self)
+  return self.live
+end
+
+--- Runs until every task has finished, or `timeout` seconds passed. Returns the live count.
+function Poller:run(timeout)
+  check_outside(self, "run")
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
+    error("bad argument #1 to 'run' (seconds expected)", 2)
+  end
+  local deadline = timeout and monotime() + timeout
+  while self.live > 0 do
+    local slice = 1
+    if deadline then
+      slice = deadline - monotime()
+      if slice <= 0 then break end
+      if slice > 1 then slice = 1 end
+    end
+    self:step(slice)
+  end
+  return self.live
+end
+
+--- Frees the multi handle and every transfer; live tasks are cancelled.
+function Poller:close()
+  for xfer, task in pairs(self.by_xfer) do
+    xfer:cancel()
+    self.by_xfer[xfer] = nil
+    task:cancel()
+  end
+  for task in pairs(self.timers) do task:cancel() end
+  self.multi:close()
+end
+Poller.__close = Poller.close
+
+function Task.__tostring(t)
+  return ("<eternaltwin.Task %s>"):format(t.done and "done" or "live")
+end
+
+--- Waits for the task and returns its function's results (or `nil, err` if it raised or was
+-- cancelled). Inside a task of the same poller it yields; elsewhere it drives the poller.
+function Task:wait()
+  local p = self.poller
+  local me = runtime.current()
+  if me == self then error("a task cannot wait for itself", 2) end
+  if not self.done then
+    if me and me.poller == p then
+      self.waiters = self.waiters or {}
+      self.waiters[#self.waiters + 1] = me
+      co_yield(WAKE)
+    else
+      while not self.done do p:step(0.25) end
+    end
+  end
+  local r = self.results
+  return unpack(r, 1, r.n)
+end
+
+--- Cancels the task: `done` becomes true and `wait` returns `nil, err` of kind Cancelled.
+function Task:cancel()
+  if self.done then return end
+  local p = self.poller
+  if self.xfer then
+    p.by_xfer[self.xfer] = nil
+    self.xfer:cancel()
+    self.xfer = nil
+  end
+  finish(p, self, pack(nil, errors.new(errors.Cancelled, "task cancelled")))
+  if co_close and co_status(self.co) == "suspended" then co_close(self.co) end
+end
+
+M.Poller, M.Task = Poller, Task
+return M
