@@ -7,29 +7,7 @@
 local eternaltwin = require("eternaltwin")
 local keys = require("eternaltwin.keys")
 local browser = require("examples.browser")
-
--- Starts mock/etwin-mock on a free port unless ETERNALTWIN_URL is set; returns its URL and a stop function.
-local function start_mock()
-  local url = os.getenv("ETERNALTWIN_URL")
-  if url then return url, function() end end
-  local pidfile = os.tmpname()
-  local out = assert(io.popen("exec mock/etwin-mock --port 0 --pidfile " .. pidfile, "r"))
-  local port
-  for line in out:lines() do
-    port = line:match("^listening (%d+)")
-    if port then break end
-  end
-  local function stop()
-    local f = io.open(pidfile)
-    local pid = f and f:read("n")
-    if f then f:close() end
-    if pid then os.execute("kill " .. math.tointeger(pid) .. " 2>/dev/null") end
-    out:close()
-    os.remove(pidfile)
-  end
-  if not port then stop(); error("the mock server did not start (see its output above)") end
-  return "http://127.0.0.1:" .. port .. "/", stop
-end
+local mockserver = require("examples.mockserver")
 
 local function main(url)
   -- The app's side: one client, configured once.
@@ -66,11 +44,4 @@ local function main(url)
   return true
 end
 
-local url, stop = start_mock()
-local ok, result, err = pcall(main, url)
-stop()
-if not ok then error(result, 0) end
-if not result then
-  io.stderr:write("demo failed: ", tostring(err), "\n")
-  os.exit(1)
-end
+mockserver.run(main)

@@ -1,0 +1,218 @@
+-- The curl-multi poller: tasks, concurrency, cancellation, errors, timeouts, hooks, lifetimes.
+local eternaltwin = require("eternaltwin")
+local keys = require("eternaltwin.keys")
+local core = require("eternaltwin.core")
+local mock = require("spec.support.mock")
+
+local function client(opts)
+  local o = { client_id = "demo@clients", client_secret = "dev_secret",
+              redirect_uri = "http://localhost:8000/oauth/callback", state_key = keys.HS256Key("k"),
+              url = mock.get().url }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return eternaltwin.new(o)
+end
+
+local function open_fds()
+  local p = io.popen("ls /proc/" .. (io.open("/proc/self/stat"):read("n")) .. "/fd 2>/dev/null | wc -l")
+  local n = p:read("n")
+  p:close()
+  return n
+end
+
+describe("poller", function()
+  it("runs 50 requests that each wait 300 ms in about one delay", function()
+    local c = client()
+    local p = eternaltwin.poller()
+    local got = {}
+    for i = 1, 50 do
+      p:spawn(function()
+        local res = assert(c:get("_mock/delay", { params = { ms = 300 } }))
+        got[i] = res.status_code
+      end)
+    end
+    local t0 = core.monotime()
+    assert.are.equal(0, p:run())
+    local took = core.monotime() - t0
+    assert.are.equal(50, #got)
+    for i = 1, 50 do assert.are.equal(200, got[i]) end
+    assert.is_true(took < 3.0, "50 x 300 ms took " .. took .. " s")
+  end)
+
+  it("brings each result to the task that asked", function()
+    local c = client()
+    local p = eternaltwin.poller()
+    local tasks = {}
+    for i = 1, 40 do
+      tasks[i] = p:spawn(function(n)
+        local res = assert(c:get("_mock/echo", { params = { n = n } }))
+        return res:json().query, n
+      end, i)
+    end
+    p:run()
+    for i = 1, 40 do
+      local q, n = tasks[i]:wait()
+      assert.are.equal("n=" .. i, q)
+      assert.are.equal(i, n)
+      assert.is_true(tasks[i].done)
+    end
+  end)
+
+  it("starts tasks at the next step, and step(0) never blocks", function()
+    local c = client()
+    local p = eternaltwin.poller()
+    local started = false
+    local t = p:spawn(function() started = true; return c:get("_mock/delay", { params = { ms = 400 } }) end)
+    assert.is_false(started)
+    local t0 = core.monotime()
+    assert.are.equal(1, p:step(0))
+    assert.is_true(started)
+    assert.are.equal(1, p:step())
+    assert.is_true(core.monotime() - t0 < 0.2)
+    assert.is_number(p:timeout())
+    local res = assert(t:wait())
+    assert.are.equal(200, res.status_code)
+    assert.is_nil(p:timeout())
+  end)
+
+  it("exposes its sockets for outside loops", function()
+    local p = eternaltwin.poller()
+    p:spawn(function() return client():get("_mock/delay", { params = { ms = 300 } }) end)
+    local seen
+    for _ = 1, 50 do
+      p:step(0.01)
+      local s = p:sockets()
+      if #s > 0 then seen = s; break end
+    end
+    assert.is_table(seen)
+    assert.is_number(seen[1].fd)
+    assert.is_boolean(seen[1].read)
+    p:run()
+  end)
+
+  it("cancels a task: done, and wait gives Cancelled", function()
+    local p = eternaltwin.poller()
+    local t = p:spawn(function() return client():get("_mock/delay", { params = { ms = 5000 } }) end)
+    p:step(0.05)
+    t:cancel()
+    assert.is_true(t.done)
+    local r, err = t:wait()
+    assert.is_nil(r)
+    assert.are.equal("Cancelled", err.kind)
+    local t0 = core.monotime()
+    assert.are.equal(0, p:run())
+    assert.is_true(core.monotime() - t0 < 1)
+  end)
+
+  it("keeps an error inside its task", function()
+    local p = eternaltwin.poller()
+    local bad = p:spawn(function() error("boom") end)
+    local good = p:spawn(function() return assert(client():get("_mock/echo")).status_code end)
+    assert.are.equal(0, p:run())
+    local r, err = bad:wait()
+    assert.is_nil(r)
+    assert.truthy(tostring(err):find("boom", 1, true))
+    assert.are.equal(200, good:wait())
+  end)
+
+  it("times out one task's request without touching the others", function()
+    local slow = client({ timeout = 0.3 })
+    local p = eternaltwin.poller()
+    local t1 = p:spawn(function() return slow:get("_mock/delay", { params = { ms = 3000 } }) end)
+    local t2 = p:spawn(function() return slow:get("_mock/delay", { params = { ms = 50 } }) end)
+    local t0 = core.monotime()
+    p:run()
+    assert.is_true(core.monotime() - t0 < 1.5)
+    local r, err = t1:wait()
+    assert.is_nil(r)
+    assert.are.equal("timeout", err.code)
+    assert.are.equal(200, (t2:wait()).status_code)
+  end)
+
+  it("serves blocking calls outside tasks and yielding calls inside, with one client", function()
+    local c = client()
+    assert.are.equal(200, assert(c:get("_mock/echo")).status_code)
+    local p = eternaltwin.poller()
+    local inner = p:spawn(function() return c.users:search("") end)
+    local outer = p:spawn(function()
+      local res = inner:wait()
+      return res:json().count
+    end)
+    p:run()
+    assert.is_true(outer:wait() >= 3)
+  end)
+
+  it("drives the poller from task:wait() outside any task", function()
+    local p = eternaltwin.poller()
+    local t = p:spawn(function() return assert(client():get("_mock/echo")).status_code end)
+    assert.are.equal(200, t:wait())
+  end)
+
+  it("raises on misuse", function()
+    local p = eternaltwin.poller()
+    assert.has_error(function() p:spawn("not a function") end)
+    local t = p:spawn(function() p:run() end)
+    p:run()
+    local r, err = t:wait()
+    assert.is_nil(r)
+    assert.truthy(tostring(err):find("inside one of this poller's own tasks", 1, true))
+    assert.has_error(function() eternaltwin.poller({ max_conn = 1 }) end)
+  end)
+
+  it("completes 1,000 tasks and returns to its file descriptors", function()
+    local c = client()
+    collectgarbage()
+    local fds = open_fds()
+    do
+      local p = eternaltwin.poller({ max_connections = 16 })
+      local ok = 0
+      for _ = 1, 1000 do
+        p:spawn(function()
+          local res = c:get("_mock/static/user")
+          if res and res.status_code == 200 then ok = ok + 1 end
+        end)
+      end
+      p:run()
+      assert.are.equal(1000, ok)
+      p:close()
+    end
+    collectgarbage(); collectgarbage()
+    assert.is_true(open_fds() <= fds + 1, "fds " .. fds .. " -> " .. open_fds())
+  end)
+
+  it("frees transfers of a poller dropped with tasks in flight", function()
+    local fds = open_fds()
+    do
+      local p = eternaltwin.poller()
+      for _ = 1, 10 do p:spawn(function() return client():get("_mock/delay", { params = { ms = 2000 } }) end) end
+      p:step(0.05)
+    end
+    collectgarbage(); collectgarbage()
+    assert.is_true(open_fds() <= fds + 1)
+  end)
+
+  it("retries inside a task without blocking the others", function()
+    local c = client({ retries = 1, retry_max_wait = 0.3 })
+    local p = eternaltwin.poller()
+    local r1 = p:spawn(function() return c:get("_mock/status/503", { params = { retry_after = 1 } }) end)
+    local fast = p:spawn(function() assert(c:get("_mock/echo")); return core.monotime() end)
+    local t0 = core.monotime()
+    p:run()
+    local _, err = r1:wait()
+    assert.are.equal(503, err.status_code)
+    assert.is_true(fast:wait() - t0 < 0.2)
+    assert.is_true(core.monotime() - t0 >= 0.3)
+  end)
+end)
+
+describe("examples", function()
+  for _, name in ipairs({ "game_tick", "luv_loop" }) do
+    it(name .. ".lua runs", function()
+      local f = io.popen("LUA_PATH='./lua/?.lua;./lua/?/init.lua;./?.lua;;' LUA_CPATH='./build/?.so;;' ETERNALTWIN_URL="
+        .. mock.get().url .. " lua5.4 examples/" .. name .. ".lua 2>&1; echo rc=$?")
+      local out = f:read("a")
+      f:close()
+      assert.truthy(out:find("rc=0", 1, true), out)
+      assert.truthy(out:find(name .. ":", 1, true), out)
+    end)
+  end
+end)
