@@ -1,0 +1,642 @@
+/* SPDX-License-Identifier: MIT */
+/* HTTP transfer state: easy-handle options, body and header capture, CURLcode mapping. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "et_http.h"
+
+/* Body capacity kept between requests of one handle; a bigger buffer is freed. */
+#define ET_BODY_KEEP (256 * 1024)
+
+/* ---- buffer ---- */
+
+void et_buf_free(et_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static int buf_reserve(et_buf_t *b, size_t extra)
+{
+    size_t need, cap;
+    char *p;
+    if (extra > (size_t)-1 - b->len - 1)
+        return ET_ENOMEM;
+    need = b->len + extra + 1;                  /* room for a NUL, handy for strings */
+    if (need <= b->cap)
+        return ET_OK;
+    cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap = cap > (size_t)-1 / 2 ? need : cap * 2;
+    p = realloc(b->data, cap);
+    if (!p)
+        return ET_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return ET_OK;
+}
+
+static int buf_append(et_buf_t *b, const char *p, size_t n)
+{
+    if (buf_reserve(b, n) != ET_OK)
+        return ET_ENOMEM;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return ET_OK;
+}
+
+int et_buf_append_limited(et_buf_t *b, const char *p, size_t n, size_t limit)
+{
+    if (b->len > limit || n > limit - b->len)
+        return 1;
+    return buf_append(b, p, n);
+}
+
+/* ---- response headers ---- */
+
+void et_headers_init(et_headers_t *h)
+{
+    h->items = NULL;
+    h->n = h->cap = 0;
+    h->bytes = 0;
+}
+
+void et_headers_clear(et_headers_t *h)
+{
+    size_t i;
+    for (i = 0; i < h->n; i++) {
+        free(h->items[i].name);
+        et_buf_free(&h->items[i].value);
+    }
+    free(h->items);
+    et_headers_init(h);
+}
+
+const et_hdr_t *et_headers_find(const et_headers_t *h, const char *name)
+{
+    size_t i;
+    for (i = 0; i < h->n; i++)
+        if (strcmp(h->items[i].name, name) == 0)
+            return &h->items[i];
+    return NULL;
+}
+
+static int is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static char lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Is stored (lower case, NUL-terminated) the same name as the n bytes at name, ignoring case? */
+static int name_eq(const char *stored, const char *name, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (stored[i] == '\0' || stored[i] != lower(name[i]))
+            return 0;
+    return stored[n] == '\0';
+}
+
+/* Adds a value to a header: joined to an existing one with ", " ("\n" for set-cookie). */
+static int headers_add(et_headers_t *h, const char *name, size_t nlen, const char *val, size_t vlen)
+{
+    size_t i;
+    et_hdr_t *e = NULL;
+    for (i = 0; i < h->n; i++) {
+        if (name_eq(h->items[i].name, name, nlen)) {
+            e = &h->items[i];
+            break;
+        }
+    }
+    if (e) {
+        const char *sep = strcmp(e->name, "set-cookie") == 0 ? "\n" : ", ";
+        if (buf_append(&e->value, sep, strlen(sep)) != ET_OK)
+            return ET_ENOMEM;
+        return buf_append(&e->value, val, vlen);
+    }
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 16;
+        et_hdr_t *items = realloc(h->items, cap * sizeof *items);
+        if (!items)
+            return ET_ENOMEM;
+        h->items = items;
+        h->cap = cap;
+    }
+    e = &h->items[h->n];
+    e->name = malloc(nlen + 1);
+    if (!e->name)
+        return ET_ENOMEM;
+    for (i = 0; i < nlen; i++)
+        e->name[i] = lower(name[i]);
+    e->name[nlen] = '\0';
+    e->value.data = NULL;
+    e->value.len = e->value.cap = 0;
+    if (buf_append(&e->value, val, vlen) != ET_OK) {
+        free(e->name);
+        return ET_ENOMEM;
+    }
+    h->n++;
+    return ET_OK;
+}
+
+int et_headers_feed(et_headers_t *h, const char *line, size_t len)
+{
+    const char *colon, *v, *end;
+    size_t nlen;
+
+    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+        et_headers_clear(h);                    /* a new response: keep only the final one */
+        h->bytes = len;
+        return ET_OK;
+    }
+    if (len > ET_HTTP_MAX_HEADER_BYTES - h->bytes)
+        return 1;
+    h->bytes += len;
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        len--;
+    if (len == 0)
+        return ET_OK;                           /* end of a header block */
+    end = line + len;
+    if (is_ows(line[0])) {                      /* obsolete line folding: continues the last value */
+        et_hdr_t *last;
+        if (h->n == 0)
+            return ET_OK;
+        last = &h->items[h->n - 1];
+        v = line;
+        while (v < end && is_ows(*v))
+            v++;
+        while (end > v && is_ows(end[-1]))
+            end--;
+        if (v == end)
+            return ET_OK;
+        if (last->value.len && buf_append(&last->value, " ", 1) != ET_OK)
+            return ET_ENOMEM;
+        return buf_append(&last->value, v, (size_t)(end - v));
+    }
+    colon = memchr(line, ':', len);
+    if (!colon)
+        return ET_OK;                           /* not a header: ignored */
+    nlen = (size_t)(colon - line);
+    while (nlen > 0 && is_ows(line[nlen - 1]))
+        nlen--;
+    if (nlen == 0)
+        return ET_OK;
+    v = colon + 1;
+    while (v < end && is_ows(*v))
+        v++;
+    while (end > v && is_ows(end[-1]))
+        end--;
+    return headers_add(h, line, nlen, v, (size_t)(end - v));
+}
+
+/* ---- options ---- */
+
+void et_http_opts_init(et_http_opts_t *o)
+{
+    o->timeout_ms = 0;
+    o->connect_timeout_ms = 0;
+    o->verify_ssl = 1;
+    o->allow_redirects = 0;
+    o->max_redirects = 10;
+    o->max_body_size = ET_DEFAULT_MAX_BODY;
+    o->ca_file = NULL;
+    o->user_agent = NULL;
+}
+
+void et_http_opts_free(et_http_opts_t *o)
+{
+    free(o->ca_file);
+    free(o->user_agent);
+    o->ca_file = o->user_agent = NULL;
+}
+
+int et_http_opts_set_str(char **slot, const char *s)
+{
+    char *copy = NULL;
+    if (s) {
+        size_t n = strlen(s);
+        copy = malloc(n + 1);
+        if (!copy)
+            return ET_ENOMEM;
+        memcpy(copy, s, n + 1);
+    }
+    free(*slot);
+    *slot = copy;
+    return ET_OK;
+}
+
+/* ---- names and codes ---- */
+
+const char *et_http_code_name(et_http_code_t c)
+{
+    switch (c) {
+    case ET_HTTP_OK:          return "ok";
+    case ET_HTTP_TIMEOUT:     return "timeout";
+    case ET_HTTP_CONNECT:     return "connect";
+    case ET_HTTP_RESOLVE:     return "resolve";
+    case ET_HTTP_TLS:         return "tls";
+    case ET_HTTP_TOO_LARGE:   return "too_large";
+    case ET_HTTP_RESET:       return "reset";
+    case ET_HTTP_EMPTY_REPLY: return "empty_reply";
+    case ET_HTTP_REDIRECTS:   return "redirects";
+    case ET_HTTP_URL:         return "url";
+    case ET_HTTP_CANCELLED:   return "cancelled";
+    case ET_HTTP_TRANSPORT:   break;
+    }
+    return "transport";
+}
+
+et_http_code_t et_http_code_from_curl(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OK:
+        return ET_HTTP_OK;
+    case CURLE_OPERATION_TIMEDOUT:
+        return ET_HTTP_TIMEOUT;
+    case CURLE_COULDNT_CONNECT:
+        return ET_HTTP_CONNECT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return ET_HTTP_RESOLVE;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:       /* also the old CURLE_SSL_CACERT */
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_USE_SSL_FAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+#if ET_CURL_VER_GE(7, 77, 0)
+    case CURLE_SSL_CLIENTCERT:
+#endif
+        return ET_HTTP_TLS;
+    case CURLE_FILESIZE_EXCEEDED:
+        return ET_HTTP_TOO_LARGE;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2_STREAM:
+        return ET_HTTP_RESET;
+    case CURLE_GOT_NOTHING:
+        return ET_HTTP_EMPTY_REPLY;
+    case CURLE_TOO_MANY_REDIRECTS:
+        return ET_HTTP_REDIRECTS;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        return ET_HTTP_URL;
+    default:
+        return ET_HTTP_TRANSPORT;
+    }
+}
+
+const char *et_http_method_name(et_http_method_t m)
+{
+    static const char *const names[] = { "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS" };
+    return (unsigned)m < sizeof names / sizeof names[0] ? names[m] : "GET";
+}
+
+/* Length of the part of url worth showing: up to the query or fragment. */
+static size_t url_show_len(const char *url)
+{
+    return strcspn(url, "?#");
+}
+
+char *et_http_describe(et_http_method_t m, const char *url)
+{
+    const char *mname = et_http_method_name(m);
+    const char *scheme_end, *auth, *at, *host = url;
+    size_t shown = url_show_len(url), slen = 0, mlen = strlen(mname), rest;
+    char *out;
+
+    /* Drop userinfo ("user:pass@") from scheme://user:pass@host/... */
+    scheme_end = strstr(url, "://");
+    if (scheme_end && (size_t)(scheme_end - url) < shown) {
+        auth = scheme_end + 3;
+        slen = (size_t)(auth - url);
+        host = auth;
+        at = NULL;
+        for (const char *p = auth; p < url + shown && *p != '/'; p++)
+            if (*p == '@')
+                at = p;
+        if (at)
+            host = at + 1;
+    }
+    rest = shown - (size_t)(host - url);
+    out = malloc(mlen + 1 + slen + rest + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, mname, mlen);
+    out[mlen] = ' ';
+    memcpy(out + mlen + 1, url, slen);
+    memcpy(out + mlen + 1 + slen, host, rest);
+    out[mlen + 1 + slen + rest] = '\0';
+    return out;
+}
+
+/* ---- callbacks (C buffers only) ---- */
+
+size_t et_xfer_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    et_xfer_t *x = userdata;
+    size_t n = size * nmemb;
+    int rc = et_buf_append_limited(&x->body, ptr, n, x->max_body);
+    if (rc == ET_OK)
+        return n;
+    x->abort_reason = rc == 1 ? ET_ABORT_BODY : ET_ABORT_NOMEM;
+    return n ? 0 : 1;                           /* anything but n aborts */
+}
+
+size_t et_xfer_header_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    et_xfer_t *x = userdata;
+    size_t n = size * nmemb;
+    int rc = et_headers_feed(&x->headers, ptr, n);
+    if (rc == ET_OK)
+        return n;
+    x->abort_reason = rc == 1 ? ET_ABORT_HEADERS : ET_ABORT_NOMEM;
+    return n ? 0 : 1;
+}
+
+/* ---- transfer ---- */
+
+void et_xfer_init(et_xfer_t *x)
+{
+    memset(x, 0, sizeof *x);
+    et_headers_init(&x->headers);
+    x->max_body = ET_DEFAULT_MAX_BODY;
+}
+
+#define SETOPT(opt, val) do { if (curl_easy_setopt(x->easy, (opt), (val)) != CURLE_OK) goto fail; } while (0)
+
+int et_xfer_configure(et_xfer_t *x, CURL *easy, const et_http_opts_t *o)
+{
+    x->easy = easy;
+    x->max_body = o->max_body_size;
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+#if ET_CURL_VER_GE(7, 85, 0)
+    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+    SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+    SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    SETOPT(CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    SETOPT(CURLOPT_TCP_NODELAY, 1L);
+    SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+    SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    SETOPT(CURLOPT_TIMEOUT_MS, o->timeout_ms);
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+    SETOPT(CURLOPT_SSL_VERIFYPEER, o->verify_ssl ? 1L : 0L);
+    SETOPT(CURLOPT_SSL_VERIFYHOST, o->verify_ssl ? 2L : 0L);
+    if (o->ca_file)
+        SETOPT(CURLOPT_CAINFO, o->ca_file);
+    SETOPT(CURLOPT_FOLLOWLOCATION, o->allow_redirects ? 1L : 0L);
+    SETOPT(CURLOPT_MAXREDIRS, o->max_redirects);
+    if (o->user_agent)
+        SETOPT(CURLOPT_USERAGENT, o->user_agent);
+    SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body_size);
+    SETOPT(CURLOPT_WRITEFUNCTION, et_xfer_write_cb);
+    SETOPT(CURLOPT_WRITEDATA, (void *)x);
+    SETOPT(CURLOPT_HEADERFUNCTION, et_xfer_header_cb);
+    SETOPT(CURLOPT_HEADERDATA, (void *)x);
+    SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
+    return ET_OK;
+fail:
+    return et_xfer_fail(x, ET_HTTP_TRANSPORT, "libcurl refused a session option") == ET_OK
+           ? ET_ECURL : ET_ENOMEM;
+}
+
+/* Case-insensitive "does this header line set name" (name ends at ':' or ';'). */
+static int header_is(const char *line, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < n; i++)
+        if (line[i] == '\0' || lower(line[i]) != name[i])
+            return 0;
+    return line[n] == ':' || line[n] == ';';
+}
+
+static void drop_req_headers(et_xfer_t *x)
+{
+    curl_slist_free_all(x->req_headers);
+    x->req_headers = NULL;
+}
+
+int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const char *const *headers,
+                    size_t nheaders, const char *body, size_t bodylen, int fresh, int pipewait)
+{
+    struct curl_slist *list = NULL, *tmp;
+    int has_ctype = 0, send_body;
+    size_t i;
+
+    et_xfer_reset_result(x);
+    drop_req_headers(x);
+    x->what = et_http_describe(m, url);
+    if (!x->what)
+        return ET_ENOMEM;
+
+    /* A body goes with any method but HEAD; POST, PUT and PATCH send Content-Length: 0 without. */
+    send_body = m != ET_HTTP_HEAD &&
+                (body || m == ET_HTTP_POST || m == ET_HTTP_PUT || m == ET_HTTP_PATCH);
+
+    /* The header list, built once per request and kept until the transfer ends. */
+    for (i = 0; i < nheaders; i++) {
+        if (header_is(headers[i], "content-type"))
+            has_ctype = 1;
+        tmp = curl_slist_append(list, headers[i]);
+        if (!tmp)
+            goto nomem;
+        list = tmp;
+    }
+    tmp = curl_slist_append(list, "Expect:");   /* no 100-continue wait before a body */
+    if (!tmp)
+        goto nomem;
+    list = tmp;
+    if (send_body && !has_ctype) {              /* curl would add a form Content-Type of its own */
+        tmp = curl_slist_append(list, "Content-Type:");
+        if (!tmp)
+            goto nomem;
+        list = tmp;
+    }
+    x->req_headers = list;
+
+    SETOPT(CURLOPT_URL, url);
+    SETOPT(CURLOPT_HTTPHEADER, x->req_headers);
+    /* Undo the previous request's method, then set this one. */
+    SETOPT(CURLOPT_NOBODY, 0L);
+    SETOPT(CURLOPT_HTTPGET, 1L);
+    SETOPT(CURLOPT_CUSTOMREQUEST, (char *)NULL);
+    if (m == ET_HTTP_HEAD) {
+        SETOPT(CURLOPT_NOBODY, 1L);
+    } else if (send_body) {
+        SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? bodylen : 0));
+        SETOPT(CURLOPT_COPYPOSTFIELDS, body ? body : "");
+        if (m != ET_HTTP_POST)
+            SETOPT(CURLOPT_CUSTOMREQUEST, et_http_method_name(m));
+    } else if (m != ET_HTTP_GET) {
+        SETOPT(CURLOPT_CUSTOMREQUEST, et_http_method_name(m));
+    }
+    SETOPT(CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
+    SETOPT(CURLOPT_PIPEWAIT, pipewait ? 1L : 0L);
+    return ET_OK;
+nomem:
+    curl_slist_free_all(list);
+    return ET_ENOMEM;
+fail:
+    return et_xfer_fail(x, ET_HTTP_TRANSPORT, "libcurl refused a request option") == ET_OK
+           ? ET_ECURL : ET_ENOMEM;
+}
+
+#undef SETOPT
+
+/* Sets x->message to "<what>: <detail>". */
+static int set_message(et_xfer_t *x, const char *detail)
+{
+    const char *what = x->what ? x->what : "request";
+    size_t n = strlen(what) + 2 + strlen(detail) + 1;
+    free(x->message);
+    x->message = malloc(n);
+    if (!x->message)
+        return ET_ENOMEM;
+    snprintf(x->message, n, "%s: %s", what, detail);
+    return ET_OK;
+}
+
+int et_xfer_fail(et_xfer_t *x, et_http_code_t code, const char *msg)
+{
+    x->code = code;
+    drop_req_headers(x);
+    return set_message(x, msg);
+}
+
+/* Does s contain the n bytes at p? */
+static int contains(const char *s, const char *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    for (; *s; s++)
+        if (strncmp(s, p, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* curl's error text, unless it could echo a part of the URL we never show (query, fragment,
+ * userinfo): then curl's generic text for the code. */
+static const char *safe_detail(et_xfer_t *x, CURLcode rc, const char *url)
+{
+    size_t n = strlen(x->errbuf);
+    while (n > 0 && (x->errbuf[n - 1] == '\n' || x->errbuf[n - 1] == '\r'))
+        x->errbuf[--n] = '\0';
+    if (n == 0)
+        return curl_easy_strerror(rc);
+    if (url) {
+        size_t shown = url_show_len(url);
+        const char *auth = strstr(url, "://");
+        if (url[shown] && contains(x->errbuf, url + shown + 1, strlen(url + shown + 1)))
+            return curl_easy_strerror(rc);
+        if (auth && (size_t)(auth - url) < shown) {
+            const char *p = auth + 3, *at = NULL;
+            for (; p < url + shown && *p != '/'; p++)
+                if (*p == '@')
+                    at = p;
+            if (at && contains(x->errbuf, auth + 3, (size_t)(at - (auth + 3))))
+                return curl_easy_strerror(rc);
+        }
+    }
+    return x->errbuf;
+}
+
+int et_xfer_finish(et_xfer_t *x, CURLcode rc)
+{
+    char *eff = NULL;
+    char detail[160];
+    long v;
+
+    drop_req_headers(x);
+    if (x->easy) {
+        if (curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &v) == CURLE_OK)
+            x->status = v;
+        if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &v) == CURLE_OK)
+            x->num_connects = v;
+        if (curl_easy_getinfo(x->easy, CURLINFO_LOCAL_PORT, &v) == CURLE_OK)
+            x->local_port = v;
+        if (curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &eff) != CURLE_OK)
+            eff = NULL;
+    }
+    free(x->effective_url);
+    x->effective_url = NULL;
+    if (eff && et_http_opts_set_str(&x->effective_url, eff) != ET_OK)
+        return ET_ENOMEM;
+
+    if (rc == CURLE_OK) {
+        x->code = ET_HTTP_OK;
+        free(x->message);
+        x->message = NULL;
+        return ET_OK;
+    }
+    if (x->abort_reason == ET_ABORT_BODY || rc == CURLE_FILESIZE_EXCEEDED) {
+        x->code = ET_HTTP_TOO_LARGE;
+        snprintf(detail, sizeof detail, "response body exceeds max_body_size (%zu bytes)", x->max_body);
+        et_buf_free(&x->body);
+        return set_message(x, detail);
+    }
+    if (x->abort_reason == ET_ABORT_HEADERS) {
+        x->code = ET_HTTP_TOO_LARGE;
+        snprintf(detail, sizeof detail, "response headers exceed %d bytes", ET_HTTP_MAX_HEADER_BYTES);
+        return set_message(x, detail);
+    }
+    if (x->abort_reason == ET_ABORT_NOMEM) {
+        x->code = ET_HTTP_TRANSPORT;
+        return set_message(x, "out of memory");
+    }
+    x->code = et_http_code_from_curl(rc);
+    et_buf_free(&x->body);
+    return set_message(x, safe_detail(x, rc, eff));
+}
+
+void et_xfer_reset_result(et_xfer_t *x)
+{
+    free(x->message);
+    free(x->effective_url);
+    free(x->what);
+    x->message = x->effective_url = x->what = NULL;
+    x->code = ET_HTTP_OK;
+    x->status = 0;
+    x->num_connects = 0;
+    x->local_port = 0;
+    x->abort_reason = ET_ABORT_NONE;
+    x->errbuf[0] = '\0';
+    et_headers_clear(&x->headers);
+    if (x->body.cap > ET_BODY_KEEP)
+        et_buf_free(&x->body);
+    x->body.len = 0;
+}
+
+CURL *et_xfer_detach(et_xfer_t *x)
+{
+    CURL *e = x->easy;
+    drop_req_headers(x);
+    x->easy = NULL;
+    return e;
+}
+
+CURL *et_xfer_release(et_xfer_t *x)
+{
+    CURL *e = et_xfer_detach(x);
+    et_xfer_reset_result(x);
+    et_buf_free(&x->body);
+    return e;
+}

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/* HTTP transfer state over one libcurl easy handle: options, body and header capture, error codes.
+ *
+ * Pure core: no Lua header. The bindings (l_http.c) own an et_xfer_t inside a userdata, so its
+ * address is stable for the callbacks curl keeps (write, header, error buffer). Callbacks only
+ * touch C buffers; Lua values are built after curl returns.
+ *
+ * Ownership: et_xfer_t owns its buffers, its request header list and its result strings. The easy
+ * handle is either owned (a Session) or lent by a multi's pool (a Transfer): et_xfer_release()
+ * frees what the transfer owns and hands the easy handle back to the caller. */
+#ifndef ET_HTTP_H
+#define ET_HTTP_H
+
+#include <stddef.h>
+#include <curl/curl.h>
+
+#include "et_config.h"
+
+/* Largest total size of one response's header block (all lines, final response). */
+#ifndef ET_HTTP_MAX_HEADER_BYTES
+#define ET_HTTP_MAX_HEADER_BYTES (256 * 1024)
+#endif
+
+/* Status of core functions. */
+#define ET_OK      0
+#define ET_ENOMEM  (-1)
+#define ET_ECURL   (-2)   /* curl refused an option: message in the transfer's result */
+
+/* Our transport error codes (README: HTTP). */
+typedef enum et_http_code {
+    ET_HTTP_OK = 0,
+    ET_HTTP_TIMEOUT,
+    ET_HTTP_CONNECT,
+    ET_HTTP_RESOLVE,
+    ET_HTTP_TLS,
+    ET_HTTP_TOO_LARGE,
+    ET_HTTP_RESET,
+    ET_HTTP_EMPTY_REPLY,
+    ET_HTTP_REDIRECTS,
+    ET_HTTP_URL,
+    ET_HTTP_TRANSPORT,
+    ET_HTTP_CANCELLED      /* never from curl: a cancelled or orphaned Transfer */
+} et_http_code_t;
+
+/* Methods we send; HEAD uses CURLOPT_NOBODY, the others a custom request where needed. */
+typedef enum et_http_method {
+    ET_HTTP_GET = 0, ET_HTTP_POST, ET_HTTP_PUT, ET_HTTP_DELETE, ET_HTTP_PATCH, ET_HTTP_HEAD,
+    ET_HTTP_OPTIONS
+} et_http_method_t;
+
+/* Growable byte buffer with an inclusive limit. */
+typedef struct et_buf {
+    char *data;
+    size_t len, cap;
+} et_buf_t;
+
+/* One response header (name lower-cased; repeated ones already joined). */
+typedef struct et_hdr {
+    char *name;
+    et_buf_t value;
+} et_hdr_t;
+
+/* Response headers of the latest response seen (reset on each status line). */
+typedef struct et_headers {
+    et_hdr_t *items;
+    size_t n, cap;
+    size_t bytes;          /* raw bytes of this block, bounded by ET_HTTP_MAX_HEADER_BYTES */
+} et_headers_t;
+
+/* Session settings, copied into every transfer made with them. */
+typedef struct et_http_opts {
+    long timeout_ms;          /* 0: none */
+    long connect_timeout_ms;  /* 0: curl's default */
+    int verify_ssl;
+    int allow_redirects;
+    long max_redirects;
+    size_t max_body_size;     /* inclusive */
+    char *ca_file;            /* owned copies, or NULL */
+    char *user_agent;
+} et_http_opts_t;
+
+/* Why a callback stopped the transfer (curl then says CURLE_WRITE_ERROR). */
+enum { ET_ABORT_NONE = 0, ET_ABORT_BODY, ET_ABORT_HEADERS, ET_ABORT_NOMEM };
+
+typedef struct et_xfer {
+    CURL *easy;
+    struct curl_slist *req_headers;   /* kept until the transfer is over */
+    et_buf_t body;
+    size_t max_body;
+    et_headers_t headers;
+    int abort_reason;
+    char errbuf[CURL_ERROR_SIZE];
+    /* Result, filled by et_xfer_finish. */
+    et_http_code_t code;
+    long status;
+    char *effective_url;
+    char *message;                    /* never holds headers, bodies or the query string */
+    long num_connects;                /* new connections this transfer opened */
+    long local_port;
+    /* For messages: the method and the URL without userinfo, query or fragment. */
+    char *what;
+} et_xfer_t;
+
+void et_buf_free(et_buf_t *b);
+/* Appends n bytes if len + n <= limit: ET_OK, 1 over the limit (nothing appended), ET_ENOMEM. */
+int et_buf_append_limited(et_buf_t *b, const char *p, size_t n, size_t limit);
+
+void et_headers_init(et_headers_t *h);
+void et_headers_clear(et_headers_t *h);
+/* Feeds one raw header line (as curl gives it, CRLF included). A line starting with "HTTP/"
+ * starts a new response and drops what came before. ET_OK, 1 over ET_HTTP_MAX_HEADER_BYTES,
+ * ET_ENOMEM. */
+int et_headers_feed(et_headers_t *h, const char *line, size_t len);
+/* Value of a lower-case name, or NULL. */
+const et_hdr_t *et_headers_find(const et_headers_t *h, const char *name);
+
+void et_http_opts_init(et_http_opts_t *o);
+void et_http_opts_free(et_http_opts_t *o);
+/* ET_OK or ET_ENOMEM; s may be NULL. */
+int et_http_opts_set_str(char **slot, const char *s);
+
+const char *et_http_code_name(et_http_code_t c);
+et_http_code_t et_http_code_from_curl(CURLcode rc);
+const char *et_http_method_name(et_http_method_t m);
+/* Writes "METHOD scheme://host/path" (no userinfo, query or fragment) into a malloc'd string. */
+char *et_http_describe(et_http_method_t m, const char *url);
+
+/* Transfer life cycle.
+ * et_xfer_init: zero state, no handle.
+ * et_xfer_configure: applies session options (once per handle and per opts; the caller resets
+ *   pooled handles first) and the callbacks that point into x. ET_OK or ET_ECURL/ET_ENOMEM.
+ * et_xfer_prepare: per-request options. headers: n strings "Name: value" (already checked for
+ *   CR/LF by the caller); body may be NULL. Builds the header list once. ET_OK, ET_ENOMEM or
+ *   ET_ECURL (code and message set).
+ * et_xfer_finish: after curl is done with rc: reads status/URL/counters, maps the code, builds
+ *   the message, frees the request header list. ET_OK or ET_ENOMEM.
+ * et_xfer_reset_result: drops result, body and headers (keeps the handle).
+ * et_xfer_detach / et_xfer_release: see below. */
+void et_xfer_init(et_xfer_t *x);
+int et_xfer_configure(et_xfer_t *x, CURL *easy, const et_http_opts_t *o);
+int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const char *const *headers,
+                    size_t nheaders, const char *body, size_t bodylen, int fresh, int pipewait);
+int et_xfer_finish(et_xfer_t *x, CURLcode rc);
+/* Marks a transfer as failed without curl (cancelled, option refused...). */
+int et_xfer_fail(et_xfer_t *x, et_http_code_t code, const char *msg);
+void et_xfer_reset_result(et_xfer_t *x);
+/* Gives the easy handle back (x keeps its result, body and headers); NULL if none. */
+CURL *et_xfer_detach(et_xfer_t *x);
+CURL *et_xfer_release(et_xfer_t *x);
+
+/* Callbacks, exposed for the unit tests. userdata is the et_xfer_t. */
+size_t et_xfer_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata);
+size_t et_xfer_header_cb(char *ptr, size_t size, size_t nmemb, void *userdata);
+
+#endif

@@ -1,0 +1,884 @@
+/* SPDX-License-Identifier: MIT */
+/* Lua binding of et_http: Session (blocking, keep-alive), Multi and Transfer (non-blocking).
+ *
+ * Ownership:
+ * - A Session owns one easy handle and its et_xfer_t; requests reuse both (keep-alive).
+ * - A Multi owns the CURLM, a pool of idle easy handles, the socket table and a uservalue table
+ *   { [1] = in-flight map (lightuserdata -> Transfer), [2] = finished array }. The map keeps every
+ *   in-flight Transfer reachable, so one is never collected while curl uses its buffers.
+ * - An in-flight Transfer is linked into its Multi's C list and holds the Multi as its uservalue.
+ *   Completion (perform), cancel, the Transfer's __gc and the Multi's close all unlink it, in
+ *   whatever order lua_close runs the finalizers: the C list is the single source of truth, and
+ *   a Transfer whose t->m is NULL never touches a Multi again.
+ * - A finished Transfer gives its easy handle back to the pool at once (no need to wait for
+ *   result() or __gc) and keeps only its own buffers. */
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "et_http.h"
+#include "l_common.h"
+
+#if LUA_VERSION_NUM >= 504
+#define l_newud(L, sz)    lua_newuserdatauv((L), (sz), 1)
+#define l_getuv(L, i)     lua_getiuservalue((L), (i), 1)
+#define l_setuv(L, i)     lua_setiuservalue((L), (i), 1)
+#else
+#define l_newud(L, sz)    lua_newuserdata((L), (sz))
+#define l_getuv(L, i)     lua_getuservalue((L), (i))
+#define l_setuv(L, i)     lua_setuservalue((L), (i))
+#endif
+
+#define POOL_MAX 64         /* idle easy handles a Multi keeps */
+#define HDR_STACK 32        /* request headers handled without a scratch allocation */
+
+static const char *const method_names[] = {
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", NULL
+};
+
+/* ---------------------------------------------------------------- shared request arguments */
+
+/* The validated arguments of one request; strings borrowed from the Lua stack. */
+typedef struct req_args {
+    et_http_method_t method;
+    const char *url;
+    const char *const *headers;
+    size_t nheaders;
+    const char *body;
+    size_t bodylen;
+    int fresh;
+    const char *stack_hdrs[HDR_STACK];
+} req_args;
+
+/* Reads method, url, headers, body, flags at stack slots first..first+4. Raises on mistakes,
+ * before any C resource is touched. May push one scratch userdata (many headers). */
+static void check_request(lua_State *L, int first, req_args *a)
+{
+    size_t len, i, n;
+    const char **hdrs;
+    int hi = first + 2, bi = first + 3, fi = first + 4;
+
+    a->method = (et_http_method_t)luaL_checkoption(L, first, NULL, method_names);
+    a->url = luaL_checklstring(L, first + 1, &len);
+    luaL_argcheck(L, strlen(a->url) == len, first + 1, "URL contains a NUL byte");
+
+    a->headers = NULL;
+    a->nheaders = 0;
+    if (!lua_isnoneornil(L, hi)) {
+        luaL_checktype(L, hi, LUA_TTABLE);
+        n = (size_t)lua_rawlen(L, hi);
+        /* Many headers: a scratch userdata, left on the stack for the caller's call. */
+        hdrs = n <= HDR_STACK ? a->stack_hdrs
+                              : (const char **)lua_newuserdata(L, n * sizeof *hdrs);
+        for (i = 0; i < n; i++) {
+            const char *s;
+            size_t slen;
+            lua_rawgeti(L, hi, (lua_Integer)i + 1);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_argerror(L, hi, lua_pushfstring(L, "header %d: string expected, got %s",
+                                                    (int)i + 1, luaL_typename(L, -1)));
+            s = lua_tolstring(L, -1, &slen);
+            if (strcspn(s, "\r\n") != slen)
+                luaL_argerror(L, hi, lua_pushfstring(L, "header injection: header %d contains "
+                                                        "CR, LF or NUL", (int)i + 1));
+            hdrs[i] = s;            /* still referenced by the table */
+            lua_pop(L, 1);
+        }
+        a->headers = hdrs;
+        a->nheaders = n;
+    }
+
+    a->body = NULL;
+    a->bodylen = 0;
+    if (!lua_isnoneornil(L, bi))
+        a->body = luaL_checklstring(L, bi, &a->bodylen);
+    luaL_argcheck(L, !(a->body && a->method == ET_HTTP_HEAD), bi, "a HEAD request has no body");
+
+    a->fresh = 0;
+    if (!lua_isnoneornil(L, fi)) {
+        luaL_checktype(L, fi, LUA_TTABLE);
+        lua_getfield(L, fi, "fresh");
+        if (!lua_isnil(L, -1)) {
+            luaL_argcheck(L, lua_isboolean(L, -1), fi, "flag 'fresh': boolean expected");
+            a->fresh = lua_toboolean(L, -1);
+        }
+        lua_pop(L, 1);
+    }
+}
+
+/* Pushes the headers table of a finished transfer. */
+static void push_headers(lua_State *L, const et_headers_t *h)
+{
+    size_t i;
+    lua_createtable(L, 0, (int)h->n);
+    for (i = 0; i < h->n; i++) {
+        lua_pushlstring(L, h->items[i].value.data ? h->items[i].value.data : "",
+                        h->items[i].value.len);
+        lua_setfield(L, -2, h->items[i].name);
+    }
+}
+
+/* status, headers, body, effective_url  or  nil, code, message. */
+static int push_result(lua_State *L, const et_xfer_t *x, const char *fallback_url)
+{
+    if (x->code != ET_HTTP_OK) {
+        lua_pushnil(L);
+        lua_pushstring(L, et_http_code_name(x->code));
+        lua_pushstring(L, x->message ? x->message : "out of memory");
+        return 3;
+    }
+    lua_pushinteger(L, x->status);
+    push_headers(L, &x->headers);
+    lua_pushlstring(L, x->body.data ? x->body.data : "", x->body.len);
+    if (x->effective_url)
+        lua_pushstring(L, x->effective_url);
+    else if (fallback_url)
+        lua_pushstring(L, fallback_url);
+    else
+        lua_pushnil(L);
+    return 4;
+}
+
+/* ---------------------------------------------------------------- options */
+
+/* Pushes opts[name]; 0 (and nothing left pushed) when absent. Raises on a wrong type. */
+static int opt_get(lua_State *L, int idx, const char *name, int type)
+{
+    if (lua_getfield(L, idx, name) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (lua_type(L, -1) != type)
+        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s': %s expected, got %s", name,
+                                              lua_typename(L, type), luaL_typename(L, -1)));
+    return 1;
+}
+
+/* Seconds (float allowed, >= 0) to milliseconds; 0 stays 0 (no limit), tiny values round up. */
+static long opt_ms(lua_State *L, int idx, const char *name)
+{
+    double s, ms;
+    if (!opt_get(L, idx, name, LUA_TNUMBER))
+        return 0;
+    s = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (!(s >= 0))
+        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s': non-negative number expected", name));
+    ms = ceil(s * 1000.0);
+    if (ms > 1e12)
+        ms = 1e12;
+    return (long)ms;
+}
+
+static lua_Integer opt_int(lua_State *L, int idx, const char *name, lua_Integer def, lua_Integer min)
+{
+    lua_Integer v;
+    int ok;
+    if (!opt_get(L, idx, name, LUA_TNUMBER))
+        return def;
+    v = lua_tointegerx(L, -1, &ok);
+    lua_pop(L, 1);
+    if (!ok || v < min)
+        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s': integer >= %d expected", name, (int)min));
+    return v;
+}
+
+static int opt_bool(lua_State *L, int idx, const char *name, int def)
+{
+    int v;
+    if (!opt_get(L, idx, name, LUA_TBOOLEAN))
+        return def;
+    v = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* Copies opts[name] (a string without NUL, CR or LF) into *slot. */
+static void opt_str(lua_State *L, int idx, const char *name, char **slot)
+{
+    size_t len;
+    const char *s;
+    if (!opt_get(L, idx, name, LUA_TSTRING))
+        return;
+    s = lua_tolstring(L, -1, &len);
+    if (strcspn(s, "\r\n") != len)
+        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s': contains CR, LF or NUL", name));
+    if (et_http_opts_set_str(slot, s) != ET_OK)
+        luaL_error(L, "not enough memory");
+    lua_pop(L, 1);
+}
+
+/* Raises on a key that is not one of names. */
+static void opt_known(lua_State *L, int idx, const char *const *names)
+{
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int i, found = 0;
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            const char *k = lua_tostring(L, -1);
+            for (i = 0; names[i]; i++)
+                if (strcmp(k, names[i]) == 0)
+                    found = 1;
+            if (!found)
+                luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s'", k));
+        } else {
+            luaL_argerror(L, idx, "option names are strings");
+        }
+    }
+}
+
+static const char *const session_opts[] = {
+    "timeout", "connect_timeout", "verify_ssl", "ca_file", "allow_redirects", "max_redirects",
+    "user_agent", "max_body_size", NULL
+};
+
+static void read_session_opts(lua_State *L, int idx, et_http_opts_t *o)
+{
+    if (lua_isnoneornil(L, idx))
+        return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    opt_known(L, idx, session_opts);
+    o->timeout_ms = opt_ms(L, idx, "timeout");
+    o->connect_timeout_ms = opt_ms(L, idx, "connect_timeout");
+    o->verify_ssl = opt_bool(L, idx, "verify_ssl", 1);
+    opt_str(L, idx, "ca_file", &o->ca_file);
+    o->allow_redirects = opt_bool(L, idx, "allow_redirects", 0);
+    o->max_redirects = (long)opt_int(L, idx, "max_redirects", 10, 0);
+    opt_str(L, idx, "user_agent", &o->user_agent);
+    o->max_body_size = (size_t)opt_int(L, idx, "max_body_size", ET_DEFAULT_MAX_BODY, 0);
+}
+
+/* ---------------------------------------------------------------- Session */
+
+typedef struct l_session {
+    et_xfer_t x;
+    et_http_opts_t opts;
+    int open;
+    lua_Integer requests, connections;
+} l_session;
+
+static l_session *check_session(lua_State *L, int i)
+{
+    l_session *s = luaL_checkudata(L, i, ET_SESSION_MT);
+    if (!s->open)
+        luaL_argerror(L, i, "attempt to use a closed session");
+    return s;
+}
+
+/* session(opts): the userdata is made closed, with its metatable, before anything is opened. */
+static int l_session_new(lua_State *L)
+{
+    l_session *s;
+    CURL *easy;
+    int rc;
+    lua_settop(L, 1);                           /* 1: opts, 2: the session */
+    s = l_newud(L, sizeof *s);
+    et_xfer_init(&s->x);
+    et_http_opts_init(&s->opts);
+    s->open = 0;
+    s->requests = s->connections = 0;
+    luaL_setmetatable(L, ET_SESSION_MT);
+    read_session_opts(L, 1, &s->opts);
+    easy = curl_easy_init();
+    if (!easy)
+        return luaL_error(L, "cannot create a curl easy handle");
+    s->open = 1;
+    rc = et_xfer_configure(&s->x, easy, &s->opts);
+    if (rc != ET_OK)
+        return luaL_error(L, "%s", s->x.message ? s->x.message : "not enough memory");
+    return 1;
+}
+
+static int l_session_close(lua_State *L)
+{
+    l_session *s = luaL_checkudata(L, 1, ET_SESSION_MT);
+    CURL *easy = et_xfer_release(&s->x);
+    if (easy)
+        curl_easy_cleanup(easy);
+    et_http_opts_free(&s->opts);
+    s->open = 0;
+    return 0;
+}
+
+/* session:request(method, url, headers, body, flags) */
+static int l_session_request(lua_State *L)
+{
+    l_session *s = check_session(L, 1);
+    req_args a;
+    int rc, n;
+    CURLcode cc;
+
+    lua_settop(L, 6);
+    check_request(L, 2, &a);                    /* may push a scratch array at 7 */
+    rc = et_xfer_prepare(&s->x, a.method, a.url, a.headers, a.nheaders, a.body, a.bodylen,
+                         a.fresh, 0);
+    if (rc == ET_ENOMEM)
+        return luaL_error(L, "not enough memory");
+    if (rc == ET_OK) {
+        cc = curl_easy_perform(s->x.easy);
+        if (et_xfer_finish(&s->x, cc) != ET_OK)
+            s->x.code = s->x.code ? s->x.code : ET_HTTP_TRANSPORT;
+    }
+    s->requests++;
+    s->connections += s->x.num_connects;
+    n = push_result(L, &s->x, a.url);
+    et_xfer_reset_result(&s->x);
+    return n;
+}
+
+/* session:stats(): { requests = n, connections = new connections opened so far,
+ * local_port = the local port of the last request's connection (0 if none) } */
+static int l_session_stats(lua_State *L)
+{
+    l_session *s = check_session(L, 1);
+    long port = 0;
+    if (curl_easy_getinfo(s->x.easy, CURLINFO_LOCAL_PORT, &port) != CURLE_OK)
+        port = 0;
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, s->requests);
+    lua_setfield(L, -2, "requests");
+    lua_pushinteger(L, s->connections);
+    lua_setfield(L, -2, "connections");
+    lua_pushinteger(L, port);
+    lua_setfield(L, -2, "local_port");
+    return 1;
+}
+
+static int l_session_tostring(lua_State *L)
+{
+    l_session *s = luaL_checkudata(L, 1, ET_SESSION_MT);
+    lua_pushfstring(L, "eternaltwin.core.Session (%s)", s->open ? "open" : "closed");
+    return 1;
+}
+
+/* ---------------------------------------------------------------- Multi and Transfer */
+
+typedef struct l_xfer l_xfer;
+
+typedef struct sock_entry {
+    curl_socket_t fd;
+    int what;
+} sock_entry;
+
+typedef struct l_multi {
+    CURLM *cm;                  /* NULL once closed */
+    CURL *pool[POOL_MAX];
+    int npool;
+    sock_entry *socks;
+    size_t nsocks, sockcap;
+    l_xfer *inflight;           /* doubly linked list of in-flight transfers */
+} l_multi;
+
+enum { XF_NEW = 0, XF_PENDING, XF_DONE, XF_CANCELLED };
+
+struct l_xfer {
+    et_xfer_t x;
+    l_multi *m;                 /* set while in flight only */
+    l_xfer *prev, *next;
+    int state;
+};
+
+static l_multi *check_multi(lua_State *L, int i)
+{
+    l_multi *m = luaL_checkudata(L, i, ET_MULTI_MT);
+    if (!m->cm)
+        luaL_argerror(L, i, "attempt to use a closed multi");
+    return m;
+}
+
+/* An idle easy handle goes back to the pool, cleared of the last transfer's options and
+ * pointers; the connection stays in the multi's cache either way. */
+static void pool_put(l_multi *m, CURL *e)
+{
+    if (!e)
+        return;
+    if (m && m->cm && m->npool < POOL_MAX) {
+        curl_easy_reset(e);
+        m->pool[m->npool++] = e;
+    } else {
+        curl_easy_cleanup(e);
+    }
+}
+
+static CURL *pool_get(l_multi *m)
+{
+    return m->npool > 0 ? m->pool[--m->npool] : curl_easy_init();
+}
+
+static void xfer_unlink(l_xfer *t)
+{
+    l_multi *m = t->m;
+    if (!m)
+        return;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        m->inflight = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+    t->m = NULL;
+}
+
+/* Takes an in-flight transfer out of its multi: the easy handle leaves the CURLM and goes back
+ * to the pool. Safe on a transfer that is not in flight. */
+static void xfer_detach(l_xfer *t)
+{
+    l_multi *m = t->m;
+    CURL *e;
+    if (!m)
+        return;
+    e = et_xfer_detach(&t->x);
+    if (e && m->cm)
+        curl_multi_remove_handle(m->cm, e);
+    xfer_unlink(t);
+    pool_put(m, e);
+}
+
+/* Socket bookkeeping from CURLMOPT_SOCKETFUNCTION: only a C table, no Lua. */
+static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    l_multi *m = userp;
+    size_t i;
+    (void)easy;
+    (void)socketp;
+    for (i = 0; i < m->nsocks; i++)
+        if (m->socks[i].fd == s)
+            break;
+    if (what == CURL_POLL_REMOVE) {
+        if (i < m->nsocks)
+            m->socks[i] = m->socks[--m->nsocks];
+        return 0;
+    }
+    if (i == m->nsocks) {
+        if (m->nsocks == m->sockcap) {
+            size_t cap = m->sockcap ? m->sockcap * 2 : 16;
+            sock_entry *p = realloc(m->socks, cap * sizeof *p);
+            if (!p)
+                return 0;           /* the list misses one socket; curl goes on */
+            m->socks = p;
+            m->sockcap = cap;
+        }
+        m->nsocks++;
+    }
+    m->socks[i].fd = s;
+    m->socks[i].what = what;
+    return 0;
+}
+
+/* multi(opts) */
+static int l_multi_new(lua_State *L)
+{
+    l_multi *m;
+    lua_Integer maxc = 0;
+    lua_settop(L, 1);                           /* 1: opts, 2: the multi */
+    m = l_newud(L, sizeof *m);
+    memset(m, 0, sizeof *m);
+    luaL_setmetatable(L, ET_MULTI_MT);
+    if (!lua_isnoneornil(L, 1)) {
+        static const char *const names[] = { "max_connections", NULL };
+        luaL_checktype(L, 1, LUA_TTABLE);
+        opt_known(L, 1, names);
+        maxc = opt_int(L, 1, "max_connections", 0, 0);
+    }
+    lua_createtable(L, 2, 0);                   /* m, uv */
+    lua_newtable(L);
+    lua_rawseti(L, -2, 1);                      /* in flight */
+    lua_newtable(L);
+    lua_rawseti(L, -2, 2);                      /* finished */
+    l_setuv(L, -2);                             /* m */
+    m->cm = curl_multi_init();
+    if (!m->cm)
+        return luaL_error(L, "cannot create a curl multi handle");
+    curl_multi_setopt(m->cm, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)(maxc > LONG_MAX ? LONG_MAX : maxc));
+    curl_multi_setopt(m->cm, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(m->cm, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    curl_multi_setopt(m->cm, CURLMOPT_SOCKETDATA, (void *)m);
+    return 1;
+}
+
+/* Pushes the multi's uservalue slot k (1 in flight, 2 finished). */
+static void multi_slot(lua_State *L, int midx, int k)
+{
+    l_getuv(L, midx);
+    lua_rawgeti(L, -1, k);
+    lua_remove(L, -2);
+}
+
+static int l_multi_close(lua_State *L)
+{
+    l_multi *m = luaL_checkudata(L, 1, ET_MULTI_MT);
+    int i;
+    if (!m->cm)
+        return 0;
+    /* Every in-flight transfer learns that its multi is gone. */
+    while (m->inflight) {
+        l_xfer *t = m->inflight;
+        CURL *e = et_xfer_detach(&t->x);
+        if (e) {
+            curl_multi_remove_handle(m->cm, e);
+            curl_easy_cleanup(e);
+        }
+        xfer_unlink(t);
+        t->state = XF_CANCELLED;
+    }
+    for (i = 0; i < m->npool; i++)
+        curl_easy_cleanup(m->pool[i]);
+    m->npool = 0;
+    curl_multi_cleanup(m->cm);
+    m->cm = NULL;
+    free(m->socks);
+    m->socks = NULL;
+    m->nsocks = m->sockcap = 0;
+    /* Drop the references to the (now cancelled) transfers. */
+    if (l_getuv(L, 1) == LUA_TTABLE) {
+        lua_newtable(L);
+        lua_rawseti(L, -2, 1);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* Transfer finalizer and cancel share this: unfinished ones detach themselves. */
+static void xfer_close(l_xfer *t)
+{
+    CURL *e;
+    xfer_detach(t);
+    e = et_xfer_release(&t->x);     /* only a handle never added (failed add) is left here */
+    if (e)
+        curl_easy_cleanup(e);
+}
+
+static l_xfer *check_xfer(lua_State *L, int i)
+{
+    return luaL_checkudata(L, i, ET_XFER_MT);
+}
+
+/* multi:add(session, method, url, headers, body, flags) -> Transfer */
+static int l_multi_add(lua_State *L)
+{
+    l_multi *m = check_multi(L, 1);
+    l_session *s = check_session(L, 2);
+    req_args a;
+    l_xfer *t;
+    CURL *e;
+    int rc, https;
+    CURLMcode mc;
+
+    lua_settop(L, 7);
+    check_request(L, 3, &a);
+    if (lua_gettop(L) == 7)
+        lua_pushnil(L);                         /* 8: a possible scratch array */
+    t = l_newud(L, sizeof *t);                  /* 9: the transfer, closed until added */
+    et_xfer_init(&t->x);
+    t->m = NULL;
+    t->prev = t->next = NULL;
+    t->state = XF_NEW;
+    luaL_setmetatable(L, ET_XFER_MT);
+
+    e = pool_get(m);
+    if (!e)
+        return luaL_error(L, "cannot create a curl easy handle");
+    https = strncmp(a.url, "https://", 8) == 0 || strncmp(a.url, "HTTPS://", 8) == 0;
+    rc = et_xfer_configure(&t->x, e, &s->opts);
+    if (rc == ET_OK) {
+        rc = et_xfer_prepare(&t->x, a.method, a.url, a.headers, a.nheaders, a.body, a.bodylen,
+                             a.fresh, https);
+    }
+    if (rc == ET_OK && curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)t) != CURLE_OK)
+        rc = et_xfer_fail(&t->x, ET_HTTP_TRANSPORT, "libcurl refused a request option") == ET_OK
+             ? ET_ECURL : ET_ENOMEM;
+    if (rc == ET_ENOMEM)
+        return luaL_error(L, "not enough memory");   /* __gc frees the handle */
+    if (rc == ET_ECURL) {
+        /* Reported like any failed transfer, through finished() and result(). */
+        pool_put(m, et_xfer_detach(&t->x));
+        t->state = XF_DONE;
+        multi_slot(L, 1, 2);
+        lua_pushvalue(L, 9);
+        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+        lua_settop(L, 9);
+        return 1;
+    }
+    mc = curl_multi_add_handle(m->cm, e);
+    if (mc != CURLM_OK)
+        return luaL_error(L, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
+    /* Linked and pinned: from here the transfer belongs to the multi until it is done. */
+    t->m = m;
+    t->next = m->inflight;
+    if (m->inflight)
+        m->inflight->prev = t;
+    m->inflight = t;
+    t->state = XF_PENDING;
+    lua_pushvalue(L, 1);
+    l_setuv(L, 9);                              /* an in-flight transfer keeps its multi */
+    multi_slot(L, 1, 1);
+    lua_pushlightuserdata(L, t);
+    lua_pushvalue(L, 9);
+    lua_rawset(L, -3);
+    lua_settop(L, 9);
+    return 1;
+}
+
+/* Advances every transfer without blocking. The multi runs in socket-action mode (curl
+ * only reports its sockets through CURLMOPT_SOCKETFUNCTION there): each known socket is
+ * handed to curl with no event bits (curl checks it itself), then the timers run, which also
+ * starts transfers added since the last call. */
+static CURLMcode multi_drive(l_multi *m, int *running)
+{
+    curl_socket_t stack_fds[64], *fds = stack_fds;
+    size_t i, n = m->nsocks;
+    CURLMcode mc = CURLM_OK;
+    if (n > sizeof stack_fds / sizeof stack_fds[0]) {
+        fds = malloc(n * sizeof *fds);
+        if (!fds)
+            return CURLM_OUT_OF_MEMORY;
+    }
+    for (i = 0; i < n; i++)                     /* a copy: the callback edits the table */
+        fds[i] = m->socks[i].fd;
+    for (i = 0; i < n && mc == CURLM_OK; i++)
+        mc = curl_multi_socket_action(m->cm, fds[i], 0, running);
+    if (fds != stack_fds)
+        free(fds);
+    if (mc == CURLM_OK)
+        mc = curl_multi_socket_action(m->cm, CURL_SOCKET_TIMEOUT, 0, running);
+    return mc;
+}
+
+/* multi:perform() -> running count; collects completed transfers into the finished list. */
+static int l_multi_perform(lua_State *L)
+{
+    l_multi *m = check_multi(L, 1);
+    int running = 0, left;
+    CURLMsg *msg;
+    CURLMcode mc = multi_drive(m, &running);
+    if (mc != CURLM_OK)
+        return luaL_error(L, "curl_multi_socket_action: %s", curl_multi_strerror(mc));
+    lua_settop(L, 1);
+    multi_slot(L, 1, 1);                        /* 2: in flight */
+    multi_slot(L, 1, 2);                        /* 3: finished */
+    while ((msg = curl_multi_info_read(m->cm, &left)) != NULL) {
+        CURL *e = msg->easy_handle;
+        CURLcode cc = msg->data.result;
+        char *priv = NULL;
+        l_xfer *t;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        if (curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv) != CURLE_OK || !priv)
+            continue;
+        t = (l_xfer *)(void *)priv;
+        /* C side first, so a Lua memory error below cannot leave curl half-done. */
+        if (et_xfer_finish(&t->x, cc) != ET_OK && t->x.code == ET_HTTP_OK)
+            t->x.code = ET_HTTP_TRANSPORT;
+        xfer_detach(t);
+        t->state = XF_DONE;
+        lua_pushlightuserdata(L, t);
+        if (lua_rawget(L, 2) == LUA_TUSERDATA) {   /* 4: the Transfer */
+            lua_pushvalue(L, 4);
+            lua_rawseti(L, 3, (lua_Integer)lua_rawlen(L, 3) + 1);
+            lua_pushnil(L);
+            l_setuv(L, 4);                      /* no longer keeps the multi */
+            lua_pushlightuserdata(L, t);
+            lua_pushnil(L);
+            lua_rawset(L, 2);
+        }
+        lua_settop(L, 3);
+    }
+    lua_pushinteger(L, running);
+    return 1;
+}
+
+/* multi:finished() -> array of Transfers completed since the last call. */
+static int l_multi_finished(lua_State *L)
+{
+    check_multi(L, 1);
+    lua_settop(L, 1);
+    l_getuv(L, 1);                              /* uv */
+    lua_rawgeti(L, 2, 2);                       /* uv, list */
+    lua_newtable(L);
+    lua_rawseti(L, 2, 2);
+    return 1;
+}
+
+/* multi:poll(timeout_s) -> number of ready descriptors; waits at most timeout_s. */
+static int l_multi_poll(lua_State *L)
+{
+    l_multi *m = check_multi(L, 1);
+    double s = luaL_optnumber(L, 2, 0);
+    int numfds = 0;
+    double ms;
+    CURLMcode mc;
+    luaL_argcheck(L, s >= 0, 2, "non-negative seconds expected");
+    ms = ceil(s * 1000.0);
+    if (ms > INT_MAX)
+        ms = INT_MAX;
+    mc = curl_multi_poll(m->cm, NULL, 0, (int)ms, &numfds);
+    if (mc != CURLM_OK)
+        return luaL_error(L, "curl_multi_poll: %s", curl_multi_strerror(mc));
+    lua_pushinteger(L, numfds);
+    return 1;
+}
+
+/* multi:timeout() -> seconds until perform is due, or nil when curl has nothing to time. */
+static int l_multi_timeout(lua_State *L)
+{
+    l_multi *m = check_multi(L, 1);
+    long ms = -1;
+    if (curl_multi_timeout(m->cm, &ms) != CURLM_OK || ms < 0)
+        lua_pushnil(L);
+    else
+        lua_pushnumber(L, (lua_Number)ms / 1000.0);
+    return 1;
+}
+
+/* multi:sockets() -> { { fd = n, read = bool, write = bool }, ... } */
+static int l_multi_sockets(lua_State *L)
+{
+    l_multi *m = check_multi(L, 1);
+    size_t i;
+    lua_createtable(L, (int)m->nsocks, 0);
+    for (i = 0; i < m->nsocks; i++) {
+        int w = m->socks[i].what;
+        lua_createtable(L, 0, 3);
+        lua_pushinteger(L, (lua_Integer)m->socks[i].fd);
+        lua_setfield(L, -2, "fd");
+        lua_pushboolean(L, w == CURL_POLL_IN || w == CURL_POLL_INOUT);
+        lua_setfield(L, -2, "read");
+        lua_pushboolean(L, w == CURL_POLL_OUT || w == CURL_POLL_INOUT);
+        lua_setfield(L, -2, "write");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+static int l_multi_tostring(lua_State *L)
+{
+    l_multi *m = luaL_checkudata(L, 1, ET_MULTI_MT);
+    size_t n = 0;
+    l_xfer *t;
+    for (t = m->inflight; t; t = t->next)
+        n++;
+    if (m->cm)
+        lua_pushfstring(L, "eternaltwin.core.Multi (%d in flight)", (int)n);
+    else
+        lua_pushliteral(L, "eternaltwin.core.Multi (closed)");
+    return 1;
+}
+
+/* transfer:result() */
+static int l_xfer_result(lua_State *L)
+{
+    l_xfer *t = check_xfer(L, 1);
+    switch (t->state) {
+    case XF_DONE:
+        return push_result(L, &t->x, NULL);
+    case XF_CANCELLED:
+        lua_pushnil(L);
+        lua_pushliteral(L, "cancelled");
+        lua_pushliteral(L, "transfer cancelled");
+        return 3;
+    default:
+        lua_pushnil(L);
+        lua_pushliteral(L, "pending");
+        return 2;
+    }
+}
+
+/* transfer:cancel(): detaches (if in flight) and frees; idempotent. */
+static int l_xfer_cancel(lua_State *L)
+{
+    l_xfer *t = check_xfer(L, 1);
+    if (t->m) {
+        /* Unpin from the multi's in-flight map (found through the transfer's uservalue). */
+        lua_settop(L, 1);
+        if (l_getuv(L, 1) == LUA_TUSERDATA) {                   /* t, multi */
+            multi_slot(L, 2, 1);                                /* t, multi, map */
+            lua_pushlightuserdata(L, t);
+            lua_pushnil(L);
+            lua_rawset(L, -3);
+        }
+        lua_settop(L, 1);
+        lua_pushnil(L);
+        l_setuv(L, 1);
+    }
+    xfer_close(t);
+    t->state = XF_CANCELLED;
+    return 0;
+}
+
+static int l_xfer_gc(lua_State *L)
+{
+    l_xfer *t = check_xfer(L, 1);
+    xfer_close(t);
+    if (t->state != XF_DONE)
+        t->state = XF_CANCELLED;
+    return 0;
+}
+
+static int l_xfer_tostring(lua_State *L)
+{
+    static const char *const names[] = { "new", "pending", "done", "cancelled" };
+    l_xfer *t = check_xfer(L, 1);
+    lua_pushfstring(L, "eternaltwin.core.Transfer (%s)", names[t->state]);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- opener */
+
+void l_http_open(lua_State *L)
+{
+    static const luaL_Reg session_meth[] = {
+        { "request", l_session_request },
+        { "stats", l_session_stats },
+        { "close", l_session_close },
+        { NULL, NULL }
+    };
+    static const luaL_Reg session_meta[] = {
+        { "__gc", l_session_close },
+#if ET_HAVE_CLOSE
+        { "__close", l_session_close },
+#endif
+        { "__tostring", l_session_tostring },
+        { NULL, NULL }
+    };
+    static const luaL_Reg multi_meth[] = {
+        { "add", l_multi_add },
+        { "perform", l_multi_perform },
+        { "poll", l_multi_poll },
+        { "finished", l_multi_finished },
+        { "timeout", l_multi_timeout },
+        { "sockets", l_multi_sockets },
+        { "close", l_multi_close },
+        { NULL, NULL }
+    };
+    static const luaL_Reg multi_meta[] = {
+        { "__gc", l_multi_close },
+#if ET_HAVE_CLOSE
+        { "__close", l_multi_close },
+#endif
+        { "__tostring", l_multi_tostring },
+        { NULL, NULL }
+    };
+    static const luaL_Reg xfer_meth[] = {
+        { "result", l_xfer_result },
+        { "cancel", l_xfer_cancel },
+        { NULL, NULL }
+    };
+    static const luaL_Reg xfer_meta[] = {
+        { "__gc", l_xfer_gc },
+#if ET_HAVE_CLOSE
+        { "__close", l_xfer_cancel },
+#endif
+        { "__tostring", l_xfer_tostring },
+        { NULL, NULL }
+    };
+    l_newclass(L, ET_SESSION_MT, session_meth, session_meta);
+    l_newclass(L, ET_MULTI_MT, multi_meth, multi_meta);
+    l_newclass(L, ET_XFER_MT, xfer_meth, xfer_meta);
+    lua_pushcfunction(L, l_session_new);
+    lua_setfield(L, -2, "session");
+    lua_pushcfunction(L, l_multi_new);
+    lua_setfield(L, -2, "multi");
+}
