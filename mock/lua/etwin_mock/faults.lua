@@ -63,7 +63,8 @@ end
 
 function M.stats()
   local s = store.stats
-  http.json(200, { requests = s.requests, token_requests = s.token_requests, token_grants = s.token_grants,
+  http.json(200, { requests = s.requests, token_requests = s.token_requests, token_exchanges = s.token_requests,
+                   token_grants = s.token_grants,
                    paths = s.paths })
 end
 
