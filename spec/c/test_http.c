@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: MIT */
+/* C tests of the pure HTTP core (et_http.c) that need no network: header parsing and joining,
+ * body limit, code mapping, messages, request header list. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "et_http.h"
+
+static int passed, failed, num;
+
+static void ok(int cond, const char *name)
+{
+    num++;
+    if (cond) {
+        passed++;
+        printf("ok %d - %s\n", num, name);
+    } else {
+        failed++;
+        printf("not ok %d - %s\n", num, name);
+    }
+}
+
+static void feed(et_headers_t *h, const char *line)
+{
+    et_headers_feed(h, line, strlen(line));
+}
+
+static const char *hval(const et_headers_t *h, const char *name)
+{
+    const et_hdr_t *e = et_headers_find(h, name);
+    return e ? e->value.data : NULL;
+}
+
+static int streq(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
+static void test_headers(void)
+{
+    et_headers_t h;
+    et_headers_init(&h);
+
+    feed(&h, "HTTP/1.1 200 OK\r\n");
+    feed(&h, "Content-Type:  application/json \r\n");
+    feed(&h, "X-EMPTY:\r\n");
+    feed(&h, "not a header\r\n");
+    feed(&h, ": no name\r\n");
+    feed(&h, "\r\n");
+    ok(h.n == 2, "headers: lines without a name are ignored");
+    ok(streq(hval(&h, "content-type"), "application/json"), "headers: lower-case name, trimmed value");
+    ok(streq(hval(&h, "x-empty"), ""), "headers: empty value kept");
+    ok(et_headers_find(&h, "Content-Type") == NULL, "headers: lookup is by lower-case name");
+
+    feed(&h, "X-Multi: a\r\n");
+    feed(&h, "x-multi: b\r\n");
+    feed(&h, "X-MULTI:c\n");
+    ok(streq(hval(&h, "x-multi"), "a, b, c"), "headers: repeated values joined with \", \" (any case)");
+
+    feed(&h, "Set-Cookie: a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT\r\n");
+    feed(&h, "set-cookie: b=2\r\n");
+    ok(streq(hval(&h, "set-cookie"), "a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT\nb=2"),
+       "headers: set-cookie joined with \"\\n\"");
+
+    feed(&h, "X-Folded: one\r\n");
+    feed(&h, "   two  \r\n");
+    ok(streq(hval(&h, "x-folded"), "one two"), "headers: obsolete line folding continues the value");
+
+    /* A redirect, then the final response: only the final headers remain. */
+    feed(&h, "HTTP/1.1 302 Found\r\n");
+    feed(&h, "Location: /next\r\n");
+    feed(&h, "X-Hop: 1\r\n");
+    feed(&h, "\r\n");
+    feed(&h, "HTTP/2 200\r\n");
+    feed(&h, "x-final: yes\r\n");
+    feed(&h, "\r\n");
+    ok(h.n == 1 && streq(hval(&h, "x-final"), "yes") && !hval(&h, "location"),
+       "headers: reset on each status line (only the final response kept)");
+
+    feed(&h, "HTTP/1.1 100 Continue\r\n");
+    feed(&h, "\r\n");
+    feed(&h, "HTTP/1.1 204 No Content\r\n");
+    ok(h.n == 0, "headers: interim 1xx response dropped");
+    et_headers_clear(&h);
+
+    {
+        char *big = malloc(ET_HTTP_MAX_HEADER_BYTES + 16);
+        int rc;
+        memset(big, 'a', ET_HTTP_MAX_HEADER_BYTES + 16);
+        memcpy(big, "X-Big: ", 7);
+        feed(&h, "HTTP/1.1 200 OK\r\n");
+        rc = et_headers_feed(&h, big, ET_HTTP_MAX_HEADER_BYTES / 2);
+        ok(rc == ET_OK, "headers: half the header budget accepted");
+        rc = et_headers_feed(&h, big, ET_HTTP_MAX_HEADER_BYTES / 2);
+        ok(rc == 1, "headers: total beyond ET_HTTP_MAX_HEADER_BYTES refused");
+        feed(&h, "HTTP/1.1 200 OK\r\n");
+        rc = et_headers_feed(&h, big, ET_HTTP_MAX_HEADER_BYTES / 2);
+        ok(rc == ET_OK, "headers: the budget restarts with a new response");
+        free(big);
+    }
+    et_headers_clear(&h);
+    ok(h.n == 0 && h.items == NULL, "headers: clear frees everything");
+}
+
+static void test_body_limit(void)
+{
+    et_buf_t b = { NULL, 0, 0 };
+    ok(et_buf_append_limited(&b, "abcde", 5, 10) == ET_OK, "body: under the limit");
+    ok(et_buf_append_limited(&b, "fghij", 5, 10) == ET_OK && b.len == 10,
+       "body: exactly max_body_size accepted (inclusive)");
+    ok(et_buf_append_limited(&b, "k", 1, 10) == 1 && b.len == 10,
+       "body: one byte over refused, nothing appended");
+    ok(memcmp(b.data, "abcdefghij", 10) == 0 && b.data[10] == '\0', "body: bytes kept in order");
+    ok(et_buf_append_limited(&b, "", 0, 10) == ET_OK, "body: empty append at the limit");
+    et_buf_free(&b);
+    ok(et_buf_append_limited(&b, "x", 1, 0) == 1, "body: limit 0 refuses any byte");
+    ok(et_buf_append_limited(&b, "a\0b", 3, 3) == ET_OK && b.len == 3 && b.data[1] == '\0',
+       "body: binary safe");
+    et_buf_free(&b);
+
+    {
+        et_xfer_t x;
+        char chunk[4] = { 'a', 'b', 'c', 'd' };
+        et_xfer_init(&x);
+        x.max_body = 8;
+        ok(et_xfer_write_cb(chunk, 1, 4, &x) == 4 && et_xfer_write_cb(chunk, 2, 2, &x) == 4,
+           "write callback: takes data up to the limit");
+        ok(et_xfer_write_cb(chunk, 1, 1, &x) != 1 && x.abort_reason == ET_ABORT_BODY,
+           "write callback: aborts one byte over");
+        x.what = et_http_describe(ET_HTTP_GET, "http://h/big?token=secret");
+        et_xfer_finish(&x, CURLE_WRITE_ERROR);
+        ok(x.code == ET_HTTP_TOO_LARGE && x.message && strstr(x.message, "max_body_size (8 bytes)")
+           && !strstr(x.message, "secret"), "write callback: abort reported as too_large");
+        ok(x.body.len == 0, "too_large: partial body dropped");
+        et_xfer_release(&x);
+    }
+    {
+        et_xfer_t x;
+        et_xfer_init(&x);
+        et_xfer_header_cb("HTTP/1.1 200 OK\r\n", 1, 17, &x);
+        ok(et_xfer_header_cb("A: b\r\n", 1, 6, &x) == 6 && streq(hval(&x.headers, "a"), "b"),
+           "header callback: feeds the parser");
+        et_xfer_release(&x);
+    }
+}
+
+static void test_codes(void)
+{
+    static const struct { CURLcode rc; const char *code; } cases[] = {
+        { CURLE_OK, "ok" },
+        { CURLE_OPERATION_TIMEDOUT, "timeout" },
+        { CURLE_COULDNT_CONNECT, "connect" },
+        { CURLE_COULDNT_RESOLVE_HOST, "resolve" },
+        { CURLE_COULDNT_RESOLVE_PROXY, "resolve" },
+        { CURLE_SSL_CONNECT_ERROR, "tls" },
+        { CURLE_PEER_FAILED_VERIFICATION, "tls" },
+        { CURLE_SSL_CACERT_BADFILE, "tls" },
+        { CURLE_SSL_CERTPROBLEM, "tls" },
+        { CURLE_SSL_PINNEDPUBKEYNOTMATCH, "tls" },
+        { CURLE_SSL_ISSUER_ERROR, "tls" },
+        { CURLE_FILESIZE_EXCEEDED, "too_large" },
+        { CURLE_RECV_ERROR, "reset" },
+        { CURLE_SEND_ERROR, "reset" },
+        { CURLE_PARTIAL_FILE, "reset" },
+        { CURLE_HTTP2_STREAM, "reset" },
+        { CURLE_GOT_NOTHING, "empty_reply" },
+        { CURLE_TOO_MANY_REDIRECTS, "redirects" },
+        { CURLE_URL_MALFORMAT, "url" },
+        { CURLE_UNSUPPORTED_PROTOCOL, "url" },
+        { CURLE_OUT_OF_MEMORY, "transport" },
+        { CURLE_WRITE_ERROR, "transport" },
+        { CURLE_HTTP2, "transport" },
+    };
+    size_t i;
+    int all = 1;
+    char name[96];
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *got = et_http_code_name(et_http_code_from_curl(cases[i].rc));
+        if (strcmp(got, cases[i].code) != 0) {
+            all = 0;
+            snprintf(name, sizeof name, "code: CURLcode %d maps to %s (got %s)", (int)cases[i].rc,
+                     cases[i].code, got);
+            ok(0, name);
+        }
+    }
+    ok(all, "code: CURLcode mapping table");
+    ok(streq(et_http_code_name(ET_HTTP_CANCELLED), "cancelled"), "code: cancelled name");
+}
+
+static void test_describe(void)
+{
+    char *d;
+    d = et_http_describe(ET_HTTP_POST, "https://example.org/oauth/token?code=SECRET#frag");
+    ok(streq(d, "POST https://example.org/oauth/token"), "describe: method and URL without query");
+    free(d);
+    d = et_http_describe(ET_HTTP_GET, "http://user:pw@example.org:8080/a@b?x=1");
+    ok(streq(d, "GET http://example.org:8080/a@b"), "describe: userinfo dropped, '@' in path kept");
+    free(d);
+    d = et_http_describe(ET_HTTP_HEAD, "not a url");
+    ok(streq(d, "HEAD not a url"), "describe: odd URL shown as given");
+    free(d);
+    d = et_http_describe(ET_HTTP_DELETE, "http://h#x?y");
+    ok(streq(d, "DELETE http://h"), "describe: fragment dropped");
+    free(d);
+}
+
+static int list_has(const struct curl_slist *l, const char *s)
+{
+    for (; l; l = l->next)
+        if (strcmp(l->data, s) == 0)
+            return 1;
+    return 0;
+}
+
+static void test_prepare(void)
+{
+    et_xfer_t x;
+    et_http_opts_t o;
+    CURL *e = curl_easy_init();
+    const char *with_ct[] = { "Content-Type: application/json", "Authorization: Bearer T" };
+    const char *plain[] = { "Accept: */*" };
+    int rc;
+
+    et_http_opts_init(&o);
+    ok(et_http_opts_set_str(&o.user_agent, "ua/1") == ET_OK && streq(o.user_agent, "ua/1"),
+       "opts: string copied");
+    et_xfer_init(&x);
+    rc = et_xfer_configure(&x, e, &o);
+    ok(rc == ET_OK && x.max_body == ET_DEFAULT_MAX_BODY, "configure: default body limit");
+
+    rc = et_xfer_prepare(&x, ET_HTTP_POST, "http://h/p?q=s", with_ct, 2, "{}", 2, 0, 0);
+    ok(rc == ET_OK && list_has(x.req_headers, "Expect:") && !list_has(x.req_headers, "Content-Type:")
+       && list_has(x.req_headers, "Authorization: Bearer T"),
+       "prepare: header list with Expect: and the caller's Content-Type");
+    rc = et_xfer_prepare(&x, ET_HTTP_PUT, "http://h/p", plain, 1, "raw", 3, 1, 0);
+    ok(rc == ET_OK && list_has(x.req_headers, "Content-Type:"),
+       "prepare: a body without Content-Type suppresses curl's form type");
+    rc = et_xfer_prepare(&x, ET_HTTP_GET, "http://h/p", NULL, 0, NULL, 0, 0, 0);
+    ok(rc == ET_OK && list_has(x.req_headers, "Expect:") && !list_has(x.req_headers, "Content-Type:"),
+       "prepare: GET without body");
+    ok(streq(x.what, "GET http://h/p"), "prepare: description kept for messages");
+    et_xfer_finish(&x, CURLE_COULDNT_CONNECT);
+    ok(x.req_headers == NULL, "finish: request header list freed");
+    ok(x.code == ET_HTTP_CONNECT && x.message && strncmp(x.message, "GET http://h/p: ", 16) == 0,
+       "finish: message starts with method and URL");
+    e = et_xfer_release(&x);
+    ok(e != NULL && x.easy == NULL && x.message == NULL, "release: hands the handle back");
+    curl_easy_cleanup(e);
+    et_http_opts_free(&o);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    test_headers();
+    test_body_limit();
+    test_codes();
+    test_describe();
+    test_prepare();
+    curl_global_cleanup();
+    printf("c-tests http: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
