@@ -1,0 +1,487 @@
+-- SPDX-License-Identifier: MIT
+-- eternaltwin.core HTTP binding (session, multi, transfer) against the local mock server.
+local core = require("eternaltwin.core")
+local cjson = require("cjson")
+local mock = require("spec.support.mock")
+
+-- Wall-clock seconds: core.monotime (util binding), else /proc/uptime (10 ms steps).
+local function now()
+  if core.monotime then return core.monotime() end
+  local f = assert(io.open("/proc/uptime"))
+  local t = tonumber(f:read("l"):match("^[%d.]+"))
+  f:close()
+  return t
+end
+
+local function decode(body)
+  return cjson.decode(body)
+end
+
+describe("eternaltwin.core http", function()
+  local m, base, session
+
+  setup(function()
+    m = mock.get()
+    base = m.url:gsub("/$", "")
+  end)
+
+  before_each(function()
+    session = core.session({ timeout = 5 })
+  end)
+
+  after_each(function()
+    session:close()
+  end)
+
+  local function get(path, s, flags)
+    return (s or session):request("GET", base .. path, nil, nil, flags)
+  end
+
+  describe("session", function()
+    it("does a GET: status, lower-case headers, body, effective URL", function()
+      local status, h, body, url = get("/_mock/echo?x=1")
+      assert.equal(200, status)
+      assert.is_table(h)
+      assert.matches("^application/json", h["content-type"])
+      assert.equal(#body, tonumber(h["content-length"]))
+      assert.equal(base .. "/_mock/echo?x=1", url)
+      local e = decode(body)
+      assert.equal("GET", e.method)
+      assert.equal("x=1", e.query)
+      for k in pairs(h) do assert.equal(k:lower(), k) end
+    end)
+
+    it("reuses one connection across requests (keep-alive)", function()
+      for _ = 1, 5 do assert.equal(200, (get("/_mock/echo"))) end
+      local st = session:stats()
+      assert.equal(5, st.requests)
+      assert.equal(1, st.connections)
+      local port = st.local_port
+      assert.equal(200, (get("/_mock/echo")))
+      assert.equal(port, session:stats().local_port)
+    end)
+
+    it("opens a new connection for flags.fresh, for that request only", function()
+      assert.equal(200, (get("/_mock/echo")))
+      local port = session:stats().local_port
+      assert.equal(200, (get("/_mock/echo", nil, { fresh = true })))
+      local st = session:stats()
+      assert.equal(2, st.connections)
+      assert.are_not.equal(port, st.local_port)
+      assert.equal(200, (get("/_mock/echo")))
+      assert.equal(2, session:stats().connections)
+    end)
+
+    it("sends every method, with and without body, binary-safe", function()
+      local cases = {
+        { "GET", nil }, { "GET", "body on get" }, { "POST", "a\0b\1c" }, { "POST", nil },
+        { "PUT", "put body" }, { "PUT", nil }, { "PATCH", "{}" }, { "DELETE", nil },
+        { "DELETE", "del body" }, { "OPTIONS", nil },
+      }
+      for _, c in ipairs(cases) do
+        local method, body = c[1], c[2]
+        local status, _, text = session:request(method, base .. "/_mock/echo", nil, body, nil)
+        assert.equal(200, status, method)
+        local e = decode(text)
+        assert.equal(method, e.method)
+        assert.equal(body or "", e.body, method)
+        if body then
+          assert.equal(tostring(#body), e.headers["content-length"], method)
+        elseif method == "POST" or method == "PUT" then
+          assert.equal("0", e.headers["content-length"], method .. " without body")
+        end
+        assert.is_nil(e.headers["expect"])
+        assert.is_nil(e.headers["content-type"], method .. ": no Content-Type of curl's own")
+      end
+    end)
+
+    it("does HEAD without body", function()
+      local status, h, body = session:request("HEAD", base .. "/_mock/bytes/10", nil, nil, nil)
+      assert.equal(200, status)
+      assert.equal("10", h["content-length"])
+      assert.equal("", body)
+      assert.has_error(function() session:request("HEAD", base .. "/", nil, "x", nil) end)
+    end)
+
+    it("sends the given headers, and the session's user agent", function()
+      local s = core.session({ user_agent = "et-test/1" })
+      local status, _, text = s:request("POST", base .. "/_mock/echo",
+        { "Content-Type: text/plain", "X-One: 1", "X-One: 2" }, "hi", nil)
+      assert.equal(200, status)
+      local e = decode(text)
+      assert.equal("text/plain", e.headers["content-type"])
+      assert.equal("1, 2", e.headers["x-one"])
+      assert.equal("et-test/1", e.headers["user-agent"])
+      s:close()
+    end)
+
+    it("joins repeated response headers (set-cookie with newlines)", function()
+      local status, h = get("/_mock/repeat-header")
+      assert.equal(200, status)
+      assert.equal("a, b", h["x-multi"])
+      assert.equal("a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT\nb=2", h["set-cookie"])
+    end)
+
+    it("times out within timeout + 0.5 s, without the query in the message", function()
+      local s = core.session({ timeout = 0.5 })
+      local t0 = now()
+      local r, code, msg = s:request("GET", base .. "/_mock/delay?ms=3000&token=QSECRET",
+        { "Authorization: Bearer HSECRET" }, nil, nil)
+      local dt = now() - t0
+      assert.is_nil(r)
+      assert.equal("timeout", code)
+      assert.is_true(dt < 1.0, "took " .. dt)
+      assert.matches("^GET http://127%.0%.0%.1:%d+/_mock/delay: ", msg)
+      assert.not_matches("SECRET", msg)
+      s:close()
+    end)
+
+    it("times out on a body that trickles", function()
+      local s = core.session({ timeout = 0.4 })
+      local r, code = s:request("GET", base .. "/_mock/trickle?bytes=20&interval_ms=100", nil, nil, nil)
+      assert.is_nil(r)
+      assert.equal("timeout", code)
+      s:close()
+    end)
+
+    it("never puts request headers or bodies in messages", function()
+      local s = core.session({ max_body_size = 5 })
+      local r, code, msg = s:request("POST", "http://user:PWSECRET@127.0.0.1:" .. m.port
+        .. "/_mock/echo?code=QSECRET", { "Authorization: Bearer HSECRET" }, "BSECRET", nil)
+      assert.is_nil(r)
+      assert.equal("too_large", code)
+      assert.not_matches("SECRET", msg)
+      assert.matches("^POST http://127%.0%.0%.1:%d+/_mock/echo: ", msg)
+      s:close()
+    end)
+
+    it("reports connection refused as connect", function()
+      local r, code, msg = session:request("GET", "http://127.0.0.1:1/", nil, nil, nil)
+      assert.is_nil(r)
+      assert.equal("connect", code)
+      assert.is_string(msg)
+    end)
+
+    it("reports an unresolvable host as resolve", function()
+      local r, code = session:request("GET", "http://no-such-host.invalid/", nil, nil, nil)
+      assert.is_nil(r)
+      assert.equal("resolve", code)
+    end)
+
+    it("reports bad URLs and other protocols as url", function()
+      assert.equal("url", select(2, session:request("GET", "ftp://127.0.0.1/", nil, nil, nil)))
+      assert.equal("url", select(2, session:request("GET", "http://", nil, nil, nil)))
+      assert.equal("url", select(2, session:request("GET", "file:///etc/passwd", nil, nil, nil)))
+    end)
+
+    describe("TLS", function()
+      it("refuses a self-signed certificate when verifying", function()
+        local s = core.session({ timeout = 5 })
+        local r, code = s:request("GET", m.tls_url .. "_mock/echo", nil, nil, nil)
+        assert.is_nil(r)
+        assert.equal("tls", code)
+        s:close()
+      end)
+
+      it("accepts it with ca_file", function()
+        local s = core.session({ timeout = 5, ca_file = m.cert })
+        local status, _, body = s:request("GET", m.tls_url .. "_mock/echo", nil, nil, nil)
+        assert.equal(200, status)
+        assert.equal("GET", decode(body).method)
+        assert.equal(200, (s:request("GET", m.tls_url .. "_mock/echo", nil, nil, nil)))
+        assert.equal(1, s:stats().connections)
+        s:close()
+      end)
+
+      it("accepts it with verify_ssl = false", function()
+        local s = core.session({ timeout = 5, verify_ssl = false })
+        assert.equal(200, (s:request("GET", m.tls_url .. "_mock/echo", nil, nil, nil)))
+        s:close()
+      end)
+    end)
+
+    describe("body limit", function()
+      local s
+      before_each(function() s = core.session({ max_body_size = 1000 }) end)
+      after_each(function() s:close() end)
+
+      it("accepts a body of exactly max_body_size (declared and chunked)", function()
+        local status, _, body = get("/_mock/bytes/1000", s)
+        assert.equal(200, status)
+        assert.equal(1000, #body)
+        status, _, body = get("/_mock/bytes/1000?chunked=1", s)
+        assert.equal(200, status)
+        assert.equal(1000, #body)
+      end)
+
+      it("refuses one byte over (declared and chunked) with too_large", function()
+        local r, code, msg = get("/_mock/bytes/1001", s)
+        assert.is_nil(r)
+        assert.equal("too_large", code)
+        assert.matches("max_body_size", msg)
+        r, code = get("/_mock/bytes/1001?chunked=1", s)
+        assert.is_nil(r)
+        assert.equal("too_large", code)
+        assert.equal(200, (get("/_mock/bytes/10", s)))
+      end)
+
+      it("defaults to 16 MiB", function()
+        local status, _, body = get("/_mock/bytes/16777216")
+        assert.equal(200, status)
+        assert.equal(16777216, #body)
+        assert.equal("too_large", select(2, get("/_mock/bytes/16777217")))
+      end)
+    end)
+
+    describe("redirects", function()
+      it("are not followed by default", function()
+        local status, h = get("/_mock/redirect-chain/3")
+        assert.equal(302, status)
+        assert.equal("/_mock/redirect-chain/2", h["location"])
+      end)
+
+      it("are followed with allow_redirects, keeping the final headers only", function()
+        local s = core.session({ allow_redirects = true })
+        local status, h, body, url = get("/_mock/redirect-chain/3", s)
+        assert.equal(200, status)
+        assert.is_nil(h["location"])
+        assert.equal(0, decode(body).redirects)
+        assert.equal(base .. "/_mock/redirect-chain/0", url)
+        s:close()
+      end)
+
+      it("stop at max_redirects (loop)", function()
+        local s = core.session({ allow_redirects = true, max_redirects = 5 })
+        local r, code = get("/_mock/redirect-loop", s)
+        assert.is_nil(r)
+        assert.equal("redirects", code)
+        assert.equal("redirects", select(2, get("/_mock/redirect-chain/6", s)))
+        assert.equal(200, (get("/_mock/redirect-chain/5", s)))
+        s:close()
+      end)
+    end)
+
+    describe("resets", function()
+      it("reports a connection closed before any response as empty_reply", function()
+        local r, code = get("/_mock/reset-connection")
+        assert.is_nil(r)
+        assert.equal("empty_reply", code)
+        assert.equal(200, (get("/_mock/echo")))
+      end)
+
+      it("reports a connection closed mid-body as reset", function()
+        local r, code = get("/_mock/reset-connection?after=100")
+        assert.is_nil(r)
+        assert.equal("reset", code)
+        assert.equal(200, (get("/_mock/echo")))
+      end)
+    end)
+
+    it("returns statuses >= 400 as responses", function()
+      local status, _, body = get("/_mock/status/503")
+      assert.equal(503, status)
+      assert.equal(503, decode(body).status)
+      assert.equal(204, (get("/_mock/status/204")))
+    end)
+
+    describe("arguments", function()
+      it("raises on header injection", function()
+        assert.has_error(function()
+          session:request("GET", base .. "/", { "X-A: a\r\nX-B: b" }, nil, nil)
+        end, "bad argument #3 to 'request' (header injection: header 1 contains CR, LF or NUL)")
+        assert.error_matches(function()
+          session:request("GET", base .. "/", { "X-A: ok", "X-B: b\n" }, nil, nil)
+        end, "header injection")
+        assert.error_matches(function()
+          session:request("GET", base .. "/", { "X-A: \0" }, nil, nil)
+        end, "header injection")
+        assert.error_matches(function()
+          session:request("GET", base .. "/", { 42 }, nil, nil)
+        end, "string expected")
+      end)
+
+      it("raises on wrong option types, naming the option", function()
+        assert.error_matches(function() core.session({ timeout = "5" }) end, "'timeout'")
+        assert.error_matches(function() core.session({ verify_ssl = 1 }) end, "'verify_ssl'")
+        assert.error_matches(function() core.session({ max_body_size = 1.5 }) end, "'max_body_size'")
+        assert.error_matches(function() core.session({ max_redirects = -1 }) end, "'max_redirects'")
+        assert.error_matches(function() core.session({ ca_file = false }) end, "'ca_file'")
+        assert.error_matches(function() core.session({ user_agent = "a\nb" }) end, "'user_agent'")
+        assert.error_matches(function() core.session({ timeout = -1 }) end, "'timeout'")
+        assert.error_matches(function() core.session({ bogus = 1 }) end, "unknown option 'bogus'")
+        assert.error_matches(function() core.multi({ max_connections = "2" }) end, "'max_connections'")
+      end)
+
+      it("raises on bad methods, URLs, bodies and flags", function()
+        assert.has_error(function() session:request("get", base .. "/", nil, nil, nil) end)
+        assert.has_error(function() session:request("TRACE", base .. "/", nil, nil, nil) end)
+        assert.has_error(function() session:request("GET", nil, nil, nil, nil) end)
+        assert.has_error(function() session:request("GET", base .. "/\0x", nil, nil, nil) end)
+        assert.has_error(function() session:request("POST", base .. "/", nil, {}, nil) end)
+        assert.has_error(function() session:request("GET", base .. "/", nil, nil, { fresh = 1 }) end)
+      end)
+
+      it("accepts many headers", function()
+        local list = {}
+        for i = 1, 100 do list[i] = "X-H" .. i .. ": " .. i end
+        local status, _, body = session:request("GET", base .. "/_mock/echo", list, nil, nil)
+        assert.equal(200, status)
+        assert.equal("100", decode(body).headers["x-h100"])
+      end)
+    end)
+
+    it("closes idempotently; a closed session raises", function()
+      local s = core.session()
+      assert.matches("open", tostring(s))
+      s:close()
+      s:close()
+      assert.matches("closed", tostring(s))
+      assert.error_matches(function() s:request("GET", base .. "/", nil, nil, nil) end, "closed session")
+      assert.error_matches(function() core.multi():add(s, "GET", base .. "/", nil, nil, nil) end,
+        "closed session")
+      assert.equal("locked", getmetatable(s))
+    end)
+  end)
+
+  describe("multi", function()
+    it("runs 50 transfers of 300 ms concurrently", function()
+      local mu = core.multi({ max_connections = 0 })
+      assert.is_nil(mu:timeout())
+      local xs, pending = {}, {}
+      local t0 = now()
+      for i = 1, 50 do
+        xs[i] = mu:add(session, "GET", base .. "/_mock/delay?ms=300", nil, nil, nil)
+        pending[xs[i]] = true
+      end
+      assert.same({ nil, "pending" }, { xs[1]:result() })
+      assert.equal(0, mu:timeout())
+      local seen_sockets, done = 0, 0
+      while done < 50 and now() - t0 < 10 do
+        mu:perform()
+        local socks = mu:sockets()
+        if #socks > seen_sockets then seen_sockets = #socks end
+        for _, sk in ipairs(socks) do
+          assert.is_number(sk.fd)
+          assert.is_boolean(sk.read)
+          assert.is_boolean(sk.write)
+        end
+        for _, x in ipairs(mu:finished()) do
+          assert.is_true(pending[x])
+          pending[x] = nil
+          done = done + 1
+        end
+        if done < 50 then mu:poll(mu:timeout() or 0.1) end
+      end
+      local dt = now() - t0
+      assert.equal(50, done)
+      assert.is_true(dt < 3, "took " .. dt)
+      assert.is_true(seen_sockets > 1)
+      for i = 1, 50 do
+        local status, h, body = xs[i]:result()
+        assert.equal(200, status)
+        assert.is_table(h)
+        assert.equal(300, decode(body).delayed_ms)
+        assert.equal(200, (xs[i]:result()))   -- result() can be read again
+      end
+      assert.same({}, mu:finished())
+      assert.is_nil(mu:timeout())
+      assert.same({}, mu:sockets())
+      mu:close()
+      mu:close()
+    end)
+
+    it("reports failures and reuses handles and connections", function()
+      local s = core.session({ timeout = 0.3 })
+      local mu = core.multi()
+      local function run(x)
+        while true do
+          mu:perform()
+          local f = mu:finished()
+          if #f > 0 then assert.equal(x, f[1]); return x:result() end
+          mu:poll(0.1)
+        end
+      end
+      assert.equal("timeout", select(2, run(mu:add(s, "GET", base .. "/_mock/delay?ms=2000", nil, nil, nil))))
+      assert.equal("connect", select(2, run(mu:add(s, "GET", "http://127.0.0.1:1/", nil, nil, nil))))
+      local st, _, body = run(mu:add(s, "POST", base .. "/_mock/echo", { "Content-Type: a/b" }, "x\0y", nil))
+      assert.equal(200, st)
+      assert.equal("x\0y", decode(body).body)
+      assert.equal(200, (run(mu:add(s, "GET", base .. "/_mock/echo", nil, nil, { fresh = true }))))
+      mu:close()
+      s:close()
+    end)
+
+    it("cancels a transfer", function()
+      local mu = core.multi()
+      local x = mu:add(session, "GET", base .. "/_mock/delay?ms=5000", nil, nil, nil)
+      mu:perform()
+      x:cancel()
+      x:cancel()
+      assert.same({ nil, "cancelled", "transfer cancelled" }, { x:result() })
+      assert.equal(0, mu:perform())
+      assert.same({}, mu:finished())
+      assert.matches("0 in flight", tostring(mu))
+      mu:close()
+    end)
+
+    it("cancels in-flight transfers on close", function()
+      local mu = core.multi()
+      local x = mu:add(session, "GET", base .. "/_mock/delay?ms=5000", nil, nil, nil)
+      mu:perform()
+      mu:close()
+      assert.equal("cancelled", select(2, x:result()))
+      x:cancel()
+      assert.error_matches(function() mu:perform() end, "closed multi")
+    end)
+
+    it("raises on header injection in add", function()
+      local mu = core.multi()
+      assert.error_matches(function()
+        mu:add(session, "GET", base .. "/", { "A: 1\r\nB: 2" }, nil, nil)
+      end, "header injection")
+      assert.equal(0, mu:perform())
+      mu:close()
+    end)
+
+    it("survives the collection of a multi with transfers in flight", function()
+      do
+        local mu = core.multi()
+        for _ = 1, 5 do mu:add(session, "GET", base .. "/_mock/delay?ms=5000", nil, nil, nil) end
+        mu:perform()
+      end
+      collectgarbage()
+      collectgarbage()
+      -- An unfinished transfer collected on its own, while its multi lives on.
+      local mu = core.multi()
+      do mu:add(session, "GET", base .. "/_mock/delay?ms=5000", nil, nil, nil) end
+      mu:perform()
+      local x = mu:add(session, "GET", base .. "/_mock/echo", nil, nil, nil)
+      x:cancel()
+      x = nil
+      collectgarbage()
+      collectgarbage()
+      assert.equal(1, mu:perform())
+      mu:close()
+    end)
+
+    it("survives lua_close with transfers in flight, in any finalizer order", function()
+      local script = ([[
+        package.cpath = %q
+        local core = require("eternaltwin.core")
+        local s = core.session()
+        local keep = {}
+        for j = 1, 3 do
+          local mu = core.multi()
+          for _ = 1, 4 do keep[#keep + 1] = mu:add(s, "GET", %q, nil, nil, nil) end
+          mu:perform()
+          if j == 2 then keep[#keep + 1] = mu end
+        end
+        os.exit(0, true)
+      ]]):format(package.cpath, base .. "/_mock/delay?ms=5000")
+      local f = assert(io.popen("lua5.4 - 2>&1", "w"))
+      f:write(script)
+      local ok, how, code = f:close()
+      assert.is_true(ok, tostring(how) .. " " .. tostring(code))
+    end)
+  end)
+end)
