@@ -95,10 +95,8 @@ function M.body_params()
   local body = M.body()
   local ctype = ngx.var.http_content_type
   ctype = type(ctype) == "string" and ctype:lower() or ""
-  local is_json = ctype:find("^application/json") or ctype:find("%+json")
-  if not is_json and not ctype:find("^application/x%-www%-form%-urlencoded") then
-    is_json = body:find("^%s*{") ~= nil
-  end
+  -- JSON by type, or by look (`curl -d '{...}'` labels JSON as a form): a form never starts with `{`.
+  local is_json = ctype:find("^application/json") or ctype:find("%+json") or body:find("^%s*{")
   if is_json then
     if body:find("^%s*$") then
       return {}
