@@ -78,6 +78,11 @@ function M.start(opts)
   if opts.tls ~= false then
     cmd[#cmd + 1] = "--tls-port " .. tostring(opts.tls_port or 0)
   end
+  -- Our own pid (the stat of /proc/self is this process's): the mock stops if we die abruptly.
+  local self_pid = (read_file("/proc/self/stat") or ""):match("^(%d+)")
+  if self_pid then
+    cmd[#cmd + 1] = "--watch-pid " .. self_pid
+  end
   if opts.config then
     cmd[#cmd + 1] = "--config " .. shell_quote(opts.config)
   end
