@@ -81,6 +81,9 @@ function M.echo()
     args = http.args(),
     headers = headers,
     body = http.body(),
+    -- The connection's serial number and its request count: specs check keep-alive with them.
+    connection = tonumber(ngx.var.connection),
+    connection_requests = tonumber(ngx.var.connection_requests),
   })
 end
 
