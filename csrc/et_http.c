@@ -429,8 +429,13 @@ static int header_is(const char *line, const char *name)
     return line[n] == ':' || line[n] == ';';
 }
 
+/* Frees the request header list, first unhooking it so the handle never points at freed memory. */
 static void drop_req_headers(et_xfer_t *x)
 {
+    if (!x->req_headers)
+        return;
+    if (x->easy)
+        curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
     curl_slist_free_all(x->req_headers);
     x->req_headers = NULL;
 }

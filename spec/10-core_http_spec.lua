@@ -390,6 +390,25 @@ describe("eternaltwin.core http", function()
       mu:close()
     end)
 
+    it("multiplexes HTTPS transfers over one HTTP/2 connection", function()
+      local s = core.session({ timeout = 5, ca_file = m.cert })
+      local mu = core.multi()
+      local xs = {}
+      for i = 1, 20 do xs[i] = mu:add(s, "GET", m.tls_url .. "_mock/delay?ms=200", nil, nil, nil) end
+      local done, most, t0 = 0, 0, now()
+      while done < 20 and now() - t0 < 10 do
+        mu:perform()
+        if #mu:sockets() > most then most = #mu:sockets() end
+        done = done + #mu:finished()
+        if done < 20 then mu:poll(0.1) end
+      end
+      assert.equal(20, done)
+      assert.equal(1, most)
+      for i = 1, 20 do assert.equal(200, (xs[i]:result())) end
+      mu:close()
+      s:close()
+    end)
+
     it("reports failures and reuses handles and connections", function()
       local s = core.session({ timeout = 0.3 })
       local mu = core.multi()
