@@ -57,18 +57,30 @@ describe("eternaltwin.core http", function()
       assert.equal(5, st.requests)
       assert.equal(1, st.connections)
       local port = st.local_port
-      assert.equal(200, (get("/_mock/echo")))
+      local status, _, body = get("/_mock/echo")
+      assert.equal(200, status)
       assert.equal(port, session:stats().local_port)
+      -- The server's view: the same connection, serving its 6th and 7th requests.
+      local e1 = decode(body)
+      local e2 = decode(select(3, get("/_mock/echo")))
+      if e1.connection then
+        assert.equal(e1.connection, e2.connection)
+        assert.equal(6, e1.connection_requests)
+        assert.equal(7, e2.connection_requests)
+      end
     end)
 
     it("opens a new connection for flags.fresh, for that request only", function()
-      assert.equal(200, (get("/_mock/echo")))
+      local c1 = decode(select(3, get("/_mock/echo"))).connection
       local port = session:stats().local_port
-      assert.equal(200, (get("/_mock/echo", nil, { fresh = true })))
+      local c2 = decode(select(3, get("/_mock/echo", nil, { fresh = true }))).connection
+      assert.are_not.equal(c1, c2)
       local st = session:stats()
       assert.equal(2, st.connections)
       assert.are_not.equal(port, st.local_port)
-      assert.equal(200, (get("/_mock/echo")))
+      -- The next request reuses a cached connection (curl picks one of the two).
+      local c3 = decode(select(3, get("/_mock/echo"))).connection
+      assert.is_true(c3 == c1 or c3 == c2)
       assert.equal(2, session:stats().connections)
     end)
 
