@@ -407,7 +407,6 @@ int et_xfer_configure(et_xfer_t *x, CURL *easy, const et_http_opts_t *o)
     SETOPT(CURLOPT_MAXREDIRS, o->max_redirects);
     if (o->user_agent)
         SETOPT(CURLOPT_USERAGENT, o->user_agent);
-    SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body_size);
     SETOPT(CURLOPT_WRITEFUNCTION, et_xfer_write_cb);
     SETOPT(CURLOPT_WRITEDATA, (void *)x);
     SETOPT(CURLOPT_HEADERFUNCTION, et_xfer_header_cb);
@@ -494,6 +493,8 @@ int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const cha
     } else if (m != ET_HTTP_GET) {
         SETOPT(CURLOPT_CUSTOMREQUEST, et_http_method_name(m));
     }
+    /* A HEAD response declares the length of a body that never comes: no limit to check. */
+    SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)(m == ET_HTTP_HEAD ? 0 : x->max_body));
     SETOPT(CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
     SETOPT(CURLOPT_PIPEWAIT, pipewait ? 1L : 0L);
     return ET_OK;
