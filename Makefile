@@ -24,7 +24,7 @@ HEADERS   = $(wildcard csrc/*.h)
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps deps-build test test-c test-rock demo clean
+.PHONY: all deps deps-build test test-c test-c-http test-rock demo clean
 
 all: $(MODULE)
 
@@ -48,6 +48,15 @@ $(BUILD)/test_core: spec/c/test_core.c $(CORE_OBJ)
 
 test-c: $(BUILD)/test_core
 	$(BUILD)/test_core
+
+# C tests of the HTTP core: its own binary.
+$(BUILD)/test_http: spec/c/test_http.c $(BUILD)/obj/et_http.o
+	$(CC) $(ALL_CFLAGS) -Icsrc -o $@ $^ $(LIBS)
+
+test-c-http: $(BUILD)/test_http
+	$(BUILD)/test_http
+
+test-c: test-c-http
 
 test: deps all test-c
 	$(BUSTED) --lua=$(LUA) spec
