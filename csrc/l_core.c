@@ -60,9 +60,14 @@ static int curl_ready(void)
 }
 
 #if defined(__GNUC__)
-__attribute__((visibility("default")))
+#define ET_EXPORT __attribute__((visibility("default")))
+#else
+#define ET_EXPORT
 #endif
-int luaopen_eternaltwin_core(lua_State *L)
+
+ET_EXPORT int luaopen_eternaltwin_core(lua_State *L);
+
+ET_EXPORT int luaopen_eternaltwin_core(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         {"sleep", l_core_sleep},
