@@ -42,21 +42,21 @@ deps:
 deps-build:
 	@sh tools/deps.sh build
 
-# C unit tests of the pure core (no Lua).
-$(BUILD)/test_core: spec/c/test_core.c $(CORE_OBJ)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+# C unit tests of the pure core (no Lua): every spec/c/test_*.c is its own binary, linked with the
+# core objects; each prints `ok N - name` lines and `c-tests NAME: N passed, N failed`, and exits
+# non-zero on failure. test-c runs them all (and fails if any failed).
+C_TESTS    = $(wildcard spec/c/test_*.c)
+C_TEST_BIN = $(C_TESTS:spec/c/%.c=$(BUILD)/%)
 
-test-c: $(BUILD)/test_core
-	$(BUILD)/test_core
-
-# C tests of the HTTP core: its own binary.
-$(BUILD)/test_http: spec/c/test_http.c $(BUILD)/obj/et_http.o
+$(BUILD)/test_%: spec/c/test_%.c $(CORE_OBJ)
 	$(CC) $(ALL_CFLAGS) -Icsrc -o $@ $^ $(LIBS)
 
-test-c-http: $(BUILD)/test_http
-	$(BUILD)/test_http
+test-c: $(C_TEST_BIN)
+	@rc=0; for t in $(C_TEST_BIN); do $$t || rc=1; done; exit $$rc
 
-test-c: test-c-http
+# One C test binary: `make test-c-http`, `make test-c-jwt`...
+test-c-%: $(BUILD)/test_%
+	$(BUILD)/test_$*
 
 test: deps all test-c
 	$(BUSTED) --lua=$(LUA) spec

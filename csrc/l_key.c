@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: MIT */
+/* Lua bindings of JWS keys: hmac_key, pkey, jwt_header and the Key class (JWT encode/decode). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "et_b64.h"
+#include "et_config.h"
+#include "et_jwt.h"
+#include "et_keyload.h"
+#include "l_common.h"
+
+typedef struct l_key {
+    et_jwt_key_t *k;    /* NULL once closed (or before construction succeeded) */
+} l_key;
+
+static const char *const hmac_algs[] = { "HS256", "HS384", "HS512", NULL };
+static const char *const pkey_algs[] = {
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", NULL
+};
+
+/* A closed userdata with the Key metatable, on top of the stack. */
+static l_key *key_prep(lua_State *L)
+{
+    l_key *ud = lua_newuserdatauv(L, sizeof *ud, 0);
+    ud->k = NULL;
+    luaL_setmetatable(L, ET_KEY_MT);
+    return ud;
+}
+
+static et_jwt_key_t *check_key(lua_State *L, int idx)
+{
+    l_key *ud = luaL_checkudata(L, idx, ET_KEY_MT);
+    if (!ud->k)
+        luaL_error(L, "attempt to use a closed key");
+    return ud->k;
+}
+
+static int fail(lua_State *L, const char *msg)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    return 2;
+}
+
+struct owned {
+    const char *s;
+    size_t n;
+};
+
+static int push_owned_p(lua_State *L)
+{
+    const struct owned *o = lua_touserdata(L, 1);
+    lua_pushlstring(L, o->s, o->n);
+    return 1;
+}
+
+/* Pushes n bytes of malloc'd s as a string and frees s, even when Lua raises (memory). The
+ * caller has made room for 2 stack slots before allocating s. */
+static void push_owned(lua_State *L, char *s, size_t n)
+{
+    struct owned o;
+    int st;
+    o.s = s;
+    o.n = n;
+    lua_pushcfunction(L, push_owned_p);
+    lua_pushlightuserdata(L, &o);
+    st = lua_pcall(L, 1, 1, 0);
+    free(s);
+    if (st != LUA_OK)
+        lua_error(L);
+}
+
+static int l_key_hmac(lua_State *L)
+{
+    int alg = luaL_checkoption(L, 1, NULL, hmac_algs);
+    size_t n;
+    const char *secret = luaL_checklstring(L, 2, &n);
+    char err[160];
+    l_key *ud = key_prep(L);
+    if (et_jwt_key_hmac((et_jwt_alg_t)(ET_JWT_HS256 + alg), (const unsigned char *)secret, n,
+                        &ud->k, err, sizeof err) != ET_JWT_OK)
+        return fail(L, err);
+    return 1;
+}
+
+static int l_key_pkey(lua_State *L)
+{
+    int alg = et_jwt_alg_from_name(pkey_algs[luaL_checkoption(L, 1, NULL, pkey_algs)]);
+    size_t npub = 0, npriv = 0;
+    const char *pub = luaL_optlstring(L, 2, NULL, &npub);
+    const char *priv = luaL_optlstring(L, 3, NULL, &npriv);
+    EVP_PKEY *pk_pub = NULL, *pk_priv = NULL;
+    char err[200], msg[240];
+    l_key *ud;
+    luaL_argcheck(L, pub || priv, 2, "public or private key text expected");
+    ud = key_prep(L);
+    /* From here to et_jwt_key_pkey no Lua call can raise while an EVP_PKEY is held. */
+    if (pub && !et_keyload(pub, npub, 0, &pk_pub, err, sizeof err)) {
+        snprintf(msg, sizeof msg, "public key: %s", err);
+        return fail(L, msg);
+    }
+    if (priv && !et_keyload(priv, npriv, 1, &pk_priv, err, sizeof err)) {
+        EVP_PKEY_free(pk_pub);
+        snprintf(msg, sizeof msg, "private key: %s", err);
+        return fail(L, msg);
+    }
+    if (et_jwt_key_pkey((et_jwt_alg_t)alg, pk_pub, pk_priv, &ud->k, err, sizeof err) != ET_JWT_OK)
+        return fail(L, err);
+    return 1;
+}
+
+/* First non-blank byte of a JSON text (0 if none). */
+static char json_first(const unsigned char *s, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+            return (char)s[i];
+    return 0;
+}
+
+/* Pushes the decoded JSON object of one part, or returns 0 with a message in msg. */
+static int push_object(lua_State *L, const char *what, const unsigned char *s, size_t n,
+                       char *msg, size_t msglen)
+{
+    char err[160];
+    if (!l_json_push(L, (const char *)s, n, err, sizeof err)) {
+        snprintf(msg, msglen, "%s is not valid JSON (%s)", what, err);
+        return 0;
+    }
+    if (json_first(s, n) != '{') {
+        lua_pop(L, 1);
+        snprintf(msg, msglen, "%s is not a JSON object", what);
+        return 0;
+    }
+    return 1;
+}
+
+/* Attacker-chosen text made safe for a message: printable ASCII, at most 24 bytes. */
+static void safe_copy(char *dst, size_t cap, const char *s, size_t n)
+{
+    size_t i, o = 0;
+    for (i = 0; i < n && o + 4 < cap; i++) {
+        if (o >= 24) {
+            memcpy(dst + o, "...", 3);
+            o += 3;
+            break;
+        }
+        dst[o++] = (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"') ? s[i] : '?';
+    }
+    dst[o] = '\0';
+}
+
+/* Splits the token at index idx and pushes its header table. Returns 0 with a message. */
+static int push_header(lua_State *L, const char *tok, size_t len, unsigned char *buf,
+                       et_jwt_parts_t *parts, char *msg, size_t msglen)
+{
+    if (et_jwt_split(tok, len, buf, parts, msg, msglen) != ET_JWT_OK)
+        return 0;
+    return push_object(L, "header", parts->header, parts->header_len, msg, msglen);
+}
+
+static int l_key_jwt_header(lua_State *L)
+{
+    size_t len;
+    const char *tok = luaL_checklstring(L, 1, &len);
+    unsigned char buf[ET_JWT_MAX_LEN];
+    et_jwt_parts_t parts;
+    char msg[200];
+    if (!push_header(L, tok, len, buf, &parts, msg, sizeof msg))
+        return fail(L, msg);
+    return 1;
+}
+
+static int l_key_decode(lua_State *L)
+{
+    et_jwt_key_t *k = check_key(L, 1);
+    size_t len, alen;
+    const char *tok = luaL_checklstring(L, 2, &len), *alg, *want = et_jwt_alg_name(et_jwt_key_alg(k));
+    unsigned char buf[ET_JWT_MAX_LEN];
+    et_jwt_parts_t parts;
+    char msg[200], shown[32];
+    lua_settop(L, 2);
+    if (!push_header(L, tok, len, buf, &parts, msg, sizeof msg))
+        return fail(L, msg);
+    lua_getfield(L, 3, "alg");                               /* key, token, header, alg */
+    if (lua_type(L, -1) != LUA_TSTRING)
+        return fail(L, lua_isnil(L, -1) ? "header has no alg" : "header alg is not a string");
+    alg = lua_tolstring(L, -1, &alen);
+    if (alen != strlen(want) || memcmp(alg, want, alen) != 0) {
+        safe_copy(shown, sizeof shown, alg, alen);
+        snprintf(msg, sizeof msg, "algorithm \"%s\" not accepted (key is %s)", shown, want);
+        return fail(L, msg);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, 3, "crit");
+    if (!lua_isnil(L, -1))
+        return fail(L, "header \"crit\" is not supported");
+    lua_pop(L, 1);
+    if (et_jwt_verify(k, (const unsigned char *)tok, parts.signing_len, parts.sig, parts.sig_len,
+                      msg, sizeof msg) != ET_JWT_OK)
+        return fail(L, msg);
+    if (!push_object(L, "payload", parts.payload, parts.payload_len, msg, sizeof msg))
+        return fail(L, msg);
+    lua_insert(L, 3);                                        /* key, token, claims, header */
+    return 2;
+}
+
+/* base64url of {"alg":A,"kid":K,"typ":"JWT"} pushed as a string; 0 with a message otherwise. */
+static int push_kid_header(lua_State *L, et_jwt_key_t *k, int kid, char *msg, size_t msglen)
+{
+    size_t n, m;
+    char *json;
+    const char *s;
+    luaL_Buffer b;
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, et_jwt_alg_name(et_jwt_key_alg(k)));
+    lua_setfield(L, -2, "alg");
+    lua_pushvalue(L, kid);
+    lua_setfield(L, -2, "kid");
+    lua_pushliteral(L, "JWT");
+    lua_setfield(L, -2, "typ");
+    json = l_json_encode(L, -1, &n, msg, msglen);
+    lua_pop(L, 1);
+    if (!json)
+        return 0;
+    push_owned(L, json, n);
+    s = lua_tolstring(L, -1, &n);
+    m = et_b64url_encoded_len(n);
+    et_b64url_encode((const unsigned char *)s, n, luaL_buffinitsize(L, &b, m));
+    luaL_pushresultsize(&b, m);
+    lua_remove(L, -2);
+    return 1;
+}
+
+static int l_key_encode(lua_State *L)
+{
+    et_jwt_key_t *k = check_key(L, 1);
+    const char *hdr = NULL;
+    size_t hdr_len = 0, plen, toklen;
+    char msg[200], *payload, *tok;
+    int st;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TSTRING);
+    lua_settop(L, 3);
+    if (!et_jwt_key_can_sign(k))
+        return fail(L, "key cannot sign (public key only)");
+    if (!lua_isnil(L, 3)) {
+        if (!push_kid_header(L, k, 3, msg, sizeof msg))
+            return fail(L, msg);
+        hdr = lua_tolstring(L, 4, &hdr_len);                 /* kept alive on the stack */
+    }
+    luaL_checkstack(L, 4, NULL);
+    payload = l_json_encode(L, 2, &plen, msg, sizeof msg);
+    if (!payload)
+        return fail(L, msg);
+    if (payload[0] != '{') {
+        free(payload);
+        return fail(L, "claims must be a JSON object, not an array");
+    }
+    /* Pure C until push_owned: nothing can raise while payload or tok is held. */
+    st = et_jwt_encode(k, hdr, hdr_len, payload, plen, &tok, &toklen, msg, sizeof msg);
+    free(payload);
+    if (st != ET_JWT_OK)
+        return fail(L, msg);
+    push_owned(L, tok, toklen);
+    return 1;
+}
+
+static int l_key_sign(lua_State *L)
+{
+    et_jwt_key_t *k = check_key(L, 1);
+    size_t n, siglen = 0;
+    const char *data = luaL_checklstring(L, 2, &n);
+    unsigned char sig[ET_JWT_SIG_MAX];
+    char msg[160];
+    if (et_jwt_sign(k, (const unsigned char *)data, n, sig, &siglen, msg, sizeof msg) != ET_JWT_OK)
+        return fail(L, msg);
+    lua_pushlstring(L, (const char *)sig, siglen);
+    return 1;
+}
+
+static int l_key_verify(lua_State *L)
+{
+    et_jwt_key_t *k = check_key(L, 1);
+    size_t n, siglen;
+    const char *data = luaL_checklstring(L, 2, &n);
+    const char *sig = luaL_checklstring(L, 3, &siglen);
+    char msg[160];
+    int st = et_jwt_verify(k, (const unsigned char *)data, n, (const unsigned char *)sig, siglen,
+                           msg, sizeof msg);
+    if (st != ET_JWT_OK && st != ET_JWT_EBADSIG)
+        return fail(L, msg);
+    lua_pushboolean(L, st == ET_JWT_OK);
+    return 1;
+}
+
+static int l_key_algorithm(lua_State *L)
+{
+    lua_pushstring(L, et_jwt_alg_name(et_jwt_key_alg(check_key(L, 1))));
+    return 1;
+}
+
+static int l_key_can_sign(lua_State *L)
+{
+    lua_pushboolean(L, et_jwt_key_can_sign(check_key(L, 1)));
+    return 1;
+}
+
+static int l_key_close(lua_State *L)
+{
+    l_key *ud = luaL_checkudata(L, 1, ET_KEY_MT);
+    et_jwt_key_free(ud->k);
+    ud->k = NULL;
+    return 0;
+}
+
+static int l_key_tostring(lua_State *L)
+{
+    l_key *ud = luaL_checkudata(L, 1, ET_KEY_MT);
+    if (!ud->k)
+        lua_pushliteral(L, ET_KEY_MT " (closed)");
+    else
+        lua_pushfstring(L, ET_KEY_MT " (%s, %s)", et_jwt_alg_name(et_jwt_key_alg(ud->k)),
+                        et_jwt_key_is_hmac(ud->k) ? "secret"
+                        : et_jwt_key_can_sign(ud->k) ? "private" : "public");
+    return 1;
+}
+
+void l_key_open(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        { "hmac_key", l_key_hmac },
+        { "pkey", l_key_pkey },
+        { "jwt_header", l_key_jwt_header },
+        { NULL, NULL }
+    };
+    static const luaL_Reg methods[] = {
+        { "encode", l_key_encode },
+        { "decode", l_key_decode },
+        { "sign", l_key_sign },
+        { "verify", l_key_verify },
+        { "algorithm", l_key_algorithm },
+        { "can_sign", l_key_can_sign },
+        { NULL, NULL }
+    };
+    static const luaL_Reg metamethods[] = {
+        { "__gc", l_key_close },
+#if ET_HAVE_CLOSE
+        { "__close", l_key_close },
+#endif
+        { "__tostring", l_key_tostring },
+        { NULL, NULL }
+    };
+    l_newclass(L, ET_KEY_MT, methods, metamethods);
+    luaL_setfuncs(L, funcs, 0);
+}

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/* Lua bindings of the small helpers: base64url, URL encoding, CSPRNG, constant-time compare. */
+#include <limits.h>
+#include <stdio.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+
+#include "et_b64.h"
+#include "et_url.h"
+#include "l_common.h"
+
+/* Largest request for random_bytes/random_hex: RAND_bytes takes an int. */
+#define RANDOM_MAX (INT_MAX / 2)
+
+static int l_util_b64url_encode(lua_State *L)
+{
+    size_t n, m;
+    const char *s = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    m = et_b64url_encoded_len(n);
+    et_b64url_encode((const unsigned char *)s, n, luaL_buffinitsize(L, &b, m));
+    luaL_pushresultsize(&b, m);
+    return 1;
+}
+
+static int l_util_b64url_decode(lua_State *L)
+{
+    size_t n, outlen = 0, pos = 0;
+    const char *s = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, et_b64_decoded_max(n) + 1);
+    int st = et_b64url_decode(s, n, out, &outlen, &pos);
+    if (st != ET_B64_OK) {
+        lua_pushnil(L);
+        if (st == ET_B64_EBADCHAR || st == ET_B64_EPADDING)
+            lua_pushfstring(L, "base64url: %s at byte %d", et_b64_strerror(st), (int)(pos + 1));
+        else
+            lua_pushfstring(L, "base64url: %s", et_b64_strerror(st));
+        return 2;
+    }
+    luaL_pushresultsize(&b, outlen);
+    return 1;
+}
+
+static int url_encode(lua_State *L, int mode)
+{
+    size_t n, m;
+    const char *s = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    m = et_url_encoded_len(s, n, mode);
+    et_url_encode(s, n, mode, luaL_buffinitsize(L, &b, m));
+    luaL_pushresultsize(&b, m);
+    return 1;
+}
+
+static int l_util_form_encode(lua_State *L)
+{
+    return url_encode(L, ET_URL_FORM);
+}
+
+static int l_util_path_encode(lua_State *L)
+{
+    return url_encode(L, ET_URL_PATH);
+}
+
+/* Fills n bytes from the CSPRNG; 0 on failure (error queue drained). */
+static int fill_random(unsigned char *p, lua_Integer n)
+{
+    ERR_clear_error();
+    if (n > 0 && RAND_bytes(p, (int)n) != 1) {
+        ERR_clear_error();
+        return 0;
+    }
+    return 1;
+}
+
+static lua_Integer check_count(lua_State *L, int arg)
+{
+    lua_Integer n = luaL_checkinteger(L, arg);
+    luaL_argcheck(L, n >= 0 && n <= RANDOM_MAX, arg, "count out of range");
+    return n;
+}
+
+static int l_util_random_bytes(lua_State *L)
+{
+    lua_Integer n = check_count(L, 1);
+    luaL_Buffer b;
+    unsigned char *p = (unsigned char *)luaL_buffinitsize(L, &b, (size_t)n);
+    if (!fill_random(p, n)) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "random generator failed");
+        return 2;
+    }
+    luaL_pushresultsize(&b, (size_t)n);
+    return 1;
+}
+
+static int l_util_random_hex(lua_State *L)
+{
+    static const char hex[16] = "0123456789abcdef";
+    lua_Integer n = check_count(L, 1), i;
+    luaL_Buffer b;
+    unsigned char *p = (unsigned char *)luaL_buffinitsize(L, &b, (size_t)n * 2);
+    if (!fill_random(p, n)) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "random generator failed");
+        return 2;
+    }
+    /* Expand in place from the end: byte i becomes characters 2i and 2i+1 (2i >= i). */
+    for (i = n - 1; i >= 0; i--) {
+        unsigned char c = p[i];
+        p[2 * i] = (unsigned char)hex[c >> 4];
+        p[2 * i + 1] = (unsigned char)hex[c & 15];
+    }
+    luaL_pushresultsize(&b, (size_t)n * 2);
+    return 1;
+}
+
+/* Different lengths answer false at once: only the content comparison is constant-time. */
+static int l_util_consttime_equal(lua_State *L)
+{
+    size_t na, nb;
+    const char *a = luaL_checklstring(L, 1, &na);
+    const char *b = luaL_checklstring(L, 2, &nb);
+    lua_pushboolean(L, na == nb && CRYPTO_memcmp(a, b, na) == 0);
+    return 1;
+}
+
+void l_util_open(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        { "b64url_encode", l_util_b64url_encode },
+        { "b64url_decode", l_util_b64url_decode },
+        { "form_encode", l_util_form_encode },
+        { "path_encode", l_util_path_encode },
+        { "random_bytes", l_util_random_bytes },
+        { "random_hex", l_util_random_hex },
+        { "consttime_equal", l_util_consttime_equal },
+        { NULL, NULL }
+    };
+    luaL_setfuncs(L, funcs, 0);
+}
