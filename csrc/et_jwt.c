@@ -333,41 +333,67 @@ static int digest(et_jwt_key_t *k, const unsigned char *data, size_t n, unsigned
     return 1;
 }
 
-/* DER ECDSA-Sig-Value to JOSE r||s, each exactly coord bytes. */
-static int der_to_rs(const unsigned char *der, size_t derlen, int coord, unsigned char *out)
+/* ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }, by hand: the ASN.1 templates cost
+ * more than the rest of our per-call work, and for P-256/P-384 every length fits one byte. */
+
+/* Reads one INTEGER at *p (n bytes left) into out as exactly coord big-endian bytes. */
+static int der_int(const unsigned char **p, size_t *n, int coord, unsigned char *out)
 {
-    const unsigned char *p = der;
-    ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)derlen);
-    const BIGNUM *r, *s;
-    int ok;
-    if (!es)
+    const unsigned char *q = *p;
+    size_t len;
+    if (*n < 2 || q[0] != 0x02 || q[1] >= 0x80 || (size_t)q[1] + 2 > *n || q[1] == 0)
         return 0;
-    ECDSA_SIG_get0(es, &r, &s);
-    ok = BN_bn2binpad(r, out, coord) == coord && BN_bn2binpad(s, out + coord, coord) == coord;
-    ECDSA_SIG_free(es);
-    return ok;
+    len = q[1];
+    *p = q + 2 + len;
+    *n -= 2 + len;
+    q += 2;
+    while (len > 0 && q[0] == 0) {
+        q++;
+        len--;
+    }
+    if (len > (size_t)coord)
+        return 0;
+    memset(out, 0, (size_t)coord - len);
+    memcpy(out + coord - len, q, len);
+    return 1;
 }
 
-/* JOSE r||s to DER; returns the DER length, 0 on failure. */
-static size_t rs_to_der(const unsigned char *rs, int coord, unsigned char *der, size_t cap)
+/* DER signature from OpenSSL to JOSE r||s, each exactly coord bytes. */
+static int der_to_rs(const unsigned char *der, size_t derlen, int coord, unsigned char *out)
 {
-    ECDSA_SIG *es = ECDSA_SIG_new();
-    BIGNUM *r = BN_bin2bn(rs, coord, NULL), *s = BN_bin2bn(rs + coord, coord, NULL);
-    unsigned char *p = der;
-    int len = 0;
-    if (!es || !r || !s || !ECDSA_SIG_set0(es, r, s)) {
-        BN_free(r);
-        BN_free(s);
-        ECDSA_SIG_free(es);
+    const unsigned char *p = der + 2;
+    size_t n;
+    if (derlen < 2 || der[0] != 0x30 || der[1] >= 0x80 || (size_t)der[1] + 2 != derlen)
         return 0;
+    n = der[1];
+    return der_int(&p, &n, coord, out) && der_int(&p, &n, coord, out + coord) && n == 0;
+}
+
+/* Writes one non-negative INTEGER of coord big-endian bytes; returns the bytes written. */
+static size_t put_der_int(const unsigned char *v, int coord, unsigned char *out)
+{
+    size_t len = (size_t)coord, o = 0;
+    while (len > 1 && v[0] == 0) {
+        v++;
+        len--;
     }
-    len = i2d_ECDSA_SIG(es, NULL);
-    if (len <= 0 || (size_t)len > cap)
-        len = 0;
-    else
-        len = i2d_ECDSA_SIG(es, &p);
-    ECDSA_SIG_free(es);
-    return len > 0 ? (size_t)len : 0;
+    out[o++] = 0x02;
+    out[o++] = (unsigned char)(len + (v[0] & 0x80 ? 1 : 0));
+    if (v[0] & 0x80)
+        out[o++] = 0;
+    memcpy(out + o, v, len);
+    return o + len;
+}
+
+/* JOSE r||s to DER (cap >= 2 * coord + 8); returns the DER length. */
+static size_t rs_to_der(const unsigned char *rs, int coord, unsigned char *der)
+{
+    size_t n = 2;
+    n += put_der_int(rs, coord, der + n);
+    n += put_der_int(rs + coord, coord, der + n);
+    der[0] = 0x30;
+    der[1] = (unsigned char)(n - 2);
+    return n;
 }
 
 int et_jwt_sign(et_jwt_key_t *k, const unsigned char *data, size_t n, unsigned char *sig,
@@ -441,9 +467,7 @@ int et_jwt_verify(et_jwt_key_t *k, const unsigned char *data, size_t n, const un
     case FAM_EC:
         if (!digest(k, data, n, md, &mdlen))
             return crypto_fail(err, errlen, "digest failed");
-        derlen = rs_to_der(sig, k->info->coord, der, sizeof der);
-        if (derlen == 0)
-            return crypto_fail(err, errlen, "verification failed");
+        derlen = rs_to_der(sig, k->info->coord, der);
         if (EVP_PKEY_verify(k->verify_ctx, der, derlen, md, mdlen) != 1)
             return bad_sig(err, errlen);
         return ET_JWT_OK;

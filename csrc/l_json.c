@@ -117,6 +117,23 @@ static cJSON *raw_string(const char *s, size_t n)
 
 static int enc_value(lua_State *L, int idx, int depth, struct enc *e, cJSON *parent, const char *key);
 
+/* Decimal text of v, NUL-terminated; buf holds at least 21 bytes. */
+static void format_integer(char *buf, lua_Integer v)
+{
+    char tmp[24];
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    size_t n = 0, i = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        buf[i++] = '-';
+    while (n)
+        buf[i++] = tmp[--n];
+    buf[i] = '\0';
+}
+
 /* Shortest of %.15g..%.17g that reads back exactly (cJSON's own printer compares with an
  * epsilon and may drop digits); an integral result gets ".0", as Python's repr does. */
 static void format_double(char *buf, size_t cap, double v)
@@ -146,7 +163,8 @@ static int enc_attach(struct enc *e, cJSON *parent, const char *key, cJSON *item
         e->root = item;
         return 1;
     }
-    if (!(key ? cJSON_AddItemToObject(parent, key, item) : cJSON_AddItemToArray(parent, item))) {
+    /* Keys are constant references too (AddItemToObjectCS): Lua strings held by the table. */
+    if (!(key ? cJSON_AddItemToObjectCS(parent, key, item) : cJSON_AddItemToArray(parent, item))) {
         cJSON_Delete(item);
         return enc_fail(e, "json: out of memory", NULL);
     }
@@ -222,11 +240,8 @@ static int enc_value(lua_State *L, int idx, int depth, struct enc *e, cJSON *par
         return enc_attach(e, parent, key, cJSON_CreateBool(lua_toboolean(L, idx)));
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx)) {
-            lua_Integer v = lua_tointeger(L, idx);
-            /* cJSON prints doubles with %1.15g: exact and plain only for small magnitudes. */
-            if (v >= -2147483647 && v <= 2147483647)
-                return enc_attach(e, parent, key, cJSON_CreateNumber((double)v));
-            snprintf(num, sizeof num, LUA_INTEGER_FMT, v);
+            /* cJSON would print a double through %1.15g (slow, inexact above 2^53). */
+            format_integer(num, lua_tointeger(L, idx));
             return enc_attach(e, parent, key, cJSON_CreateRaw(num));
         } else {
             double v = (double)lua_tonumber(L, idx);
@@ -238,7 +253,9 @@ static int enc_value(lua_State *L, int idx, int depth, struct enc *e, cJSON *par
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        return enc_attach(e, parent, key, strlen(s) == n ? cJSON_CreateString(s) : raw_string(s, n));
+        /* A reference, not a copy: the string lives in the value being encoded, which the
+         * stack keeps alive until the tree is printed and deleted. */
+        return enc_attach(e, parent, key, strlen(s) == n ? cJSON_CreateStringReference(s) : raw_string(s, n));
     }
     case LUA_TTABLE:
         return enc_table(L, idx, depth, e, parent, key);

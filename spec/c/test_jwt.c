@@ -374,6 +374,17 @@ static void test_es_rs(EVP_PKEY *p256)
           "ES256: DER-length signature refused");
     check(k && et_jwt_verify(k, (const unsigned char *)"m", 1, zero, 64, err, sizeof err) == ET_JWT_EBADSIG,
           "ES256: r = s = 0 refused");
+    /* Enough rounds that r or s with a high bit, and with leading zero bytes, both occur. */
+    {
+        unsigned char msg[8] = { 0 };
+        int i, ok = k != NULL;
+        for (i = 0; ok && i < 2000; i++) {
+            memcpy(msg, &i, sizeof i);
+            ok = et_jwt_sign(k, msg, sizeof msg, sig, &siglen, err, sizeof err) == ET_JWT_OK &&
+                 et_jwt_verify(k, msg, sizeof msg, sig, siglen, err, sizeof err) == ET_JWT_OK;
+        }
+        check(ok, "ES256: 2000 r||s <-> DER round trips through OpenSSL");
+    }
     et_jwt_key_free(k);
     free(pub);
     free(priv);
