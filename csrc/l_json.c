@@ -343,15 +343,62 @@ static int l_json_encode_fn(lua_State *L)
 
 /* ---- decode ---- */
 
-/* One pass over the text before cJSON sees it: finds nesting deeper than ET_JSON_MAX_DEPTH and
- * "\u0000" escapes (cJSON strings are NUL-terminated and would be cut), with their offsets. */
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* Length of the RFC 8259 number at s (n bytes left), 0 if it is not one. */
+static size_t number_len(const char *s, size_t n)
+{
+    size_t i = 0, start;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i < n && s[i] == '0') {
+        i++;
+    } else if (i < n && is_digit(s[i])) {
+        while (i < n && is_digit(s[i]))
+            i++;
+    } else {
+        return 0;
+    }
+    if (i < n && s[i] == '.') {
+        start = ++i;
+        while (i < n && is_digit(s[i]))
+            i++;
+        if (i == start)
+            return 0;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        start = i;
+        while (i < n && is_digit(s[i]))
+            i++;
+        if (i == start)
+            return 0;
+    }
+    if (i < n && (is_digit(s[i]) || s[i] == '.' || s[i] == 'e' || s[i] == 'E' || s[i] == '+' || s[i] == '-'))
+        return 0;   /* "01", "1.2.3": cJSON's strtod would take a prefix or more than the grammar */
+    return i;
+}
+
+/* One pass over the text before cJSON sees it, for what cJSON lets through or cannot hold:
+ * nesting deeper than ET_JSON_MAX_DEPTH, "\u0000" escapes (cJSON strings are NUL-terminated
+ * and would be cut), raw control characters in strings, and numbers outside the JSON grammar
+ * ("01", "1.", "+1"). Messages name the 1-based byte offset. */
 static int prescan(const char *s, size_t n, char *err, size_t errlen)
 {
-    size_t i, depth = 0;
+    size_t i, depth = 0, len;
     int in_str = 0;
     for (i = 0; i < n; i++) {
         char c = s[i];
         if (in_str) {
+            if ((unsigned char)c < 0x20) {
+                snprintf(err, errlen, "json: control character in a string at byte %zu", i + 1);
+                return 0;
+            }
             if (c == '\\') {
                 if (i + 5 < n && s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0) {
                     snprintf(err, errlen, "json: \\u0000 in a string is not supported at byte %zu", i + 1);
@@ -370,6 +417,13 @@ static int prescan(const char *s, size_t n, char *err, size_t errlen)
             }
         } else if ((c == ']' || c == '}') && depth > 0) {
             depth--;
+        } else if (c == '-' || c == '+' || c == '.' || is_digit(c)) {
+            len = number_len(s + i, n - i);
+            if (len == 0) {
+                snprintf(err, errlen, "json: bad number at byte %zu", i + 1);
+                return 0;
+            }
+            i += len - 1;
         }
     }
     return 1;

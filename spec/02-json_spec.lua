@@ -135,6 +135,13 @@ describe("eternaltwin.core json", function()
         { "1\0", "trailing garbage at byte 2" },
         { string.rep("[", 129) .. string.rep("]", 129), "nesting deeper than 128 at byte 129" },
         { '"a\\u0000b"', "\\u0000 in a string is not supported at byte 3" },
+        { "01", "bad number at byte 1" },
+        { "[1.]", "bad number at byte 2" },
+        { "+1", "bad number at byte 1" },
+        { ".5", "bad number at byte 1" },
+        { "[1e]", "bad number at byte 2" },
+        { '{"a":-}', "bad number at byte 6" },
+        { '"a\tb"', "control character in a string at byte 3" },
       }
       for _, c in ipairs(cases) do
         local v, msg = core.json_decode(c[1])
@@ -150,6 +157,11 @@ describe("eternaltwin.core json", function()
       while type(v) == "table" do depth = depth + 1; v = v[1] end
       assert.equal(128, depth)
       assert.is_table(core.json_decode(string.rep('{"a":', 127) .. "[]" .. string.rep("}", 127)))
+    end)
+
+    it("accepts every form of the number grammar", function()
+      assert.same({ -125.0, 0, 0, 0.0015, 100000, 1.5 }, core.json_decode("[-1.25E+2,0,-0,1.5e-3,1e5,1.5]"))
+      assert.equal("x1.", core.json_decode('"x1."'))
     end)
 
     it("does not count brackets inside strings", function()
