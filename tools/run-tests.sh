@@ -25,19 +25,23 @@ for t in build/test_*; do
   fi
 done
 
-# 2. The rockspec builds and installs, and the module loads from that tree alone.
-tree=$(mktemp -d)
-if luarocks --lua-version=5.4 make --tree "$tree" rockspec/eternaltwin-scm-1.rockspec >"$log" 2>&1 &&
-   LUA_PATH="$tree/share/lua/5.4/?.lua;$tree/share/lua/5.4/?/init.lua" LUA_CPATH="$tree/lib/lua/5.4/?.so" \
-   "$LUA" -e 'local e = require("eternaltwin"); assert(package.searchpath("eternaltwin.core", package.cpath):find(os.getenv("TREE"), 1, true)); assert(e.keys.HS256Key("k")); print("rockspec: installed " .. e._VERSION)' \
-   TREE="$tree" 2>>"$log"; then
-  LUA_PATH="$tree/share/lua/5.4/?.lua;$tree/share/lua/5.4/?/init.lua" LUA_CPATH="$tree/lib/lua/5.4/?.so" TREE="$tree" \
-    "$LUA" -e 'print("rockspec: module loads from " .. package.searchpath("eternaltwin.core", package.cpath))'
+# 2. The rockspec builds and installs (from a copy, so the tree stays clean), and the module loads
+#    in a fresh interpreter whose paths point only into the installed tree.
+tree=$(mktemp -d); src=$(mktemp -d)
+cp -r csrc lua rockspec "$src"/
+if (cd "$src" && luarocks --lua-version=5.4 make --tree "$tree" rockspec/eternaltwin-scm-1.rockspec) >"$log" 2>&1 &&
+   TREE="$tree" LUA_PATH="$tree/share/lua/5.4/?.lua;$tree/share/lua/5.4/?/init.lua" \
+   LUA_CPATH="$tree/lib/lua/5.4/?.so" "$LUA" -e '
+     local e = require("eternaltwin")
+     local so = package.searchpath("eternaltwin.core", package.cpath)
+     assert(so:sub(1, #os.getenv("TREE")) == os.getenv("TREE"), so)
+     assert(e.keys.HS256Key("k") and e.poller())
+     print("rockspec: " .. e._VERSION .. " installed, core from " .. so)' 2>>"$log"; then
   passed=$((passed + 1))
 else
   echo "rockspec: FAILED"; tail -n 30 "$log"; failed=$((failed + 1))
 fi
-rm -rf "$tree"
+rm -rf "$tree" "$src"
 
 # 3. The busted specs (they start the mock server themselves).
 busted --lua="$LUA" "$@" 2>&1 | tee "$log"
