@@ -69,5 +69,10 @@ demo: deps all
 clean:
 	rm -rf $(BUILD)
 
-# Further targets (bench, check, fuzz, docs, lint) live in mk/*.mk, one file per concern.
+# Further targets (bench, check, fuzz, docs, lint) live in mk/*.mk, one file per concern. A fragment
+# adds the targets CI must also pass to CI_TARGETS (`CI_TARGETS += check`); .ci/run makes ci-extra.
+CI_TARGETS =
 -include $(wildcard mk/*.mk)
+
+.PHONY: ci-extra
+ci-extra: $(CI_TARGETS)
