@@ -158,6 +158,25 @@ describe("poller", function()
     assert.has_error(function() eternaltwin.poller({ max_conn = 1 }) end)
   end)
 
+  it("bounds open connections with max_connections and queues the rest", function()
+    local c = client()
+    local function distinct(maxc)
+      local p = eternaltwin.poller({ max_connections = maxc })
+      local seen, n = {}, 0
+      for _ = 1, 24 do
+        p:spawn(function()
+          local conn = assert(c:get("_mock/echo")):json().connection
+          if not seen[conn] then seen[conn] = true; n = n + 1 end
+        end)
+      end
+      assert.are.equal(0, p:run())
+      p:close()
+      return n
+    end
+    assert.is_true(distinct(3) <= 3)
+    assert.is_true(distinct(0) > 3)
+  end)
+
   it("completes 1,000 tasks and returns to its file descriptors", function()
     local c = client()
     collectgarbage()

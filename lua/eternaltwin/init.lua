@@ -195,6 +195,7 @@ local OPTION_TYPES = {
   timeout = "posnum", connect_timeout = "posnum", verify_ssl = "boolean", ca_file = "string",
   allow_redirects = "boolean", user_agent = "string", retries = "count", retry_max_wait = "nonneg",
   max_connections = "count", max_body_size = "posint", max_redirects = "count",
+  replay_protection = "replay",
 }
 
 local DEFAULTS = {
@@ -213,6 +214,8 @@ local function check_option(name, v)
     local n = tonumber(v)
     ok = (type(v) == "number" or (type(v) == "string" and v:match("^%d+$"))) and n and n >= 1 and n <= 65535
       and n % 1 == 0
+  elseif want == "replay" then
+    ok = type(v) == "boolean" or (math_type(v) == "integer" and v > 0)
   elseif want == "posnum" then ok = type(v) == "number" and v > 0 and v < math.huge
   elseif want == "nonneg" then ok = type(v) == "number" and v >= 0 and v < math.huge
   elseif want == "count" then ok = math_type(v) == "integer" and v >= 0
@@ -221,7 +224,8 @@ local function check_option(name, v)
   if not ok then
     local expect = ({ key = "a key (table with algorithm, encode, decode)", scheme = '"http" or "https"',
       port = "port number 1-65535", posnum = "positive number", nonneg = "non-negative number",
-      count = "non-negative integer", posint = "positive integer" })[want] or want
+      count = "non-negative integer", posint = "positive integer",
+      replay = "boolean or positive integer (store size)" })[want] or want
     argfail("eternaltwin.new", format("option '%s': %s expected, got %s", name, expect, typename(v)), 3)
   end
 end
@@ -282,6 +286,9 @@ function M.new(client_id, client_secret, redirect_uri, state_key, opts)
     max_connections = o.max_connections,
     max_body_size = o.max_body_size,
   }, Client)
+  if o.replay_protection then
+    self.replay_store = M.ReplayStore(o.replay_protection == true and 100000 or o.replay_protection)
+  end
   secrets[self] = { basic = "Authorization: Basic " .. b64(o.client_id .. ":" .. o.client_secret) }
   self.users = require("eternaltwin.users").new(self)
   return self
@@ -348,8 +355,60 @@ function Client:generate_state(expiration, nonce)
   return keys._call(errors.KeyError, self.state_key, "encode", claims)
 end
 
+------------------------------------------------------------------------------------------------
+-- Replay store: remembers accepted states' nonces until they expire, so a state passes once.
+
+local ReplayStore = {}
+ReplayStore.__index = ReplayStore
+ReplayStore.__name = "eternaltwin.ReplayStore"
+
+--- `eternaltwin.ReplayStore([max_entries=100000])`: an in-process store of seen nonces, bounded.
+-- When full of live entries, the entry closest to expiry is forgotten first.
+function M.ReplayStore(max_entries)
+  if max_entries ~= nil and (math_type(max_entries) ~= "integer" or max_entries < 1) then
+    argfail("ReplayStore", "max_entries: positive integer expected")
+  end
+  return setmetatable({ seen = {}, count = 0, max = max_entries or 100000 }, ReplayStore)
+end
+
+function ReplayStore.__tostring(r) return format("<eternaltwin.ReplayStore %d/%d>", r.count, r.max) end
+
+-- Drops expired entries; if still full, the one expiring soonest.
+function ReplayStore:_make_room(now)
+  for nonce, exp in pairs(self.seen) do
+    if exp < now then self.seen[nonce] = nil; self.count = self.count - 1 end
+  end
+  if self.count >= self.max then
+    local victim, soonest
+    for nonce, exp in pairs(self.seen) do
+      if not soonest or exp < soonest then victim, soonest = nonce, exp end
+    end
+    self.seen[victim] = nil
+    self.count = self.count - 1
+  end
+end
+
+--- Records `nonce` (valid until `exp`); false if it was already recorded and has not expired.
+function ReplayStore:check_and_add(nonce, exp, now)
+  now = now or os.time()
+  local known = self.seen[nonce]
+  if known and known >= now then return false end
+  if not known then
+    if self.count >= self.max then self:_make_room(now) end
+    self.count = self.count + 1
+  end
+  self.seen[nonce] = exp
+  return true
+end
+
 local CLAIM_TYPES = { a = "string", as = "string", nonce = "string", iat = "number", rfp = "number",
                       exp = "number" }
+-- The store `opts.once = true` uses on a client made without replay_protection.
+function Client:_default_replay_store()
+  if not self.replay_store then self.replay_store = M.ReplayStore() end
+  return self.replay_store
+end
+
 local CLAIM_ORDER = { "a", "as", "iat", "rfp", "exp", "nonce" }
 
 local function invalid(msg, claims)
@@ -371,6 +430,9 @@ function Client:validate_state(state, expected, opts)
     if type(opts) ~= "table" then argfail("validate_state", "options table expected") end
     for k in pairs(opts) do
       if k ~= "leeway" and k ~= "once" then argfail("validate_state", format("unknown option '%s'", tostring(k))) end
+    end
+    if opts.once ~= nil and type(opts.once) ~= "boolean" and getmetatable(opts.once) ~= ReplayStore then
+      argfail("validate_state", "once: boolean or ReplayStore expected")
     end
     if opts.leeway ~= nil then
       if type(opts.leeway) ~= "number" or opts.leeway < 0 then argfail("validate_state", "leeway: seconds expected") end
@@ -396,6 +458,19 @@ function Client:validate_state(state, expected, opts)
   if claims.exp + leeway < now then return invalid("invalid state: expired", claims) end
   if expected ~= nil and not core.consttime_equal(state, expected) then
     return invalid("invalid state: does not match the expected state", claims)
+  end
+  local store = self.replay_store
+  if opts and opts.once ~= nil then
+    if opts.once == true then
+      store = store or self:_default_replay_store()
+    elseif opts.once == false then
+      store = nil
+    else
+      store = opts.once
+    end
+  end
+  if store and not store:check_and_add(claims.nonce, claims.exp + leeway, now) then
+    return invalid("invalid state: already used", claims)
   end
   return claims
 end

@@ -1,0 +1,202 @@
+-- State keys at the client level: every algorithm and key format through generate/validate_state,
+-- verify-only keys, algorithm confusion, key files, replay protection, and the Python client's rules
+-- applied by PyJWT to our states (and ours to PyJWT's).
+local eternaltwin = require("eternaltwin")
+local keys = require("eternaltwin.keys")
+local core = require("eternaltwin.core")
+
+local BASE = "http://localhost:50320/"
+local PY = "/usr/bin/python3"
+
+local function sh(cmd)
+  local ok = os.execute(cmd .. " >/dev/null 2>&1")
+  return ok == true or ok == 0
+end
+
+local dir
+local function path(n) return dir .. "/" .. n end
+local function text(n) return assert(keys.read_file(path(n))) end
+
+local function client(key)
+  return eternaltwin.new("demo@clients", "dev_secret", "http://localhost:8000/oauth/callback", key, { url = BASE })
+end
+
+setup(function()
+  dir = os.tmpname()
+  os.remove(dir)
+  assert(sh("mkdir -m 700 " .. dir))
+  for _, cmd in ipairs({
+    "genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.pem", "pkey -in rsa.pem -pubout -out rsa.pub",
+    "genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ec.pem", "pkey -in ec.pem -pubout -out ec.pub",
+    "genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out ec384.pem",
+    "pkey -in ec384.pem -pubout -out ec384.pub",
+    "genpkey -algorithm ED25519 -out ed.pem", "pkey -in ed.pem -pubout -out ed.pub",
+  }) do
+    assert(sh("cd " .. dir .. " && openssl " .. cmd), cmd)
+  end
+  local f = assert(io.open(path("hs.secret"), "w"))
+  f:write("a shared interop secret")
+  f:close()
+end)
+
+teardown(function() if dir then sh("rm -rf " .. dir) end end)
+
+local ASYM = {
+  { "RS256", "rsa" }, { "RS384", "rsa" }, { "RS512", "rsa" },
+  { "PS256", "rsa" }, { "PS384", "rsa" }, { "PS512", "rsa" },
+  { "ES256", "ec" }, { "ES384", "ec384" }, { "EdDSA", "ed" },
+}
+
+describe("asymmetric state keys", function()
+  for _, c in ipairs(ASYM) do
+    local alg, base = c[1], c[2]
+    it(alg .. ": signs with the private key, verifies with the public one alone", function()
+      local full = assert(keys[alg .. "Key"](text(base .. ".pub"), text(base .. ".pem")))
+      local signer = assert(keys[alg .. "Key"](nil, text(base .. ".pem")))
+      local verifier = assert(keys[alg .. "Key"](text(base .. ".pub"), nil, { kid = "v1" }))
+      assert.are.equal(alg, verifier.algorithm)
+      assert.are.equal("v1", verifier.kid)
+      for _, k in ipairs({ full, signer }) do
+        local st = assert(client(k):generate_state())
+        assert.are.equal(alg, core.json_decode(core.b64url_decode(st:match("^[^.]+"))).alg)
+        assert.is_table(client(verifier):validate_state(st))
+        assert.is_table(client(signer):validate_state(st))
+      end
+      local st, err = client(verifier):generate_state()
+      assert.is_nil(st)
+      assert.are.equal("KeyError", err.kind)
+      assert.truthy(err.message:find("sign", 1, true))
+      assert.falsy(tostring(verifier):find("BEGIN", 1, true))
+    end)
+  end
+
+  it("refuses an HS256 token whose secret is the RSA public key (algorithm confusion)", function()
+    local pub = text("rsa.pub")
+    local forged = assert(keys.HS256Key(pub):encode({ a = "authorize", as = BASE, iat = os.time(), rfp = os.time(),
+                                                        exp = os.time() + 600, nonce = "x" }))
+    local ok, err = client(assert(keys.RS256Key(pub))):validate_state(forged)
+    assert.is_nil(ok)
+    assert.are.equal("InvalidStateError", err.kind)
+    assert.truthy(err.message:find("algorithm", 1, true))
+  end)
+
+  it("refuses a key that does not fit the algorithm, without echoing it", function()
+    local k, err = keys.ES256Key(text("rsa.pub"))
+    assert.is_nil(k)
+    assert.are.equal("KeyError", err.kind)
+    assert.falsy(err.message:find("BEGIN", 1, true))
+    local k2, err2 = keys.RS256Key("-----BEGIN PUBLIC KEY-----\nnot base64 at all\n-----END PUBLIC KEY-----\n")
+    assert.is_nil(k2)
+    assert.are.equal("KeyError", err2.kind)
+    assert.falsy(err2.message:find("not base64", 1, true))
+    assert.has_error(function() keys.RS256Key() end)
+    assert.has_error(function() keys.RS256Key(42) end)
+    assert.has_error(function() keys.HS256Key("s", { kid = 5 }) end)
+  end)
+
+  it("reads key files, reporting a missing one by path", function()
+    assert.truthy(text("ec.pem"):find("PRIVATE KEY", 1, true))
+    local t, err = keys.read_file(path("nope.pem"))
+    assert.is_nil(t)
+    assert.are.equal("KeyError", err.kind)
+    assert.truthy(err.message:find("nope.pem", 1, true))
+  end)
+end)
+
+describe("replay protection", function()
+  it("accepts a state once per client store, until it expires", function()
+    local c = eternaltwin.new("demo@clients", "dev_secret", "http://cb/", keys.HS256Key("k"),
+      { url = BASE, replay_protection = true })
+    local st = c:generate_state()
+    assert.is_table(c:validate_state(st, st))
+    local ok, err = c:validate_state(st, st)
+    assert.is_nil(ok)
+    assert.truthy(err.message:find("already used", 1, true))
+    assert.is_table(err.state)
+    assert.is_table(c:validate_state(st, st, { once = false }))
+  end)
+
+  it("is available per call, and with a shared store", function()
+    local c = client(keys.HS256Key("k"))
+    local st = c:generate_state()
+    assert.is_table(c:validate_state(st))
+    assert.is_table(c:validate_state(st))
+    assert.is_table(c:validate_state(st, nil, { once = true }))
+    assert.is_nil((c:validate_state(st, nil, { once = true })))
+    local store = eternaltwin.ReplayStore(10)
+    local other = client(keys.HS256Key("k"))
+    local st2 = other:generate_state()
+    assert.is_table(other:validate_state(st2, nil, { once = store }))
+    assert.is_nil((c:validate_state(st2, nil, { once = store })))
+    assert.has_error(function() c:validate_state(st, nil, { once = "yes" }) end)
+  end)
+
+  it("stays bounded, forgetting the entry closest to expiry first", function()
+    local store = eternaltwin.ReplayStore(3)
+    local now = 1000
+    assert.is_true(store:check_and_add("a", now + 10, now))
+    assert.is_true(store:check_and_add("b", now + 30, now))
+    assert.is_true(store:check_and_add("c", now + 20, now))
+    assert.is_false(store:check_and_add("b", now + 30, now))
+    assert.is_true(store:check_and_add("d", now + 40, now))   -- full: "a" goes
+    assert.are.equal(3, store.count)
+    assert.is_true(store:check_and_add("a", now + 10, now))    -- forgotten, so accepted again
+    assert.is_true(store:check_and_add("b", now + 30, now + 31)) -- expired entries are swept
+  end)
+end)
+
+describe("interop with PyJWT and the Python client's rules", function()
+  local have
+  local script
+  setup(function()
+    have = sh(PY .. " -c 'import jwt, cryptography'")
+    script = path("interop.py")
+    local f = assert(io.open(script, "w"))
+    -- The Python client's State.from_jwt rules, with PyJWT doing the cryptography.
+    f:write([[
+import json, sys, time, jwt
+mode, alg, keyfile, url, arg = sys.argv[1:6]
+key = open(keyfile).read()
+if mode == "sign":
+    now = int(time.time())
+    print(jwt.encode({"a": "authorize", "as": url, "iat": now, "rfp": now, "exp": now + 600,
+                      "nonce": arg}, key, algorithm=alg))
+else:
+    p = jwt.decode(arg, key, algorithms=[alg], options={"verify_exp": False})
+    state = (p["a"], p["as"], p["iat"], p["rfp"], p["exp"], p["nonce"])
+    assert p["a"] == "authorize", "action"
+    assert p["as"] == url, "authorization server"
+    assert not p["exp"] < int(time.time()), "expired"
+    print("valid " + p["nonce"])
+]])
+    f:close()
+  end)
+
+  local function py(mode, alg, keyfile, arg)
+    local p = io.popen(("%s %s %s %s %s %s '%s' 2>&1"):format(PY, script, mode, alg, path(keyfile), BASE, arg))
+    local out = p:read("a")
+    p:close()
+    return (out:gsub("%s+$", ""))
+  end
+
+  local CASES = { { "HS256", "hs.secret", "hs.secret" }, { "RS256", "rsa.pem", "rsa.pub" },
+                  { "PS256", "rsa.pem", "rsa.pub" }, { "ES256", "ec.pem", "ec.pub" },
+                  { "EdDSA", "ed.pem", "ed.pub" } }
+  for _, c in ipairs(CASES) do
+    local alg, priv, pub = c[1], c[2], c[3]
+    it(alg .. ": our states pass the Python client, PyJWT's pass ours", function()
+      if not have then return pending("PyJWT not installed") end
+      local key
+      if alg == "HS256" then key = keys.HS256Key(text(priv))
+      else key = assert(keys[alg .. "Key"](text(pub), text(priv))) end
+      local cl = client(key)
+      local st = assert(cl:generate_state(nil, "from-lua"))
+      assert.are.equal("valid from-lua", py("check", alg, pub, st))
+      local theirs = py("sign", alg, priv, "from-python")
+      local claims = assert(cl:validate_state(theirs))
+      assert.are.equal("from-python", claims.nonce)
+      local tampered = theirs:sub(1, -6) .. (theirs:sub(-5, -5) == "A" and "B" or "A") .. theirs:sub(-4)
+      assert.is_nil((cl:validate_state(tampered)))
+    end)
+  end
+end)
