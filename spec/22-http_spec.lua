@@ -1,16 +1,15 @@
 -- client:get/post/request, Response, errors of every transport failure, against the mock over loopback.
 local eternaltwin = require("eternaltwin")
-local keys = require("eternaltwin.keys")
 local core = require("eternaltwin.core")
 local mock = require("spec.support.mock")
+local fixtures = require("spec.support.fixtures")
 
 local SECRET = "client-secret-never-shown"
 
 local function client(opts)
-  local o = { client_id = "demo@clients", client_secret = SECRET, redirect_uri = "http://localhost:8000/oauth/callback",
-              state_key = keys.HS256Key("k"), url = mock.get().url }
+  local o = { client_secret = SECRET }
   for k, v in pairs(opts or {}) do o[k] = v end
-  return eternaltwin.new(o)
+  return fixtures.client(o)
 end
 
 local function echo(c, method, opts)

@@ -1,16 +1,15 @@
 -- The OAuth flow end to end against the mock: state, consent, code exchange, users API.
 local eternaltwin = require("eternaltwin")
-local keys = require("eternaltwin.keys")
 local mock = require("spec.support.mock")
+local fixtures = require("spec.support.fixtures")
 local browser = require("examples.browser")
 
 local SECRET = "dev_secret"
 
 local function client(opts)
-  local o = { client_id = "demo@clients", client_secret = SECRET, redirect_uri = "http://localhost:8000/oauth/callback",
-              state_key = keys.HS256Key("state key"), url = mock.get().url }
+  local o = { client_secret = SECRET }
   for k, v in pairs(opts or {}) do o[k] = v end
-  return eternaltwin.new(o)
+  return fixtures.client(o)
 end
 
 -- Signs alice in and walks the authorization URL; returns the callback parameters and the state.

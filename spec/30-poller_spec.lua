@@ -1,15 +1,11 @@
 -- The curl-multi poller: tasks, concurrency, cancellation, errors, timeouts, hooks, lifetimes.
 local eternaltwin = require("eternaltwin")
-local keys = require("eternaltwin.keys")
 local core = require("eternaltwin.core")
 local mock = require("spec.support.mock")
+local fixtures = require("spec.support.fixtures")
 
 local function client(opts)
-  local o = { client_id = "demo@clients", client_secret = "dev_secret",
-              redirect_uri = "http://localhost:8000/oauth/callback", state_key = keys.HS256Key("k"),
-              url = mock.get().url }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  return eternaltwin.new(o)
+  return fixtures.client(opts)
 end
 
 local function open_fds()
