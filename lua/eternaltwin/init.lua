@@ -660,4 +660,17 @@ M.Client = Client
 M.Response = Response
 M.TokenClass = Token
 
-return M
+-- The high level, loaded on first use: `eternaltwin.connections` (named clients) and
+-- `eternaltwin.User` (users as objects).
+local LAZY = { connections = "eternaltwin.connections", User = "eternaltwin.user" }
+
+return setmetatable(M, {
+  __index = function(t, k)
+    local name = LAZY[k]
+    if name == nil then return nil end
+    local v = require(name)
+    rawset(t, k, v)
+    return v
+  end,
+  __tostring = function(t) return "<" .. t._VERSION .. ">" end,
+})
