@@ -40,6 +40,11 @@ build = {
     ["eternaltwin.poller"] = "lua/eternaltwin/poller.lua",
     ["eternaltwin.runtime"] = "lua/eternaltwin/runtime.lua",
     ["eternaltwin.users"] = "lua/eternaltwin/users.lua",
+    ["eternaltwin.user"] = "lua/eternaltwin/user.lua",
+    ["eternaltwin.connections"] = "lua/eternaltwin/connections.lua",
+  },
+  install = {
+    bin = { etwin = "bin/etwin" },
   },
 }
 test_dependencies = { "busted" }
