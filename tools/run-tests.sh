@@ -28,7 +28,7 @@ done
 # 2. The rockspec builds and installs (from a copy, so the tree stays clean), and the module loads
 #    in a fresh interpreter whose paths point only into the installed tree.
 tree=$(mktemp -d); src=$(mktemp -d)
-cp -r csrc lua rockspec "$src"/
+cp -r csrc lua rockspec bin "$src"/
 if (cd "$src" && luarocks --lua-version=5.4 make --tree "$tree" rockspec/eternaltwin-scm-1.rockspec) >"$log" 2>&1 &&
    TREE="$tree" LUA_PATH="$tree/share/lua/5.4/?.lua;$tree/share/lua/5.4/?/init.lua" \
    LUA_CPATH="$tree/lib/lua/5.4/?.so" "$LUA" -e '
@@ -36,7 +36,8 @@ if (cd "$src" && luarocks --lua-version=5.4 make --tree "$tree" rockspec/eternal
      local so = package.searchpath("eternaltwin.core", package.cpath)
      assert(so:sub(1, #os.getenv("TREE")) == os.getenv("TREE"), so)
      assert(e.keys.HS256Key("k") and e.poller())
-     print("rockspec: " .. e._VERSION .. " installed, core from " .. so)' 2>>"$log"; then
+     print("rockspec: " .. e._VERSION .. " installed, core from " .. so)' 2>>"$log" &&
+   env -u LUA_PATH -u LUA_CPATH "$tree/bin/etwin" --version 2>>"$log" | grep -q '^eternaltwin '; then
   passed=$((passed + 1))
 else
   echo "rockspec: FAILED"; tail -n 30 "$log"; failed=$((failed + 1))
