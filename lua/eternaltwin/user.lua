@@ -13,6 +13,12 @@
 -- client's errors, or DecodeError when the server's JSON lacks a field a user needs or gives it
 -- the wrong type; extra fields are ignored). Argument mistakes raise. Inside a poller task every
 -- call yields instead of blocking, as the client does.
+--
+-- A user has the fields `identifier` (the id, a UUID string), `username` (the display name,
+-- `display_name.current.value`), `is_administrator` (boolean, or nil when the server does not say),
+-- `created_at` and `deleted_at` (ISO 8601 strings, or nil), `token` (the Token or access-token
+-- string it signed in with, or nil) and `is_authenticated` (true while it has a token).
+-- `tostring(user)` is `<User NAME>`; users are equal when their identifiers are.
 -- @classmod eternaltwin.User
 
 local core = require("eternaltwin.core")
@@ -26,15 +32,6 @@ local User = {}
 User.__index = User
 User.__name = "eternaltwin.User"
 
---- Fields of a user.
--- @field identifier the user's id (a UUID string)
--- @field username the display name (`display_name.current.value`)
--- @field is_administrator boolean, or nil when the server does not say
--- @field created_at ISO 8601 string, or nil
--- @field deleted_at ISO 8601 string, or nil
--- @field token the Token (or access-token string) the user signed in with, or nil
--- @field is_authenticated true when the user has a token
--- @table User
 
 local null = core.null
 
@@ -247,12 +244,22 @@ local function search(query, limit, offset, using)
   return data, res
 end
 
+-- The array User.search returns: a plain array that prints its users in a REPL.
+local List = {
+  __name = "eternaltwin.User list",
+  __tostring = function(list)
+    local names = {}
+    for i = 1, #list do names[i] = tostring(list[i]) end
+    return "{" .. table.concat(names, ", ") .. "}"
+  end,
+}
+
 --- Searches users by (part of) their name.
 -- @tparam[opt=""] string query (empty: everyone)
 -- @tparam[opt=20] integer limit
 -- @tparam[opt=0] integer offset
 -- @tparam[opt] string using connection alias
--- @return an array of Users (maybe empty), or `nil, err`
+-- @return an array of Users (maybe empty; `tostring` lists them), or `nil, err`
 function User.search(query, limit, offset, using)
   check_opt("search", 1, query, "string")
   check_count("search", 2, limit, "limit")
@@ -268,7 +275,7 @@ function User.search(query, limit, offset, using)
   if type(items) ~= "table" or items == null or n ~= #items then
     return decode_error("user search: field 'items' is missing or not an array", res)
   end
-  local list = {}
+  local list = setmetatable({}, List)
   for i = 1, #items do
     local u, err = User.from_data(items[i], nil, res)
     if not u then return nil, err end
