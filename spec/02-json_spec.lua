@@ -60,7 +60,7 @@ describe("eternaltwin.core json", function()
       local deep = {}
       local cur = deep
       for _ = 1, 200 do cur.x = {}; cur = cur.x end
-      local cases = {
+      local cases = { -- luacheck: ignore 431
         { 0 / 0, "NaN" }, { math.huge, "infinity" }, { -math.huge, "infinity" },
         { print, "function" }, { io.stdout, "userdata" },
         { { [1] = 1, [3] = 3 }, "not a string" },

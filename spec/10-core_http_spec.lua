@@ -496,7 +496,7 @@ describe("eternaltwin.core http", function()
       mu:perform()
       local x = mu:add(session, "GET", base .. "/_mock/echo", nil, nil, nil)
       x:cancel()
-      x = nil
+      x = nil -- luacheck: ignore 311
       collectgarbage()
       collectgarbage()
       assert.equal(1, mu:perform())

@@ -5,7 +5,7 @@
 set -eu
 
 build="gcc make pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev libcjson-dev"
-test="lua-busted luarocks nginx-light libnginx-mod-http-lua lua-cjson openssl openssh-client curl python3 python3-jwt python3-cryptography lua-luv lua-ldoc lua-check"
+test="lua-busted luarocks nginx-light libnginx-mod-http-lua lua-cjson openssl openssh-client curl python3 python3-jwt python3-cryptography lua-luv lua-ldoc lua-discount lua-check"
 case "${1:-all}" in
   build) want="$build" ;;
   test|all) want="$build $test" ;;

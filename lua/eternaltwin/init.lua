@@ -38,7 +38,6 @@ end
 
 ------------------------------------------------------------------------------------------------
 -- Encoding helpers
-
 -- Standard base64 (for Basic auth), from the C base64url.
 local function b64(s)
   local t = core.b64url_encode(s):gsub("[-_]", { ["-"] = "+", ["_"] = "/" })
@@ -91,6 +90,7 @@ M._form_encode = form_encode
 
 ------------------------------------------------------------------------------------------------
 -- Token
+-- @section Token
 
 local Token = {}
 Token.__index = Token
@@ -141,6 +141,7 @@ function M.is_token(v) return getmetatable(v) == Token end
 
 ------------------------------------------------------------------------------------------------
 -- Response
+-- @section Response
 
 local Response = {}
 Response.__index = Response
@@ -181,6 +182,7 @@ end
 
 ------------------------------------------------------------------------------------------------
 -- Client
+-- @section Client
 
 local Client = {}
 Client.__index = Client
@@ -326,6 +328,7 @@ end
 
 ------------------------------------------------------------------------------------------------
 -- OAuth and state
+-- @section oauth
 
 --- The URL to send the player's browser to, with the same query as Python's client.
 function Client:authorization_url(state, scope)
@@ -477,6 +480,7 @@ end
 
 ------------------------------------------------------------------------------------------------
 -- HTTP
+-- @section http
 
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
 local RETRY_CODES = { connect = true, timeout = true, reset = true, empty_reply = true }
