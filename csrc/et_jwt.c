@@ -480,11 +480,58 @@ int et_jwt_verify(et_jwt_key_t *k, const unsigned char *data, size_t n, const un
     }
 }
 
+/* Length of the token for a payload of plen bytes, or 0 if it would overflow. */
+static size_t token_len(const et_jwt_key_t *k, size_t hdr_len, size_t plen)
+{
+    if (plen > ((size_t)-1) / 2)
+        return 0;
+    return hdr_len + 1 + et_b64url_encoded_len(plen) + 1 + et_b64url_encoded_len(k->sig_len);
+}
+
+/* Writes H.P.S into buf (room for total + 1 bytes, checked by the callers). */
+static int encode_into(et_jwt_key_t *k, const char *hdr_b64, size_t hdr_len, const char *payload,
+                       size_t plen, char *buf, size_t *outlen, char *err, size_t errlen)
+{
+    unsigned char sig[ET_JWT_SIG_MAX];
+    size_t plen64 = et_b64url_encoded_len(plen), siglen = 0, pos;
+    int st;
+    memcpy(buf, hdr_b64, hdr_len);
+    buf[hdr_len] = '.';
+    et_b64url_encode((const unsigned char *)payload, plen, buf + hdr_len + 1);
+    pos = hdr_len + 1 + plen64;
+    st = et_jwt_sign(k, (const unsigned char *)buf, pos, sig, &siglen, err, errlen);
+    if (st != ET_JWT_OK)
+        return st;
+    buf[pos++] = '.';
+    et_b64url_encode(sig, siglen, buf + pos);
+    pos += et_b64url_encoded_len(siglen);
+    buf[pos] = '\0';
+    *outlen = pos;
+    return ET_JWT_OK;
+}
+
+int et_jwt_encode_to(et_jwt_key_t *k, const char *hdr_b64, size_t hdr_len, const char *payload,
+                     size_t plen, char *buf, size_t cap, size_t *outlen, char *err, size_t errlen)
+{
+    size_t total;
+    if (!k->can_sign) {
+        set_err(err, errlen, "key cannot sign (public key only)");
+        return ET_JWT_EINVAL;
+    }
+    if (!hdr_b64)
+        hdr_b64 = et_jwt_key_header_b64(k, &hdr_len);
+    total = token_len(k, hdr_len, plen);
+    if (total == 0 || total >= cap) {
+        set_err(err, errlen, "token too large for the buffer");
+        return ET_JWT_EINVAL;
+    }
+    return encode_into(k, hdr_b64, hdr_len, payload, plen, buf, outlen, err, errlen);
+}
+
 int et_jwt_encode(et_jwt_key_t *k, const char *hdr_b64, size_t hdr_len, const char *payload,
                   size_t plen, char **out, size_t *outlen, char *err, size_t errlen)
 {
-    unsigned char sig[ET_JWT_SIG_MAX];
-    size_t plen64, siglen = 0, pos, total;
+    size_t total;
     char *buf;
     int st;
     *out = NULL;
@@ -494,27 +541,17 @@ int et_jwt_encode(et_jwt_key_t *k, const char *hdr_b64, size_t hdr_len, const ch
     }
     if (!hdr_b64)
         hdr_b64 = et_jwt_key_header_b64(k, &hdr_len);
-    plen64 = et_b64url_encoded_len(plen);
-    total = hdr_len + 1 + plen64 + 1 + et_b64url_encoded_len(k->sig_len);
-    if (plen > ((size_t)-1) / 2 || !(buf = malloc(total + 1))) {
+    total = token_len(k, hdr_len, plen);
+    if (total == 0 || !(buf = malloc(total + 1))) {
         set_err(err, errlen, "out of memory");
         return ET_JWT_ENOMEM;
     }
-    memcpy(buf, hdr_b64, hdr_len);
-    buf[hdr_len] = '.';
-    et_b64url_encode((const unsigned char *)payload, plen, buf + hdr_len + 1);
-    pos = hdr_len + 1 + plen64;
-    st = et_jwt_sign(k, (const unsigned char *)buf, pos, sig, &siglen, err, errlen);
+    st = encode_into(k, hdr_b64, hdr_len, payload, plen, buf, outlen, err, errlen);
     if (st != ET_JWT_OK) {
         free(buf);
         return st;
     }
-    buf[pos++] = '.';
-    et_b64url_encode(sig, siglen, buf + pos);
-    pos += et_b64url_encoded_len(siglen);
-    buf[pos] = '\0';
     *out = buf;
-    *outlen = pos;
     return ET_JWT_OK;
 }
 

@@ -173,7 +173,9 @@ static int l_key_jwt_header(lua_State *L)
     return 1;
 }
 
-static int l_key_decode(lua_State *L)
+/* decode (want_header: claims, header) and claims (claims only: no header table to build when
+ * the header is the key's own default one). */
+static int key_decode(lua_State *L, int want_header)
 {
     et_jwt_key_t *k = check_key(L, 1);
     size_t len, alen;
@@ -189,6 +191,8 @@ static int l_key_decode(lua_State *L)
     hdr64 = et_jwt_key_header_b64(k, &hdr64_len);
     if (len > hdr64_len && tok[hdr64_len] == '.' && memcmp(tok, hdr64, hdr64_len) == 0) {
         /* The key's own default header, byte for byte (the usual case): skip the parser. */
+        if (!want_header)
+            goto verify;
         lua_createtable(L, 0, 2);
         lua_pushstring(L, want);
         lua_setfield(L, -2, "alg");
@@ -218,8 +222,20 @@ verify:
         return fail(L, msg);
     if (!push_object(L, "payload", parts.payload, parts.payload_len, msg, sizeof msg))
         return fail(L, msg);
+    if (!want_header)
+        return 1;
     lua_insert(L, 3);                                        /* key, token, claims, header */
     return 2;
+}
+
+static int l_key_decode(lua_State *L)
+{
+    return key_decode(L, 1);
+}
+
+static int l_key_claims(lua_State *L)
+{
+    return key_decode(L, 0);
 }
 
 /* base64url of {"alg":A,"kid":K,"typ":"JWT"} pushed as a string; 0 with a message otherwise. */
@@ -254,7 +270,7 @@ static int l_key_encode(lua_State *L)
     et_jwt_key_t *k = check_key(L, 1);
     const char *hdr = NULL;
     size_t hdr_len = 0, plen, toklen;
-    char msg[200], *payload, *tok;
+    char msg[200], *payload, *tok, flat[2048], tokbuf[ET_JWT_MAX_LEN];
     int st;
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!lua_isnoneornil(L, 3))
@@ -268,6 +284,16 @@ static int l_key_encode(lua_State *L)
         hdr = lua_tolstring(L, 4, &hdr_len);                 /* kept alive on the stack */
     }
     luaL_checkstack(L, 4, NULL);
+    /* Usual claims: JSON and token on the C stack, one string pushed, no allocation to undo. */
+    if ((plen = l_json_encode_flat(L, 2, flat, sizeof flat)) != 0 &&
+        (hdr ? hdr_len : 64) + et_b64url_encoded_len(plen) + et_b64url_encoded_len(et_jwt_key_sig_len(k))
+            + 3 <= sizeof tokbuf) {
+        if (et_jwt_encode_to(k, hdr, hdr_len, flat, plen, tokbuf, sizeof tokbuf, &toklen, msg,
+                             sizeof msg) != ET_JWT_OK)
+            return fail(L, msg);
+        lua_pushlstring(L, tokbuf, toklen);
+        return 1;
+    }
     payload = l_json_encode(L, 2, &plen, msg, sizeof msg);
     if (!payload)
         return fail(L, msg);
@@ -355,6 +381,7 @@ void l_key_open(lua_State *L)
     static const luaL_Reg methods[] = {
         { "encode", l_key_encode },
         { "decode", l_key_decode },
+        { "claims", l_key_claims },
         { "sign", l_key_sign },
         { "verify", l_key_verify },
         { "algorithm", l_key_algorithm },

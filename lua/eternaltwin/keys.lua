@@ -64,6 +64,15 @@ function Key:decode(token)
   return claims, header
 end
 
+--- For the client's hot path: the C key and kid of a built-in key as made (its own methods, a
+-- string or nil kid), or nil for any other key (Lua keys, KeyRings), which go through `_call`.
+function M._builtin(k)
+  if getmetatable(k) ~= Key or rawget(k, "encode") ~= nil or rawget(k, "decode") ~= nil then return nil end
+  local kid = k.kid
+  if kid ~= nil and type(kid) ~= "string" then return nil end
+  return k._key, kid
+end
+
 local function new_key(name, alg, ckey, kid)
   return setmetatable({ name = name, algorithm = alg, kid = kid, can_sign = ckey:can_sign(), _key = ckey }, Key)
 end
