@@ -456,7 +456,8 @@ int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const cha
     send_body = m != ET_HTTP_HEAD &&
                 (body || m == ET_HTTP_POST || m == ET_HTTP_PUT || m == ET_HTTP_PATCH);
 
-    /* The header list, built once per request and kept until the transfer ends. */
+    /* The header list, built once per request and kept until the transfer ends; none at all for
+     * a request without headers or body (the usual GET), so curl has no custom header to scan. */
     for (i = 0; i < nheaders; i++) {
         if (header_is(headers[i], "content-type"))
             has_ctype = 1;
@@ -465,10 +466,12 @@ int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const cha
             goto nomem;
         list = tmp;
     }
-    tmp = curl_slist_append(list, "Expect:");   /* no 100-continue wait before a body */
-    if (!tmp)
-        goto nomem;
-    list = tmp;
+    if (send_body) {                            /* no 100-continue wait before a body */
+        tmp = curl_slist_append(list, "Expect:");   /* (without a body curl sends none) */
+        if (!tmp)
+            goto nomem;
+        list = tmp;
+    }
     if (send_body && !has_ctype) {              /* curl would add a form Content-Type of its own */
         tmp = curl_slist_append(list, "Content-Type:");
         if (!tmp)
