@@ -327,6 +327,12 @@ function Client:resolve(endpoint)
   return self.url .. endpoint:gsub("^/+", "")
 end
 
+-- Endpoints already resolved and checked by `request`, so a repeated call skips the pattern
+-- work: per client (weak keys), `[0]` the base URL they were resolved under, `[1]` their count,
+-- emptied when full.
+local RESOLVED_MAX = 256
+local resolved = setmetatable({}, { __mode = "k" })
+
 ------------------------------------------------------------------------------------------------
 -- OAuth and state
 -- @section oauth
@@ -511,6 +517,10 @@ local RETRY_CODES = { connect = true, timeout = true, reset = true, empty_reply 
 local RETRY_STATUS = { [429] = true, [502] = true, [503] = true, [504] = true }
 local REQUEST_OPTIONS = { params = true, headers = true, json = true, data = true, token = true,
                           raise_on_error = true }
+-- Method names already in upper case (no pattern check, no new string); others are checked.
+local UPPER_METHODS = { GET = true, POST = true, PUT = true, DELETE = true, PATCH = true, HEAD = true,
+                        OPTIONS = true }
+local NO_OPTIONS = setmetatable({}, { __newindex = function() error("read-only table", 2) end })
 
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10,
                  Nov = 11, Dec = 12 }
@@ -542,6 +552,7 @@ local function backoff(attempt)
 end
 
 local function build_headers(fname, user, token, has_body_type)
+  if user == nil and token == nil and not has_body_type then return nil end
   local list, have = {}, {}
   if user ~= nil then
     if type(user) ~= "table" then argfail(fname, "'headers': table expected") end
@@ -605,16 +616,25 @@ end
 --- `request(method, endpoint [, opts])`: opts `params`, `headers`, `json`, `data`, `token`,
 -- `raise_on_error` (default true). A Response, or `nil, err`.
 function Client:request(method, endpoint, opts)
-  if type(method) ~= "string" or not method:match("^%a+$") then argfail("request", "method name expected") end
+  if not UPPER_METHODS[method] then
+    if type(method) ~= "string" or not method:match("^%a+$") then argfail("request", "method name expected") end
+    method = method:upper()
+  end
   if type(endpoint) ~= "string" then argfail("request", "endpoint string expected, got " .. typename(endpoint)) end
-  method = method:upper()
-  opts = opts or {}
+  opts = opts or NO_OPTIONS
   if type(opts) ~= "table" then argfail("request", "options table expected") end
   for k in pairs(opts) do
     if not REQUEST_OPTIONS[k] then argfail("request", format("unknown option '%s'", tostring(k))) end
   end
-  local url = self:resolve(endpoint)
-  if endpoint:find("[%s%z]") then argfail("request", "endpoint has spaces or control characters") end
+  local cache = resolved[self]
+  if cache and cache[0] ~= self.url then cache = nil end      -- the base URL was changed
+  local url = cache and cache[endpoint]
+  if not url then
+    url = self:resolve(endpoint)
+    if endpoint:find("[%s%z]") then argfail("request", "endpoint has spaces or control characters") end
+    if not cache or cache[1] >= RESOLVED_MAX then cache = { [0] = self.url, [1] = 0 }; resolved[self] = cache end
+    cache[endpoint], cache[1] = url, cache[1] + 1
+  end
   if opts.params ~= nil then
     if type(opts.params) ~= "table" then argfail("request", "'params': table expected") end
     local q = form_encode("request", opts.params)
