@@ -41,8 +41,9 @@ function M.new(opts)
   return setmetatable({
     multi = core.multi({ max_connections = maxc }),
     live = 0,          -- tasks not done
-    ready = {},        -- FIFO of { task, values } to resume
-    head = 1,
+    ready = {},        -- FIFO of tasks to resume ...
+    rvals = {},        -- ... and, at the same index, the values to resume each with
+    spare = {}, spare_vals = {}, -- the previous round's (emptied) queue, swapped back in
     by_xfer = {},      -- transfer -> task waiting on it
     timers = {},       -- task -> deadline (monotonic seconds)
     inside = false,    -- true while resuming a task (run/step from a task raise)
@@ -51,8 +52,12 @@ end
 
 function Poller.__tostring(p) return ("<eternaltwin.Poller %d live>"):format(p.live) end
 
+local NONE = pack()   -- shared, never modified: resume with no values
+
 local function push(p, task, values)
-  p.ready[#p.ready + 1] = { task, values }
+  local q = p.ready
+  local n = #q + 1
+  q[n], p.rvals[n] = task, values or NONE
 end
 
 local function finish(p, task, results)
@@ -64,7 +69,24 @@ local function finish(p, task, results)
   local waiters = task.waiters
   task.waiters = nil
   if waiters then
-    for i = 1, #waiters do push(p, waiters[i], pack()) end
+    for i = 1, #waiters do push(p, waiters[i]) end
+  end
+end
+
+-- What a resume gave: the body is wrapped in pcall (see spawn), so a finished task gives
+-- `true, ok, ...` unless resume itself failed. Varargs, so a task that only yields costs no table.
+local function resumed(p, task, rok, a, ...)
+  p.inside = false
+  if co_status(task.co) == "dead" then
+    if rok and a then
+      finish(p, task, pack(...))
+    else
+      local e = rok and (...) or a
+      if not errors.is_error(e) then e = tostring(e) end
+      finish(p, task, pack(nil, e))
+    end
+  elseif a ~= WAKE then
+    push(p, task) -- a plain coroutine.yield() in a task: resume it next round
   end
 end
 
@@ -72,20 +94,8 @@ end
 local function resume(p, task, values)
   if task.done then return end
   p.inside = task
-  local r = pack(co_resume(task.co, unpack(values, 1, values.n)))
-  p.inside = false
-  if co_status(task.co) == "dead" then
-    -- The body is wrapped in pcall (see spawn): r = { true, ok, ... } unless resume itself failed.
-    if r[1] and r[2] then
-      finish(p, task, pack(select(3, unpack(r, 1, r.n))))
-    else
-      local e = r[1] and r[3] or r[2]
-      if not errors.is_error(e) then e = tostring(e) end
-      finish(p, task, pack(nil, e))
-    end
-  elseif r[2] ~= WAKE then
-    push(p, task, pack()) -- a plain coroutine.yield() in a task: resume it next round
-  end
+  if values.n == 0 then return resumed(p, task, co_resume(task.co)) end
+  return resumed(p, task, co_resume(task.co, unpack(values, 1, values.n)))
 end
 
 --- Schedules `fn(...)` as a task; it starts at the next `step` or `run`.
@@ -121,21 +131,30 @@ local function collect(p)
   local done = p.multi:finished()
   for i = 1, #done do
     local task = p.by_xfer[done[i]]
-    if task then push(p, task, pack()) end
+    if task then push(p, task) end
   end
   if next(p.timers) then
     local now = monotime()
     for task, at in pairs(p.timers) do
-      if at <= now then p.timers[task] = nil; push(p, task, pack()) end
+      if at <= now then p.timers[task] = nil; push(p, task) end
     end
   end
 end
 
 local function run_ready(p)
-  -- Only what is ready now: tasks made ready while this round runs wait for the next one.
-  local q = p.ready
-  p.ready = {}
-  for i = 1, #q do resume(p, q[i][1], q[i][2]) end
+  -- Only what is ready now: tasks made ready while this round runs wait for the next one. The
+  -- two queues alternate (no new table per round); a resume that raises (a bug of ours: task
+  -- errors are caught) leaves the round's queue dropped, as a fresh one would be.
+  local q, v = p.ready, p.rvals
+  local n = #q
+  if n == 0 then return end
+  p.ready, p.rvals, p.spare, p.spare_vals = p.spare or {}, p.spare_vals or {}, nil, nil
+  for i = 1, n do
+    local task, values = q[i], v[i]
+    q[i], v[i] = nil, nil
+    resume(p, task, values)
+  end
+  p.spare, p.spare_vals = q, v
 end
 
 local function check_outside(p, name)
