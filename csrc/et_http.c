@@ -90,6 +90,20 @@ static int is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
+/* Is every byte of the n at s an RFC 9110 tchar? A name with a blank, a control or a NUL inside
+ * would otherwise reach Lua as another (or, cut at the NUL, an existing) header's name. */
+static int is_token(const char *s, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c && strchr("!#$%&'*+-.^_`|~", c))))
+            return 0;
+    }
+    return 1;
+}
+
 static char lower(char c)
 {
     return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
@@ -154,6 +168,8 @@ int et_headers_feed(et_headers_t *h, const char *line, size_t len)
 
     if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
         et_headers_clear(h);                    /* a new response: keep only the final one */
+        if (len > ET_HTTP_MAX_HEADER_BYTES)
+            return 1;                           /* (else the bound below would wrap around) */
         h->bytes = len;
         return ET_OK;
     }
@@ -187,8 +203,8 @@ int et_headers_feed(et_headers_t *h, const char *line, size_t len)
     nlen = (size_t)(colon - line);
     while (nlen > 0 && is_ows(line[nlen - 1]))
         nlen--;
-    if (nlen == 0)
-        return ET_OK;
+    if (nlen == 0 || !is_token(line, nlen))
+        return ET_OK;                           /* not a field name (RFC 9110 token): ignored */
     v = colon + 1;
     while (v < end && is_ows(*v))
         v++;

@@ -101,6 +101,27 @@ static void test_headers(void)
     }
     et_headers_clear(&h);
     ok(h.n == 0 && h.items == NULL, "headers: clear frees everything");
+
+    /* Fuzz finds (fuzz/corpus/headers/regress-*): a name that is not a token is no header, so
+     * "content-type\0x" can neither pass for content-type nor duplicate it; a status line beyond
+     * the budget is refused instead of wrapping the bound around. */
+    feed(&h, "HTTP/1.1 200 OK\r\n");
+    feed(&h, "Content-Type: a\r\n");
+    et_headers_feed(&h, "Content-Type\0x: b\r\n", 19);
+    feed(&h, "Loca tion: /x\r\n");
+    feed(&h, "X\tY: 1\r\n");
+    feed(&h, "x-ok!#$%&'*+-.^_`|~: 2\r\n");
+    ok(h.n == 2 && streq(hval(&h, "content-type"), "a") && streq(hval(&h, "x-ok!#$%&'*+-.^_`|~"), "2"),
+       "headers: lines whose name is not a token are ignored");
+    {
+        char *big = malloc(ET_HTTP_MAX_HEADER_BYTES + 16);
+        memset(big, 'a', ET_HTTP_MAX_HEADER_BYTES + 16);
+        memcpy(big, "HTTP/1.1 ", 9);
+        ok(et_headers_feed(&h, big, ET_HTTP_MAX_HEADER_BYTES + 1) == 1,
+           "headers: a status line beyond ET_HTTP_MAX_HEADER_BYTES refused");
+        free(big);
+    }
+    et_headers_clear(&h);
 }
 
 static void test_body_limit(void)
