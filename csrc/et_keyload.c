@@ -74,8 +74,10 @@ static int load_pem(const char *text, size_t n, int want_private, EVP_PKEY **out
     while ((begin = find(p, (size_t)(end - p), "-----BEGIN ")) != NULL) {
         label = begin + 11;
         stop = find(label, (size_t)(end - label), "-----");
-        if (!stop)
+        if (!stop) {
+            begin = NULL;       /* no complete label (label_len would be the previous block's) */
             break;
+        }
         label_len = (size_t)(stop - label);
         if (label_len >= 3 && memcmp(stop - 3, "KEY", 3) == 0)
             break;

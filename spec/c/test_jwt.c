@@ -449,6 +449,10 @@ static void test_structures(EVP_PKEY *rsa, EVP_PKEY *p256, EVP_PKEY *p384, EVP_P
           strcmp(err, "cannot parse PEM public key") == 0, "bad PEM body refused");
     check(!load("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", 0) &&
           strcmp(err, "no PEM key block found") == 0, "PEM without a key block refused");
+    /* Fuzz find (fuzz/corpus/keyload/regress-*): a second BEGIN without a closing "-----" used the
+     * first label's length for the second label, reading past the text. */
+    check(!load("-----BEGIN A LONG CERTIFICATE LABEL-----\n-----BEGIN P", 0) &&
+          strcmp(err, "no PEM key block found") == 0, "PEM with an unterminated second label refused");
     check(!load(rsa_pub, 1) && strcmp(err, "private key text holds a public key") == 0,
           "public PEM as private refused");
     check(!load(s_rsa, 1) && contains(err, "OpenSSH public key line"), "ssh line as private refused");
