@@ -517,7 +517,8 @@ describe("eternaltwin.core http", function()
         end
         os.exit(0, true)
       ]]):format(package.cpath, base .. "/_mock/delay?ms=5000")
-      local f = assert(io.popen("lua5.4 - 2>&1", "w"))
+      -- ETWIN_LUA: how `make check` starts a Lua like this one (with the sanitizer runtime).
+      local f = assert(io.popen((os.getenv("ETWIN_LUA") or "lua5.4") .. " - 2>&1", "w"))
       f:write(script)
       local ok, how, code = f:close()
       assert.is_true(ok, tostring(how) .. " " .. tostring(code))

@@ -1,15 +1,18 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Installs the Debian packages this project needs (as root), or prints the exact command and fails.
-# Usage: tools/deps.sh [build|test|all]   (default: all)
+# Usage: tools/deps.sh [build|test|check|all]   (default: all; check: sanitizers, fuzzing, valgrind)
 set -eu
 
 build="gcc make pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev libcjson-dev"
 test="lua-busted luarocks nginx-light libnginx-mod-http-lua lua-cjson openssl openssh-client curl python3 python3-jwt python3-cryptography lua-luv lua-ldoc lua-discount lua-check"
+# make check / make fuzz (mk/check.mk): clang with libFuzzer and the sanitizer runtimes, valgrind.
+check="clang libclang-rt-14-dev valgrind"
 case "${1:-all}" in
   build) want="$build" ;;
   test|all) want="$build $test" ;;
-  *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+  check) want="$build $test $check" ;;
+  *) echo "usage: $0 [build|test|check|all]" >&2; exit 2 ;;
 esac
 
 missing=""
