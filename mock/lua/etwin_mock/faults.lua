@@ -237,4 +237,23 @@ function M.trickle()
   end
 end
 
+-- Fails the first `fail` requests (default 1) made with this key, by `status` (default 503, with
+-- `retry_after` as in status/) or a dropped connection (`status=reset`); then 200 with the count.
+function M.flaky(key)
+  local fail = http.uint(http.arg("fail") or "1")
+  local status = http.arg("status") or "503"
+  if not fail or fail > 1000 or #key > 64 or not (status == "reset" or status:match("^%d%d%d$")) then
+    return bad_query()
+  end
+  local n = (store.flaky[key] or 0) + 1
+  store.flaky[key] = n
+  if n <= fail then
+    if status == "reset" then
+      return ngx.exit(444)
+    end
+    return M.status(status)
+  end
+  http.json(200, { key = key, attempts = n })
+end
+
 return M

@@ -113,6 +113,7 @@ function M.reset()
   M.knobs = {}
   for k, v in pairs(DEFAULT_KNOBS) do M.knobs[k] = v end
   M.offset = 0
+  M.flaky = {}           -- /_mock/flaky key -> requests seen
   M.stats = { requests = 0, token_requests = 0, token_grants = 0, paths = {}, distinct_paths = 0 }
 end
 
