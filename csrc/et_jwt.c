@@ -573,16 +573,23 @@ static int split_part(const char *name, const char *tok, size_t start, size_t n,
 int et_jwt_split(const char *token, size_t len, unsigned char *buf, et_jwt_parts_t *parts,
                  char *err, size_t errlen)
 {
-    size_t dots[2], ndots = 0, i, used;
+    size_t dots[2] = { 0, 0 }, ndots = 0, i, used;
     if (len > ET_JWT_MAX_LEN) {
         snprintf(err, errlen, "token longer than %d bytes", ET_JWT_MAX_LEN);
         return ET_JWT_EINVAL;
     }
-    for (i = 0; i < len; i++) {
-        if (token[i] == '.') {
-            if (ndots < 2)
-                dots[ndots] = i;
-            ndots++;
+    /* memchr for the two dots and a third one; the full count only for the message. */
+    {
+        const char *p = memchr(token, '.', len), *q = NULL, *r = NULL;
+        if (p && (q = memchr(p + 1, '.', len - (size_t)(p + 1 - token))) != NULL)
+            r = memchr(q + 1, '.', len - (size_t)(q + 1 - token));
+        if (p && q && !r) {
+            dots[0] = (size_t)(p - token);
+            dots[1] = (size_t)(q - token);
+            ndots = 2;
+        } else {
+            for (i = 0; i < len; i++)
+                ndots += token[i] == '.';
         }
     }
     if (ndots != 2) {

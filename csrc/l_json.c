@@ -331,13 +331,20 @@ struct flat_item {
     } v;
 };
 
+/* Bytes that end or escape a plain JSON string: '"', '\\' and the controls (1), else 0. */
+#define SPECIAL(c) ((c) < 0x20 || (c) == '"' || (c) == '\\')
+#define S4(c) SPECIAL(c), SPECIAL((c) + 1), SPECIAL((c) + 2), SPECIAL((c) + 3)
+#define S16(c) S4(c), S4((c) + 4), S4((c) + 8), S4((c) + 12)
+#define S64(c) S16(c), S16((c) + 16), S16((c) + 32), S16((c) + 48)
+static const unsigned char special[256] = { S64(0), S64(64), S64(128), S64(192) };
+
 /* Is s (n bytes) printed verbatim between quotes by cJSON (no escape needed)? */
 static int plain_string(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     unsigned bad = 0;
     for (; p < end; p++)
-        bad |= (unsigned)(*p < 0x20) | (unsigned)(*p == '"') | (unsigned)(*p == '\\');
+        bad |= special[*p];
     return !bad;
 }
 
@@ -636,7 +643,7 @@ static int dec_flat(lua_State *L, const char *s, size_t n)
         if (i >= n || s[i] != '"')
             goto bail;
         start = ++i;
-        while (i < n && s[i] != '"' && s[i] != '\\' && (unsigned char)s[i] >= 0x20)
+        while (i < n && !special[(unsigned char)s[i]])
             i++;
         if (i >= n || s[i] != '"')
             goto bail;
@@ -655,7 +662,7 @@ static int dec_flat(lua_State *L, const char *s, size_t n)
         switch (s[i]) {
         case '"':
             start = ++i;
-            while (i < n && s[i] != '"' && s[i] != '\\' && (unsigned char)s[i] >= 0x20)
+            while (i < n && !special[(unsigned char)s[i]])
                 i++;
             if (i >= n || s[i] != '"')
                 goto bail;
