@@ -1,5 +1,6 @@
 -- SPDX-License-Identifier: MIT
 --- Error objects returned as the second value of failed calls.
+-- Every error has `kind`, `message` and a boolean `retryable`.
 -- `errors.RequestError == "RequestError"` and so on for every kind, so `err.kind == errors.RequestError`
 -- reads well; `pairs(errors)` lists exactly the kinds. Helpers live in the metatable.
 -- @module eternaltwin.errors
@@ -37,6 +38,9 @@ function helpers.new(kind, message, fields)
       if rawget(e, k) == nil then e[k] = v end
     end
   end
+  -- Every error says whether trying again may help (transport hiccups, 429, 502-504); the kinds
+  -- that never do (bad state, bad key, bad JSON, cancelled) say false rather than nothing.
+  if e.retryable == nil then e.retryable = false end
   return setmetatable(e, Error)
 end
 

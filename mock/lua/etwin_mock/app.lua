@@ -36,7 +36,7 @@ local ROUTES = {
   { "^/_mock/headers$", { GET = faults.headers } },
   { "^/_mock/repeat%-header$", { GET = faults.repeat_header } },
   { "^/_mock/trickle$", { GET = faults.trickle } },
-  { "^/_mock/flaky/([%w_.%-]+)$", { ANY = faults.flaky } },
+  { "^/_mock/flaky/([%w_.%-/]+)$", { ANY = faults.flaky } },
 }
 
 -- Runs in nginx's init phase: loads the seed (a bad config stops nginx with the message).
