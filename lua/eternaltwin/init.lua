@@ -176,7 +176,7 @@ local function request_error(method, res)
   end
   return new_error(errors.RequestError,
     format("HTTP %d from %s %s%s", res.status_code, method, errors.safe_url(res.url), detail),
-    { response = res, status_code = res.status_code, url = res.url,
+    { response = res, status_code = res.status_code, url = errors.safe_url(res.url),
       retryable = res.status_code == 429 or res.status_code == 502 or res.status_code == 503
         or res.status_code == 504 })
 end
