@@ -1,0 +1,109 @@
+-- SPDX-License-Identifier: MIT
+-- HTTP and memory workloads against the mock's static route (nginx alone, no Lua behind it).
+--   lua5.4 bench/http.lua blocking URL SECONDS ROUNDS        -> `round N REQ/S` (client:get, keep-alive)
+--   lua5.4 bench/http.lua inflight URL CONC SECONDS ROUNDS   -> `round N REQ/S` (CONC poller tasks)
+--   lua5.4 bench/http.lua memory URL                         -> `rss1k KiB` and `rss100k KiB`
+--   lua5.4 bench/http.lua peak URL TASKS                     -> `peak KiB` (VmHWM, TASKS in flight,
+--                                                               256 connections)
+-- URL is the mock's base URL; the workloads GET `_mock/static/user` and check each status.
+local eternaltwin = require("eternaltwin")
+local keys = require("eternaltwin.keys")
+local monotime = require("eternaltwin.core").monotime
+
+local mode, base = arg[1], arg[2]
+local ENDPOINT = "_mock/static/user"
+
+local function new_client()
+  return eternaltwin.new("bench@clients", "secret", "http://localhost/cb", assert(keys.HS256Key("bench")),
+                         { url = base })
+end
+
+local function status_kib(field)
+  local f = assert(io.open("/proc/self/status"))
+  local text = f:read("a")
+  f:close()
+  return tonumber(text:match(field .. ":%s*(%d+) kB"))
+end
+
+local function out(fmt, ...)
+  io.write(fmt:format(...), "\n")
+  io.flush()
+end
+
+if mode == "blocking" then
+  local seconds, rounds = tonumber(arg[3]), tonumber(arg[4])
+  local client = new_client()
+  for _ = 1, 200 do assert(client:get(ENDPOINT)) end           -- warm: connection, allocator, caches
+  for r = 1, rounds do
+    local n, t0 = 0, monotime()
+    local deadline = t0 + seconds
+    repeat
+      for _ = 1, 100 do
+        local res = client:get(ENDPOINT)
+        if not res then error("request failed") end
+      end
+      n = n + 100
+    until monotime() >= deadline
+    out("round %d %.1f", r, n / (monotime() - t0))
+  end
+elseif mode == "inflight" then
+  local conc, seconds, rounds = tonumber(arg[3]), tonumber(arg[4]), tonumber(arg[5])
+  local client = new_client()
+  local poller = eternaltwin.poller()
+  local function run(deadline)
+    local n = 0
+    for _ = 1, conc do
+      poller:spawn(function()
+        repeat
+          local res, err = client:get(ENDPOINT)
+          if not res then error(err) end
+          n = n + 1
+        until monotime() >= deadline
+      end)
+    end
+    local t0 = monotime()
+    poller:run()
+    return n, monotime() - t0
+  end
+  run(monotime() + 0.3)                                        -- warm: open the connections
+  for r = 1, rounds do
+    local n, dt = run(monotime() + seconds)
+    out("round %d %.1f", r, n / dt)
+  end
+elseif mode == "memory" then
+  local client = new_client()
+  local done = 0
+  local function upto(n)
+    while done < n do
+      local res = client:get(ENDPOINT)
+      if not res then error("request failed") end
+      done = done + 1
+    end
+    collectgarbage()
+    collectgarbage()
+    return status_kib("VmRSS")
+  end
+  out("rss1k %d", upto(1000))
+  out("rss100k %d", upto(100000))
+elseif mode == "peak" then
+  local tasks = tonumber(arg[3])
+  local client = new_client()
+  -- The transfers wait in the multi for one of 256 connections (nginx's worker has 1024).
+  local poller = eternaltwin.poller({ max_connections = 256 })
+  local ok = 0
+  for _ = 1, tasks do
+    poller:spawn(function()
+      local res, err = client:get(ENDPOINT)
+      if not res then error(err) end
+      ok = ok + 1
+    end)
+  end
+  poller:step()                                                -- every task started, its transfer added
+  local inflight = poller.live
+  poller:run()
+  if ok ~= tasks then error(("only %d of %d requests succeeded"):format(ok, tasks)) end
+  out("inflight %d", inflight)
+  out("peak %d", status_kib("VmHWM"))
+else
+  error("usage: bench/http.lua blocking|inflight|memory|peak URL ...")
+end

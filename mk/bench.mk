@@ -1,0 +1,32 @@
+# SPDX-License-Identifier: MIT
+# `make bench`: each workload next to its ceiling on this machine, in one session (bench/run.lua);
+# prints the table (also left in build/bench/last.md). Not part of CI: timings are not tests.
+# BENCH_ARGS="--rounds 7 --seconds 2" for longer runs.
+
+BENCH_DIR   = $(BUILD)/bench
+BENCH_LIMIT = $(BENCH_DIR)/limit
+BENCH_CURL  = $(BENCH_DIR)/curlloop
+
+.PHONY: bench bench-deps
+
+$(BENCH_LIMIT): bench/limit.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O2 -g $(WARN) -o $@ $< $(shell pkg-config --cflags --libs openssl)
+
+$(BENCH_CURL): bench/curlloop.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O2 -g $(WARN) -o $@ $< $(shell pkg-config --cflags --libs libcurl)
+
+# The project's packages, then wrk (Debian) for the HTTP ceilings: installed as root, else the
+# apt-get line is printed and the target fails.
+bench-deps:
+	@sh tools/deps.sh all
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing: wrk" >&2; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk; }; \
+	  else echo "make bench needs wrk; run as root: apt-get install -y wrk" >&2; exit 1; fi; }
+
+bench: bench-deps all $(BENCH_LIMIT) $(BENCH_CURL)
+	@BENCH_DIR=$(BENCH_DIR) $(LUA) bench/run.lua $(BENCH_ARGS)
