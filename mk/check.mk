@@ -52,10 +52,10 @@ check-valgrind: all $(C_TEST_BIN)
 	@rc=0; for t in $(C_TEST_BIN); do \
 	    $(VALGRIND) $$t >$(BUILD)/$$(basename $$t).vg.log 2>&1 || { rc=1; cat $(BUILD)/$$(basename $$t).vg.log; }; \
 	    grep '^c-tests' $(BUILD)/$$(basename $$t).vg.log; done; exit $$rc
-	@echo "== check: core specs under valgrind"
+	@echo "== check: core specs under valgrind (busted runs in the valgrind'd interpreter: no --lua re-exec)"
 	@ETWIN_EXPECT_CORE=$(CURDIR)/$(BUILD)/eternaltwin/core.so \
 	    $(VALGRIND) --suppressions=$(CURDIR)/tools/valgrind.supp \
-	    $(LUA) $$(command -v busted) --lua=$(LUA) -o utfTerminal $(CORE_SPECS)
+	    $(LUA) $$(command -v busted) -o utfTerminal $(CORE_SPECS)
 
 check: check-asan check-valgrind
 	@echo "check: ASan+UBSan suite and valgrind passed"
@@ -71,11 +71,14 @@ FUZZ_CFLAGS    = -g -O1 -Wno-constant-conversion -fsanitize=fuzzer,address,undef
                  -DET_HTTP_MAX_HEADER_BYTES=2048 -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc \
                  $(shell pkg-config --cflags $(LUA_PC) $(PKGS) 2>/dev/null)
 FUZZ_LIBS      = $(shell pkg-config --libs $(LUA_PC) $(PKGS) 2>/dev/null)
-FUZZ_SRC       = $(CORE_SRC) $(BIND_SRC)
+FUZZ_OBJ       = $(CORE_SRC:csrc/%.c=$(FUZZ_BUILD)/obj/%.o) $(BIND_SRC:csrc/%.c=$(FUZZ_BUILD)/obj/%.o)
 
-$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_lua.h $(FUZZ_SRC) $(HEADERS) | deps-check
+$(FUZZ_BUILD)/obj/%.o: csrc/%.c $(HEADERS) | deps-check
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC) $(FUZZ_LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_lua.h $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_OBJ) $(FUZZ_LIBS)
 
 fuzz-build: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 
@@ -101,10 +104,12 @@ FUZZ_OPTS_headers = -max_len=4096
 FUZZ_OPTS_keyload = -max_len=4096
 
 # Two targets at a time (a 2-core machine): make -j2 does the pairing.
-fuzz: fuzz-build
+fuzz:
+	@$(MAKE) --no-print-directory -j2 fuzz-build
 	@$(MAKE) --no-print-directory -j2 $(FUZZ_TARGETS:%=fuzz-%) FUZZ_SECONDS=$(FUZZ_SECONDS)
 
-fuzz-ci: fuzz-build
+fuzz-ci:
+	@$(MAKE) --no-print-directory -j2 fuzz-build
 	@$(MAKE) --no-print-directory -j2 $(FUZZ_TARGETS:%=fuzz-%) FUZZ_SECONDS=30
 
 CI_TARGETS += check fuzz-ci
