@@ -9,6 +9,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
+#include <openssl/bn.h>
 #include <openssl/rsa.h>
 
 #include "et_b64.h"
@@ -333,67 +334,43 @@ static int digest(et_jwt_key_t *k, const unsigned char *data, size_t n, unsigned
     return 1;
 }
 
-/* ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }, by hand: the ASN.1 templates cost
- * more than the rest of our per-call work, and for P-256/P-384 every length fits one byte. */
-
-/* Reads one INTEGER at *p (n bytes left) into out as exactly coord big-endian bytes. */
-static int der_int(const unsigned char **p, size_t *n, int coord, unsigned char *out)
-{
-    const unsigned char *q = *p;
-    size_t len;
-    if (*n < 2 || q[0] != 0x02 || q[1] >= 0x80 || (size_t)q[1] + 2 > *n || q[1] == 0)
-        return 0;
-    len = q[1];
-    *p = q + 2 + len;
-    *n -= 2 + len;
-    q += 2;
-    while (len > 0 && q[0] == 0) {
-        q++;
-        len--;
-    }
-    if (len > (size_t)coord)
-        return 0;
-    memset(out, 0, (size_t)coord - len);
-    memcpy(out + coord - len, q, len);
-    return 1;
-}
+/* JOSE carries ECDSA signatures as r||s; OpenSSL speaks DER (ECDSA-Sig-Value). The conversion
+ * uses OpenSSL's own codec, so no ASN.1 is written by hand here. */
 
 /* DER signature from OpenSSL to JOSE r||s, each exactly coord bytes. */
 static int der_to_rs(const unsigned char *der, size_t derlen, int coord, unsigned char *out)
 {
-    const unsigned char *p = der + 2;
-    size_t n;
-    if (derlen < 2 || der[0] != 0x30 || der[1] >= 0x80 || (size_t)der[1] + 2 != derlen)
+    const unsigned char *p = der;
+    const BIGNUM *r = NULL, *s = NULL;
+    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)derlen);
+    int ok;
+    if (sig == NULL)
         return 0;
-    n = der[1];
-    return der_int(&p, &n, coord, out) && der_int(&p, &n, coord, out + coord) && n == 0;
+    ECDSA_SIG_get0(sig, &r, &s);
+    ok = p == der + derlen && BN_bn2binpad(r, out, coord) == coord &&
+         BN_bn2binpad(s, out + coord, coord) == coord;
+    ECDSA_SIG_free(sig);
+    return ok;
 }
 
-/* Writes one non-negative INTEGER of coord big-endian bytes; returns the bytes written. */
-static size_t put_der_int(const unsigned char *v, int coord, unsigned char *out)
+/* JOSE r||s to DER in der (cap bytes); returns the DER length, or 0 on failure. */
+static size_t rs_to_der(const unsigned char *rs, int coord, unsigned char *der, size_t cap)
 {
-    size_t len = (size_t)coord, o = 0;
-    while (len > 1 && v[0] == 0) {
-        v++;
-        len--;
+    ECDSA_SIG *sig = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(rs, coord, NULL), *s = BN_bin2bn(rs + coord, coord, NULL);
+    unsigned char *q = der;
+    int len = 0;
+    if (sig == NULL || r == NULL || s == NULL || ECDSA_SIG_set0(sig, r, s) != 1) {
+        BN_free(r);                 /* not owned by sig unless set0 succeeded */
+        BN_free(s);
+        ECDSA_SIG_free(sig);
+        return 0;
     }
-    out[o++] = 0x02;
-    out[o++] = (unsigned char)(len + (v[0] & 0x80 ? 1 : 0));
-    if (v[0] & 0x80)
-        out[o++] = 0;
-    memcpy(out + o, v, len);
-    return o + len;
-}
-
-/* JOSE r||s to DER (cap >= 2 * coord + 8); returns the DER length. */
-static size_t rs_to_der(const unsigned char *rs, int coord, unsigned char *der)
-{
-    size_t n = 2;
-    n += put_der_int(rs, coord, der + n);
-    n += put_der_int(rs + coord, coord, der + n);
-    der[0] = 0x30;
-    der[1] = (unsigned char)(n - 2);
-    return n;
+    len = i2d_ECDSA_SIG(sig, NULL);
+    if (len <= 0 || (size_t)len > cap || i2d_ECDSA_SIG(sig, &q) != len)
+        len = 0;
+    ECDSA_SIG_free(sig);
+    return (size_t)len;
 }
 
 int et_jwt_sign(et_jwt_key_t *k, const unsigned char *data, size_t n, unsigned char *sig,
@@ -467,7 +444,9 @@ int et_jwt_verify(et_jwt_key_t *k, const unsigned char *data, size_t n, const un
     case FAM_EC:
         if (!digest(k, data, n, md, &mdlen))
             return crypto_fail(err, errlen, "digest failed");
-        derlen = rs_to_der(sig, k->info->coord, der);
+        derlen = rs_to_der(sig, k->info->coord, der, sizeof der);
+        if (derlen == 0)
+            return crypto_fail(err, errlen, "cannot encode the signature");
         if (EVP_PKEY_verify(k->verify_ctx, der, derlen, md, mdlen) != 1)
             return bad_sig(err, errlen);
         return ET_JWT_OK;
