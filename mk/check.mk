@@ -25,7 +25,7 @@ VALGRIND      = valgrind --quiet --error-exitcode=97 --leak-check=full --errors-
 CORE_SPECS    = spec/01-util_spec.lua spec/02-json_spec.lua spec/03-core_keys_spec.lua \
                 spec/10-core_http_spec.lua
 
-.PHONY: deps-check check check-asan check-valgrind fuzz fuzz-ci fuzz-build
+.PHONY: deps-check check check-asan-build check-asan check-valgrind fuzz fuzz-ci fuzz-build
 
 deps-check:
 	@sh tools/deps.sh check
@@ -47,7 +47,7 @@ check-asan: check-asan-build
 	    $$lua $$(command -v busted) \
 	    --cpath='$(CURDIR)/$(ASAN_BUILD)/?.so' -o utfTerminal $(CHECK_SPECS)
 
-check-valgrind: all $(C_TEST_BIN)
+check-valgrind: deps-check all $(C_TEST_BIN)
 	@echo "== check: C tests under valgrind"
 	@rc=0; for t in $(C_TEST_BIN); do \
 	    $(VALGRIND) $$t >$(BUILD)/$$(basename $$t).vg.log 2>&1 || { rc=1; cat $(BUILD)/$$(basename $$t).vg.log; }; \
