@@ -489,24 +489,6 @@ static int encode_into(et_jwt_key_t *k, const char *hdr_b64, size_t hdr_len, con
     return ET_JWT_OK;
 }
 
-int et_jwt_encode_to(et_jwt_key_t *k, const char *hdr_b64, size_t hdr_len, const char *payload,
-                     size_t plen, char *buf, size_t cap, size_t *outlen, char *err, size_t errlen)
-{
-    size_t total;
-    if (!k->can_sign) {
-        set_err(err, errlen, "key cannot sign (public key only)");
-        return ET_JWT_EINVAL;
-    }
-    if (!hdr_b64)
-        hdr_b64 = et_jwt_key_header_b64(k, &hdr_len);
-    total = token_len(k, hdr_len, plen);
-    if (total == 0 || total >= cap) {
-        set_err(err, errlen, "token too large for the buffer");
-        return ET_JWT_EINVAL;
-    }
-    return encode_into(k, hdr_b64, hdr_len, payload, plen, buf, outlen, err, errlen);
-}
-
 int et_jwt_encode(et_jwt_key_t *k, const char *hdr_b64, size_t hdr_len, const char *payload,
                   size_t plen, char **out, size_t *outlen, char *err, size_t errlen)
 {

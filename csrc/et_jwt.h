@@ -67,10 +67,6 @@ int et_jwt_verify(et_jwt_key_t *k, const unsigned char *data, size_t n, const un
 int et_jwt_encode(et_jwt_key_t *k, const char *hdr_b64, size_t hdr_len, const char *payload,
                   size_t plen, char **out, size_t *outlen, char *err, size_t errlen);
 
-/* The same into buf (cap bytes, NUL-terminated): EINVAL when it does not fit. No allocation. */
-int et_jwt_encode_to(et_jwt_key_t *k, const char *hdr_b64, size_t hdr_len, const char *payload,
-                     size_t plen, char *buf, size_t cap, size_t *outlen, char *err, size_t errlen);
-
 /* A split and decoded compact JWT. The decoded parts point into the caller's buffer. */
 typedef struct et_jwt_parts {
     size_t signing_len;          /* the signing input is token[0, signing_len) */

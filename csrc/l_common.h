@@ -29,10 +29,6 @@ void l_http_open(lua_State *L);    /* l_http.c: session, multi, transfer */
  *   Lua memory errors, and frees its own allocations first. */
 int l_json_push(lua_State *L, const char *text, size_t len, char *err, size_t errlen);
 char *l_json_encode(lua_State *L, int idx, size_t *len, char *err, size_t errlen);
-/* l_json_encode_flat: the fast path of l_json_encode alone, into buf (cap bytes): the text
- *   length (NUL-terminated), or 0 when the value is not a flat object of plain scalars that fits,
- *   which l_json_encode then handles. Never raises, allocates nothing. */
-size_t l_json_encode_flat(lua_State *L, int idx, char *buf, size_t cap);
 
 /* Set a class's metatable: methods go to __index, metamethods to the table itself. */
 void l_newclass(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *metamethods);

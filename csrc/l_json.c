@@ -312,188 +312,9 @@ static int enc_run(lua_State *L, int idx, struct enc *e, int keep_text)
     return !e->failed;
 }
 
-/* Fast path for the usual payload (JWT claims, request bodies): a table whose keys are all
- * strings and whose values are plain scalars, encoded straight into buf without a cJSON tree.
- * It takes only what the general path would print byte for byte the same (strings without
- * '"', '\\' or control bytes, at most FLAT_MAX members, text under cap) and returns 0, with
- * nothing written that matters, for anything else, which then goes the general way. */
-#define FLAT_MAX 32
-
-struct flat_item {
-    const char *k;
-    size_t klen;
-    int type;
-    union {
-        lua_Integer i;
-        double d;
-        int b;
-        struct { const char *s; size_t n; } str;
-    } v;
-};
-
-/* Bytes that end or escape a plain JSON string: '"', '\\' and the controls (1), else 0. */
-#define SPECIAL(c) ((c) < 0x20 || (c) == '"' || (c) == '\\')
-#define S4(c) SPECIAL(c), SPECIAL((c) + 1), SPECIAL((c) + 2), SPECIAL((c) + 3)
-#define S16(c) S4(c), S4((c) + 4), S4((c) + 8), S4((c) + 12)
-#define S64(c) S16(c), S16((c) + 16), S16((c) + 32), S16((c) + 48)
-static const unsigned char special[256] = { S64(0), S64(64), S64(128), S64(192) };
-
-/* Is s (n bytes) printed verbatim between quotes by cJSON (no escape needed)? */
-static int plain_string(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    unsigned bad = 0;
-    for (; p < end; p++)
-        bad |= special[*p];
-    return !bad;
-}
-
-/* Bytewise order of two NUL-free keys (as strcmp). */
-static int flat_less(const struct flat_item *a, const struct flat_item *b)
-{
-    size_t n = a->klen < b->klen ? a->klen : b->klen;
-    int c = memcmp(a->k, b->k, n);
-    return c < 0 || (c == 0 && a->klen < b->klen);
-}
-
-/* Insertion sort: a few members, usually close to sorted. */
-static void flat_sort(struct flat_item *items, size_t n)
-{
-    size_t i, j;
-    for (i = 1; i < n; i++) {
-        struct flat_item x = items[i];
-        for (j = i; j > 0 && flat_less(&x, &items[j - 1]); j--)
-            items[j] = items[j - 1];
-        items[j] = x;
-    }
-}
-
-/* Returns the text length written to buf (cap bytes), or 0 when the fast path does not apply. */
-static size_t enc_flat(lua_State *L, int idx, char *buf, size_t cap)
-{
-    struct flat_item items[FLAT_MAX];
-    size_t n = 0, i, o = 0, need = 2;
-    if (lua_type(L, idx) != LUA_TTABLE || !lua_checkstack(L, 3))
-        return 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        struct flat_item *it = &items[n];
-        if (n == FLAT_MAX || lua_type(L, -2) != LUA_TSTRING) {
-            lua_pop(L, 2);
-            return 0;
-        }
-        it->k = lua_tolstring(L, -2, &it->klen);     /* held by the table */
-        if (strlen(it->k) != it->klen || !plain_string(it->k, it->klen)) {
-            lua_pop(L, 2);
-            return 0;
-        }
-        it->type = lua_type(L, -1);
-        switch (it->type) {
-        case LUA_TSTRING:
-            it->v.str.s = lua_tolstring(L, -1, &it->v.str.n);
-            if (!plain_string(it->v.str.s, it->v.str.n)) {
-                lua_pop(L, 2);
-                return 0;
-            }
-            need += it->v.str.n + 2;
-            break;
-        case LUA_TNUMBER:
-            if (lua_isinteger(L, -1)) {
-                it->v.i = lua_tointeger(L, -1);
-            } else {
-                it->type = LUA_TNONE;                 /* a float */
-                it->v.d = (double)lua_tonumber(L, -1);
-                if (isnan(it->v.d) || isinf(it->v.d)) {
-                    lua_pop(L, 2);
-                    return 0;
-                }
-            }
-            need += 32;
-            break;
-        case LUA_TBOOLEAN:
-            it->v.b = lua_toboolean(L, -1);
-            need += 5;
-            break;
-        case LUA_TLIGHTUSERDATA:
-            if (lua_touserdata(L, -1) != NULL) {
-                lua_pop(L, 2);
-                return 0;
-            }
-            need += 4;
-            break;
-        default:
-            lua_pop(L, 2);
-            return 0;
-        }
-        need += it->klen + 4;
-        lua_pop(L, 1);
-        n++;
-    }
-    if (need > cap)
-        return 0;
-    flat_sort(items, n);
-    buf[o++] = '{';
-    for (i = 0; i < n; i++) {
-        const struct flat_item *it = &items[i];
-        if (i)
-            buf[o++] = ',';
-        buf[o++] = '"';
-        memcpy(buf + o, it->k, it->klen);
-        o += it->klen;
-        buf[o++] = '"';
-        buf[o++] = ':';
-        switch (it->type) {
-        case LUA_TSTRING:
-            buf[o++] = '"';
-            memcpy(buf + o, it->v.str.s, it->v.str.n);
-            o += it->v.str.n;
-            buf[o++] = '"';
-            break;
-        case LUA_TNUMBER:
-            format_integer(buf + o, it->v.i);
-            o += strlen(buf + o);
-            break;
-        case LUA_TNONE:
-            format_double(buf + o, 32, it->v.d);
-            o += strlen(buf + o);
-            break;
-        case LUA_TBOOLEAN:
-            memcpy(buf + o, it->v.b ? "true" : "false", it->v.b ? 4 : 5);
-            o += it->v.b ? 4 : 5;
-            break;
-        default:
-            memcpy(buf + o, "null", 4);
-            o += 4;
-            break;
-        }
-    }
-    buf[o++] = '}';
-    buf[o] = '\0';
-    return o;
-}
-
-#define FLAT_CAP 2048
-
-size_t l_json_encode_flat(lua_State *L, int idx, char *buf, size_t cap)
-{
-    return enc_flat(L, lua_absindex(L, idx), buf, cap);
-}
-
 char *l_json_encode(lua_State *L, int idx, size_t *len, char *err, size_t errlen)
 {
     struct enc e;
-    char flat[FLAT_CAP];
-    size_t n = enc_flat(L, lua_absindex(L, idx), flat, sizeof flat);
-    if (n) {
-        char *text = malloc(n + 1);
-        if (!text) {
-            snprintf(err, errlen, "json: out of memory");
-            return NULL;
-        }
-        memcpy(text, flat, n + 1);
-        *len = n;
-        return text;
-    }
     memset(&e, 0, sizeof e);
     e.err = err;
     e.errlen = errlen;
@@ -505,14 +326,9 @@ char *l_json_encode(lua_State *L, int idx, size_t *len, char *err, size_t errlen
 
 static int l_json_encode_fn(lua_State *L)
 {
-    char err[160], flat[FLAT_CAP];
+    char err[160];
     struct enc e;
-    size_t n;
     luaL_checkany(L, 1);
-    if ((n = enc_flat(L, 1, flat, sizeof flat)) != 0) {
-        lua_pushlstring(L, flat, n);
-        return 1;
-    }
     memset(&e, 0, sizeof e);
     e.err = err;
     e.errlen = sizeof err;
@@ -618,117 +434,6 @@ static int is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* Fast path for the usual text (JWT headers and claims, flat API objects): one object whose
- * members are strings without escapes or control bytes, integers of at most 15 digits, true,
- * false or null, pushed straight as a table. Takes only texts that the general path accepts and
- * decodes to the same table; returns 0 with the stack as it was for anything else. */
-static int dec_flat(lua_State *L, const char *s, size_t n)
-{
-    int top = lua_gettop(L);
-    size_t i = 0, start, len;
-    while (i < n && is_space(s[i]))
-        i++;
-    if (i == n || s[i] != '{' || !lua_checkstack(L, 4))
-        return 0;
-    i++;
-    lua_createtable(L, 0, 8);
-    while (i < n && is_space(s[i]))
-        i++;
-    if (i < n && s[i] == '}') {
-        i++;
-        goto end;
-    }
-    for (;;) {
-        /* key */
-        if (i >= n || s[i] != '"')
-            goto bail;
-        start = ++i;
-        while (i < n && !special[(unsigned char)s[i]])
-            i++;
-        if (i >= n || s[i] != '"')
-            goto bail;
-        lua_pushlstring(L, s + start, i - start);
-        i++;
-        while (i < n && is_space(s[i]))
-            i++;
-        if (i >= n || s[i] != ':')
-            goto bail;
-        i++;
-        while (i < n && is_space(s[i]))
-            i++;
-        if (i >= n)
-            goto bail;
-        /* value */
-        switch (s[i]) {
-        case '"':
-            start = ++i;
-            while (i < n && !special[(unsigned char)s[i]])
-                i++;
-            if (i >= n || s[i] != '"')
-                goto bail;
-            lua_pushlstring(L, s + start, i - start);
-            i++;
-            break;
-        case 't':
-            if (n - i < 4 || memcmp(s + i, "true", 4) != 0)
-                goto bail;
-            lua_pushboolean(L, 1);
-            i += 4;
-            break;
-        case 'f':
-            if (n - i < 5 || memcmp(s + i, "false", 5) != 0)
-                goto bail;
-            lua_pushboolean(L, 0);
-            i += 5;
-            break;
-        case 'n':
-            if (n - i < 4 || memcmp(s + i, "null", 4) != 0)
-                goto bail;
-            lua_pushlightuserdata(L, NULL);
-            i += 4;
-            break;
-        default: {
-            lua_Integer v = 0;
-            size_t j;
-            int neg = s[i] == '-';
-            len = number_len(s + i, n - i);
-            if (len == 0 || len - (size_t)neg > 15)
-                goto bail;
-            for (j = (size_t)neg; j < len; j++) {
-                if (!is_digit(s[i + j]))
-                    goto bail;                       /* a fraction or an exponent */
-                v = v * 10 + (s[i + j] - '0');
-            }
-            lua_pushinteger(L, neg ? -v : v);
-            i += len;
-            break;
-        }
-        }
-        lua_rawset(L, -3);
-        while (i < n && is_space(s[i]))
-            i++;
-        if (i < n && s[i] == ',') {
-            i++;
-            while (i < n && is_space(s[i]))
-                i++;
-            continue;
-        }
-        if (i < n && s[i] == '}') {
-            i++;
-            break;
-        }
-        goto bail;
-    }
-end:
-    while (i < n && is_space(s[i]))
-        i++;
-    if (i == n)
-        return 1;
-bail:
-    lua_settop(L, top);
-    return 0;
-}
-
 static void dec_value(lua_State *L, const cJSON *v)
 {
     const cJSON *x;
@@ -794,8 +499,6 @@ int l_json_push(lua_State *L, const char *text, size_t len, char *err, size_t er
     cJSON *root;
     size_t pos;
     int st;
-    if (dec_flat(L, text, len))
-        return 1;
     if (!prescan(text, len, err, errlen))
         return 0;
     if (!lua_checkstack(L, 3)) {

@@ -270,7 +270,7 @@ static int l_key_encode(lua_State *L)
     et_jwt_key_t *k = check_key(L, 1);
     const char *hdr = NULL;
     size_t hdr_len = 0, plen, toklen;
-    char msg[200], *payload, *tok, flat[2048], tokbuf[ET_JWT_MAX_LEN];
+    char msg[200], *payload, *tok;
     int st;
     luaL_checktype(L, 2, LUA_TTABLE);
     if (!lua_isnoneornil(L, 3))
@@ -284,16 +284,6 @@ static int l_key_encode(lua_State *L)
         hdr = lua_tolstring(L, 4, &hdr_len);                 /* kept alive on the stack */
     }
     luaL_checkstack(L, 4, NULL);
-    /* Usual claims: JSON and token on the C stack, one string pushed, no allocation to undo. */
-    if ((plen = l_json_encode_flat(L, 2, flat, sizeof flat)) != 0 &&
-        (hdr ? hdr_len : 64) + et_b64url_encoded_len(plen) + et_b64url_encoded_len(et_jwt_key_sig_len(k))
-            + 3 <= sizeof tokbuf) {
-        if (et_jwt_encode_to(k, hdr, hdr_len, flat, plen, tokbuf, sizeof tokbuf, &toklen, msg,
-                             sizeof msg) != ET_JWT_OK)
-            return fail(L, msg);
-        lua_pushlstring(L, tokbuf, toklen);
-        return 1;
-    }
     payload = l_json_encode(L, 2, &plen, msg, sizeof msg);
     if (!payload)
         return fail(L, msg);
