@@ -457,7 +457,7 @@ function Client:validate_state(state, expected, opts)
       leeway = opts.leeway
     end
   end
-  local key, claims, err = self.state_key, nil, nil
+  local key, claims = self.state_key
   local ckey = builtin_key(key)
   if ckey then
     -- A built-in key: the C key directly (what Key:decode does, without the protected call).
@@ -465,6 +465,7 @@ function Client:validate_state(state, expected, opts)
     claims, msg = ckey:claims(state)
     if not claims then return nil, new_error(errors.InvalidStateError, "invalid state: " .. msg) end
   else
+    local err
     claims, err = keys._call(errors.InvalidStateError, key, "decode", state)
     if not claims then return nil, err end
     if type(claims) ~= "table" then return invalid("invalid state: key returned no claims") end

@@ -13,5 +13,6 @@ local expect = os.getenv("ETWIN_EXPECT_CORE")
 if expect and expect ~= "" then
   local got = package.searchpath("eternaltwin.core", package.cpath)
   local rel = got and got:gsub("^%./", "")
-  assert(got and (got == expect or expect:sub(-#rel - 1) == "/" .. rel), "eternaltwin.core loads from " .. tostring(got) .. ", expected " .. expect)
+  assert(got and (got == expect or expect:sub(-#rel - 1) == "/" .. rel),
+    "eternaltwin.core loads from " .. tostring(got) .. ", expected " .. expect)
 end

@@ -64,7 +64,8 @@ local function soak(n)
         if res and res.status_code == 200 and kind == "ok" then counts.ok = counts.ok + 1
         elseif err and err.kind == "RequestError" and err.status_code == 503 and kind == "status" then
           counts.status = counts.status + 1
-        elseif err and err.kind == "TransportError" and kind == "reset" and (err.code == "reset" or err.code == "empty_reply") then
+        elseif err and err.kind == "TransportError" and kind == "reset"
+            and (err.code == "reset" or err.code == "empty_reply") then
           counts.reset = counts.reset + 1
         elseif err and err.kind == "TransportError" and err.code == "timeout" and kind == "timeout" then
           counts.timeout = counts.timeout + 1
@@ -92,6 +93,7 @@ local fds, rss, heap = open_fds(), rss_kib(), collectgarbage("count")
 local counts, want, live, took = soak(TOTAL)
 collectgarbage(); collectgarbage()
 local fds2, rss2, heap2 = open_fds(), rss_kib(), collectgarbage("count")
-print(("soak live=%d calls=%d other=%d ok=%d/%d status=%d/%d reset=%d/%d timeout=%d/%d took=%.2f fds=%d,%d rss=%d,%d heap=%.0f,%.0f last=%s")
+print(("soak live=%d calls=%d other=%d ok=%d/%d status=%d/%d reset=%d/%d timeout=%d/%d took=%.2f "
+  .. "fds=%d,%d rss=%d,%d heap=%.0f,%.0f last=%s")
   :format(live, counts.calls, counts.other, counts.ok, want.ok, counts.status, want.status, counts.reset, want.reset,
           counts.timeout, want.timeout, took, fds, fds2, rss, rss2, heap, heap2, tostring(counts.last_other)))
