@@ -56,23 +56,7 @@ if not exists(keys.ES256) then sh("openssl genpkey -algorithm EC -pkeyopt ec_par
 if not exists(keys.EdDSA) then sh("openssl genpkey -algorithm ED25519 -out " .. keys.EdDSA) end
 
 -- The mock, on the pinned core; stopped whatever happens.
-local pidfile = os.tmpname()
-local mock = assert(io.popen(PIN .. "mock/etwin-mock --port 0 --pidfile " .. pidfile, "r"))
-local port
-for line in mock:lines() do
-  port = line:match("^listening (%d+)")
-  if port then break end
-end
-local function stop_mock()
-  local f = io.open(pidfile)
-  local pid = f and f:read("n")
-  if f then f:close() end
-  if pid then os.execute("kill " .. math.tointeger(pid) .. " 2>/dev/null") end
-  mock:close()
-  os.remove(pidfile)
-end
-if not port then stop_mock(); error("the mock server did not start", 0) end
-local BASE = "http://127.0.0.1:" .. port .. "/"
+local BASE, stop_mock = require("examples.mockserver").spawn(PIN)
 local STATIC = BASE .. "_mock/static/user"
 
 local function median(t)

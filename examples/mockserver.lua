@@ -3,12 +3,11 @@
 -- bundled mock (mock/etwin-mock) started on a free port, with a function that stops it.
 local M = {}
 
---- Returns the base URL and a stop function.
-function M.start()
-  local url = os.getenv("ETERNALTWIN_URL")
-  if url then return url, function() end end
+--- Starts the bundled mock on a free port, its command line after `prefix` (e.g. a `taskset` call);
+-- returns its base URL and a stop function.
+function M.spawn(prefix)
   local pidfile = os.tmpname()
-  local out = assert(io.popen("exec mock/etwin-mock --port 0 --pidfile " .. pidfile, "r"))
+  local out = assert(io.popen((prefix or "exec ") .. "mock/etwin-mock --port 0 --pidfile " .. pidfile, "r"))
   local port
   for line in out:lines() do
     port = line:match("^listening (%d+)")
@@ -24,6 +23,13 @@ function M.start()
   end
   if not port then stop(); error("the mock server did not start (see its output above)") end
   return "http://127.0.0.1:" .. port .. "/", stop
+end
+
+--- Returns the base URL (ETERNALTWIN_URL, or the mock started here) and a stop function.
+function M.start()
+  local url = os.getenv("ETERNALTWIN_URL")
+  if url then return url, function() end end
+  return M.spawn()
 end
 
 --- Runs `main(url)` against the server, stops the mock whatever happens, exits 1 on failure.
