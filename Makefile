@@ -24,7 +24,7 @@ HEADERS   = $(wildcard csrc/*.h)
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps deps-build test test-c test-c-http test-rock demo clean
+.PHONY: all deps deps-build test test-c demo clean
 
 all: $(MODULE)
 
