@@ -2,17 +2,7 @@
 -- The local Eternaltwin mock (mock/etwin-mock) against etwin-api.md, exercised with the curl CLI.
 local mock = require("spec.support.mock")
 
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_all(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local q, read_all = mock.shell_quote, mock.read_file
 
 local function hex(s)
   return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))

@@ -4,13 +4,7 @@ local mock = require("spec.support.mock")
 local fixtures = require("spec.support.fixtures")
 local browser = require("examples.browser")
 
-local SECRET = "dev_secret"
-
-local function client(opts)
-  local o = { client_secret = SECRET }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  return fixtures.client(o)
-end
+local client = fixtures.client  -- the seeded demo app: demo@clients / dev_secret
 
 -- Signs alice in and walks the authorization URL; returns the callback parameters and the state.
 local function consent(c, who, password)

@@ -140,11 +140,14 @@ function User.__eq(a, b)
 end
 
 -- Decodes a response's JSON object, or nil, err.
-local function json_object(res, what)
-  local data, err = res:json()
-  if data == nil then return nil, err end
+-- The JSON object of an API call's result (`res, err` as the client returns them): `data, res`,
+-- or `nil, err` when the call failed or the body is not a JSON object.
+local function json_object(what, res, err)
+  if not res then return nil, err end
+  local data, derr = res:json()
+  if data == nil then return nil, derr end
   if type(data) ~= "table" or data == null then return decode_error(what .. ": JSON object expected", res) end
-  return data
+  return data, res
 end
 
 --- Starts a sign-in: a new state (keep it in the player's session) and the URL to send the
@@ -175,10 +178,8 @@ function User.from_token(token, using)
   end
   check_opt("from_token", 2, using, "string")
   local client = connections.get_connection(using)
-  local res, err = client.users:me(token)
-  if not res then return nil, err end
-  local ctx, derr = json_object(res, "auth context")
-  if not ctx then return nil, derr end
+  local ctx, res = json_object("auth context", client.users:me(token))
+  if not ctx then return nil, res end
   if ctx.user == nil or ctx.user == null then
     local kind = type(ctx.type) == "string" and ctx.type:match("^[%w_]+$") and ctx.type or "unknown"
     return nil, errors.new(errors.DecodeError,
@@ -221,10 +222,8 @@ function User.get(user_id, using)
   end
   check_opt("get", 2, using, "string")
   local client = connections.get_connection(using)
-  local res, err = client.users:get(user_id)
-  if not res then return nil, err end
-  local data, derr = json_object(res, "user")
-  if not data then return nil, derr end
+  local data, res = json_object("user", client.users:get(user_id))
+  if not data then return nil, res end
   return User.from_data(data, nil, res)
 end
 
@@ -236,12 +235,7 @@ end
 
 -- GET /api/v1/users and its decoded object, or nil, err.
 local function search(query, limit, offset, using)
-  local client = connections.get_connection(using)
-  local res, err = client.users:search(query, limit, offset)
-  if not res then return nil, err end
-  local data, derr = json_object(res, "user search")
-  if not data then return nil, derr end
-  return data, res
+  return json_object("user search", connections.get_connection(using).users:search(query, limit, offset))
 end
 
 -- The array User.search returns: a plain array that prints its users in a REPL.

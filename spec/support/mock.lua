@@ -27,6 +27,8 @@ local function read_file(path)
   return s
 end
 
+M.shell_quote, M.read_file = shell_quote, read_file
+
 local function sleep(s)
   os.execute("sleep " .. s)
 end
