@@ -87,7 +87,6 @@ local function form_encode(fname, t)
   return concat(out, "&")
 end
 
-M._form_encode = form_encode
 
 ------------------------------------------------------------------------------------------------
 -- Token
@@ -707,7 +706,6 @@ end
 
 M.Client = Client
 M.Response = Response
-M.TokenClass = Token
 
 -- The high level, loaded on first use: `eternaltwin.connections` (named clients) and
 -- `eternaltwin.User` (users as objects).
