@@ -87,7 +87,6 @@ local function form_encode(fname, t)
   return concat(out, "&")
 end
 
-
 ------------------------------------------------------------------------------------------------
 -- Token
 -- @section Token
