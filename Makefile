@@ -1,8 +1,14 @@
 # SPDX-License-Identifier: MIT
 # Thin build wrapper: `make` builds build/eternaltwin/core.so; see README for the rest.
 
+# LUA: the interpreter to build and test for: lua5.1 lua5.2 lua5.3 lua5.4 (default) luajit.
+# A build for anything but the default lands in build/$(LUA)/ (build/luajit/eternaltwin/core.so).
 LUA      ?= lua5.4
-LUA_PC   ?= lua5.4
+LUAS      = lua5.1 lua5.2 lua5.3 lua5.4 luajit
+ifeq ($(filter $(LUA),$(LUAS)),)
+$(error LUA=$(LUA): expected one of $(LUAS))
+endif
+LUA_PC   ?= $(LUA)
 BUSTED   ?= busted
 PKGS      = libcurl openssl libcjson
 CC       ?= cc
@@ -13,7 +19,11 @@ ALL_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN
 LIBS      = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDFLAGS  ?=
 
+ifeq ($(LUA),lua5.4)
 BUILD    ?= build
+else
+BUILD    ?= build/$(LUA)
+endif
 MODULE    = $(BUILD)/eternaltwin/core.so
 CORE_SRC  = $(wildcard csrc/et_*.c)
 BIND_SRC  = $(wildcard csrc/l_*.c)

@@ -20,7 +20,7 @@ end
 
 local function status_kib(field)
   local f = assert(io.open("/proc/self/status"))
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   return tonumber(text:match(field .. ":%s*(%d+) kB"))
 end

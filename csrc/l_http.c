@@ -20,15 +20,9 @@
 #include "et_http.h"
 #include "l_common.h"
 
-#if LUA_VERSION_NUM >= 504
-#define l_newud(L, sz)    lua_newuserdatauv((L), (sz), 1)
-#define l_getuv(L, i)     lua_getiuservalue((L), (i), 1)
-#define l_setuv(L, i)     lua_setiuservalue((L), (i), 1)
-#else
-#define l_newud(L, sz)    lua_newuserdata((L), (sz))
-#define l_getuv(L, i)     lua_getuservalue((L), (i))
-#define l_setuv(L, i)     lua_setuservalue((L), (i))
-#endif
+#define l_newud(L, sz)    et_newuserdata((L), (sz))
+#define l_getuv(L, i)     et_getuv((L), (i))
+#define l_setuv(L, i)     et_setuv((L), (i))
 
 #define POOL_MAX 64         /* idle easy handles a Multi keeps */
 #define HDR_STACK 32        /* request headers handled without a scratch allocation */
@@ -145,7 +139,7 @@ static int push_result(lua_State *L, const et_xfer_t *x, const char *fallback_ur
 /* Pushes opts[name]; 0 (and nothing left pushed) when absent. Raises on a wrong type. */
 static int opt_get(lua_State *L, int idx, const char *name, int type)
 {
-    if (lua_getfield(L, idx, name) == LUA_TNIL) {
+    if (et_getfield(L, idx, name) == LUA_TNIL) {
         lua_pop(L, 1);
         return 0;
     }
@@ -177,7 +171,7 @@ static lua_Integer opt_int(lua_State *L, int idx, const char *name, lua_Integer 
     int ok;
     if (!opt_get(L, idx, name, LUA_TNUMBER))
         return def;
-    v = lua_tointegerx(L, -1, &ok);
+    v = et_tointegerx(L, -1, &ok);
     lua_pop(L, 1);
     if (!ok || v < min)
         luaL_argerror(L, idx, lua_pushfstring(L, "option '%s': integer >= %d expected", name, (int)min));
@@ -675,7 +669,7 @@ static int l_multi_perform(lua_State *L)
         xfer_detach(t);
         t->state = XF_DONE;
         lua_pushlightuserdata(L, t);
-        if (lua_rawget(L, 2) == LUA_TUSERDATA) {   /* 4: the Transfer */
+        if (et_rawget(L, 2) == LUA_TUSERDATA) {   /* 4: the Transfer */
             lua_pushvalue(L, 4);
             lua_rawseti(L, 3, (lua_Integer)lua_rawlen(L, 3) + 1);
             lua_pushnil(L);

@@ -187,7 +187,7 @@ static int enc_table(lua_State *L, int idx, int depth, struct enc *e, cJSON *par
         lua_pop(L, 1);
         count++;
         if (is_array) {
-            if (lua_type(L, -1) == LUA_TNUMBER && lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1) {
+            if (lua_type(L, -1) == LUA_TNUMBER && et_isinteger(L, -1) && lua_tointeger(L, -1) >= 1) {
                 lua_Integer k = lua_tointeger(L, -1);
                 if (k > max)
                     max = k;
@@ -239,7 +239,7 @@ static int enc_value(lua_State *L, int idx, int depth, struct enc *e, cJSON *par
     case LUA_TBOOLEAN:
         return enc_attach(e, parent, key, cJSON_CreateBool(lua_toboolean(L, idx)));
     case LUA_TNUMBER:
-        if (lua_isinteger(L, idx)) {
+        if (et_isinteger(L, idx)) {
             /* cJSON would print a double through %1.15g (slow, inexact above 2^53). */
             format_integer(num, lua_tointeger(L, idx));
             return enc_attach(e, parent, key, cJSON_CreateRaw(num));

@@ -22,7 +22,7 @@ static const char *const pkey_algs[] = {
 /* A closed userdata with the Key metatable, on top of the stack. */
 static l_key *key_prep(lua_State *L)
 {
-    l_key *ud = lua_newuserdatauv(L, sizeof *ud, 0);
+    l_key *ud = et_newuserdata(L, sizeof *ud);
     ud->k = NULL;
     luaL_setmetatable(L, ET_KEY_MT);
     return ud;
@@ -244,7 +244,7 @@ static int push_kid_header(lua_State *L, et_jwt_key_t *k, int kid, char *msg, si
     size_t n, m;
     char *json;
     const char *s;
-    luaL_Buffer b;
+    et_Buffer b;
     lua_createtable(L, 0, 3);
     lua_pushstring(L, et_jwt_alg_name(et_jwt_key_alg(k)));
     lua_setfield(L, -2, "alg");
@@ -259,8 +259,8 @@ static int push_kid_header(lua_State *L, et_jwt_key_t *k, int kid, char *msg, si
     push_owned(L, json, n);
     s = lua_tolstring(L, -1, &n);
     m = et_b64url_encoded_len(n);
-    et_b64url_encode((const unsigned char *)s, n, luaL_buffinitsize(L, &b, m));
-    luaL_pushresultsize(&b, m);
+    et_b64url_encode((const unsigned char *)s, n, et_buffinitsize(L, &b, m));
+    et_pushresultsize(&b, m);
     lua_remove(L, -2);
     return 1;
 }

@@ -18,10 +18,10 @@ static int l_util_b64url_encode(lua_State *L)
 {
     size_t n, m;
     const char *s = luaL_checklstring(L, 1, &n);
-    luaL_Buffer b;
+    et_Buffer b;
     m = et_b64url_encoded_len(n);
-    et_b64url_encode((const unsigned char *)s, n, luaL_buffinitsize(L, &b, m));
-    luaL_pushresultsize(&b, m);
+    et_b64url_encode((const unsigned char *)s, n, et_buffinitsize(L, &b, m));
+    et_pushresultsize(&b, m);
     return 1;
 }
 
@@ -29,8 +29,8 @@ static int l_util_b64url_decode(lua_State *L)
 {
     size_t n, outlen = 0, pos = 0;
     const char *s = luaL_checklstring(L, 1, &n);
-    luaL_Buffer b;
-    unsigned char *out = (unsigned char *)luaL_buffinitsize(L, &b, et_b64_decoded_max(n) + 1);
+    et_Buffer b;
+    unsigned char *out = (unsigned char *)et_buffinitsize(L, &b, et_b64_decoded_max(n) + 1);
     int st = et_b64url_decode(s, n, out, &outlen, &pos);
     if (st != ET_B64_OK) {
         lua_pushnil(L);
@@ -40,7 +40,7 @@ static int l_util_b64url_decode(lua_State *L)
             lua_pushfstring(L, "base64url: %s", et_b64_strerror(st));
         return 2;
     }
-    luaL_pushresultsize(&b, outlen);
+    et_pushresultsize(&b, outlen);
     return 1;
 }
 
@@ -48,10 +48,10 @@ static int url_encode(lua_State *L, int mode)
 {
     size_t n, m;
     const char *s = luaL_checklstring(L, 1, &n);
-    luaL_Buffer b;
+    et_Buffer b;
     m = et_url_encoded_len(s, n, mode);
-    et_url_encode(s, n, mode, luaL_buffinitsize(L, &b, m));
-    luaL_pushresultsize(&b, m);
+    et_url_encode(s, n, mode, et_buffinitsize(L, &b, m));
+    et_pushresultsize(&b, m);
     return 1;
 }
 
@@ -78,7 +78,7 @@ static int fill_random(unsigned char *p, lua_Integer n)
 
 static lua_Integer check_count(lua_State *L, int arg)
 {
-    lua_Integer n = luaL_checkinteger(L, arg);
+    lua_Integer n = et_checkinteger(L, arg);
     luaL_argcheck(L, n >= 0 && n <= RANDOM_MAX, arg, "count out of range");
     return n;
 }
@@ -86,14 +86,14 @@ static lua_Integer check_count(lua_State *L, int arg)
 static int l_util_random_bytes(lua_State *L)
 {
     lua_Integer n = check_count(L, 1);
-    luaL_Buffer b;
-    unsigned char *p = (unsigned char *)luaL_buffinitsize(L, &b, (size_t)n);
+    et_Buffer b;
+    unsigned char *p = (unsigned char *)et_buffinitsize(L, &b, (size_t)n);
     if (!fill_random(p, n)) {
         lua_pushnil(L);
         lua_pushliteral(L, "random generator failed");
         return 2;
     }
-    luaL_pushresultsize(&b, (size_t)n);
+    et_pushresultsize(&b, (size_t)n);
     return 1;
 }
 
@@ -101,8 +101,8 @@ static int l_util_random_hex(lua_State *L)
 {
     static const char hex[16] = "0123456789abcdef";
     lua_Integer n = check_count(L, 1), i;
-    luaL_Buffer b;
-    unsigned char *p = (unsigned char *)luaL_buffinitsize(L, &b, (size_t)n * 2);
+    et_Buffer b;
+    unsigned char *p = (unsigned char *)et_buffinitsize(L, &b, (size_t)n * 2);
     if (!fill_random(p, n)) {
         lua_pushnil(L);
         lua_pushliteral(L, "random generator failed");
@@ -114,7 +114,7 @@ static int l_util_random_hex(lua_State *L)
         p[2 * i] = (unsigned char)hex[c >> 4];
         p[2 * i + 1] = (unsigned char)hex[c & 15];
     }
-    luaL_pushresultsize(&b, (size_t)n * 2);
+    et_pushresultsize(&b, (size_t)n * 2);
     return 1;
 }
 

@@ -15,9 +15,9 @@ function M.spawn(prefix)
   end
   local function stop()
     local f = io.open(pidfile)
-    local pid = f and f:read("n")
+    local pid = f and f:read("*n")
     if f then f:close() end
-    if pid then os.execute("kill " .. math.tointeger(pid) .. " 2>/dev/null") end
+    if pid then os.execute(("kill %d 2>/dev/null"):format(pid)) end
     out:close()
     os.remove(pidfile)
   end

@@ -13,7 +13,7 @@ signed state JWTs, the Eternaltwin API, and a curl-multi poller for coroutine-ba
   labels = { "oauth2", "jwt", "http", "eternaltwin" },
 }
 dependencies = {
-  "lua >= 5.3, < 5.5",
+  "lua >= 5.1, < 5.5",
 }
 external_dependencies = {
   CURL = { library = "curl" },
@@ -35,6 +35,7 @@ build = {
       libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)", "$(CJSON_LIBDIR)" },
     },
     ["eternaltwin"] = "lua/eternaltwin/init.lua",
+    ["eternaltwin.compat"] = "lua/eternaltwin/compat.lua",
     ["eternaltwin.errors"] = "lua/eternaltwin/errors.lua",
     ["eternaltwin.keys"] = "lua/eternaltwin/keys.lua",
     ["eternaltwin.poller"] = "lua/eternaltwin/poller.lua",

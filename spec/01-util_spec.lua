@@ -79,7 +79,7 @@ describe("eternaltwin.core util", function()
     it("matches Python for every byte", function()
       local py = io.popen("/usr/bin/python3 -c 'from urllib.parse import quote_plus, quote; "
         .. "b = bytes(range(256)); print(quote_plus(b)); print(quote(b, safe=\"\"))' 2>/dev/null")
-      local form, path = py:read("l"), py:read("l")
+      local form, path = py:read("*l"), py:read("*l")
       py:close()
       if not form then return pending("python3 not available") end
       local t = {}

@@ -2,6 +2,7 @@
 -- eternaltwin.core keys and JWT: hmac_key, pkey, jwt_header, Key methods; PyJWT interop.
 -- Test keys are generated at run time with the openssl CLI into a temporary directory.
 local core = require("eternaltwin.core")
+local V = require("spec.support.compat")
 
 local function sh(cmd)
   local ok = os.execute(cmd .. " 2>/dev/null")
@@ -10,7 +11,7 @@ end
 
 local function readfile(path)
   local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -59,7 +60,7 @@ local function gen()
   end
   -- OpenSSH lines: ssh-keygen for RSA and EC when installed; Ed25519 (and the fallback) by hand.
   local raw = readfile(dir .. "/ed.der"):sub(-32)
-  K["ed.ssh"] = "ssh-ed25519 " .. b64std(string.pack(">s4s4", "ssh-ed25519", raw)) .. " test@host\n"
+  K["ed.ssh"] = "ssh-ed25519 " .. b64std(V.ssh_string("ssh-ed25519") .. V.ssh_string(raw)) .. " test@host\n"
   if sh("command -v ssh-keygen >/dev/null") then
     sh("chmod 600 " .. dir .. "/*.pem")
     assert(sh("ssh-keygen -y -f " .. dir .. "/rsa.pem > " .. dir .. "/rsa.ssh"))
@@ -208,7 +209,7 @@ describe("eternaltwin.core keys", function()
       local pad = string.rep("x", 6000)
       local tok = k:encode({ p = pad })
       local extra = 8192 - #tok
-      tok = k:encode({ p = pad .. string.rep("x", extra * 3 // 4) })
+      tok = k:encode({ p = pad .. string.rep("x", math.floor(extra * 3 / 4)) })
       assert.is_true(#tok <= 8192)
       assert.equal("table", type((k:decode(tok))))
     end)
@@ -266,8 +267,8 @@ describe("eternaltwin.core keys", function()
         -- a flipped signature bit
         local h, p, s = tok:match("^([^.]*)%.([^.]*)%.([^.]*)$")
         local raw = core.b64url_decode(s)
-        local i = #raw // 2
-        local bad = raw:sub(1, i - 1) .. string.char(raw:byte(i) ~ 1) .. raw:sub(i + 1)
+        local i = math.floor(#raw / 2)
+        local bad = raw:sub(1, i - 1) .. string.char(V.flip_low_bit(raw:byte(i))) .. raw:sub(i + 1)
         local v, m2 = pub:decode(h .. "." .. p .. "." .. core.b64url_encode(bad))
         assert.is_nil(v)
         assert.equal("signature does not verify", m2)
@@ -339,9 +340,9 @@ describe("eternaltwin.core keys", function()
         "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
       refused("public key: unsupported OpenSSH key type", "RS256", "ssh-dss AAAAB3NzaC1kc3M= x")
       refused("OpenSSH key blob type does not match its line", "RS256",
-        "ssh-rsa " .. b64std(string.pack(">s4s4", "ssh-ed25519", string.rep("a", 32))))
+        "ssh-rsa " .. b64std(V.ssh_string("ssh-ed25519") .. V.ssh_string(string.rep("a", 32))))
       refused("malformed OpenSSH key blob", "EdDSA",
-        "ssh-ed25519 " .. b64std(string.pack(">s4s4", "ssh-ed25519", string.rep("a", 31))))
+        "ssh-ed25519 " .. b64std(V.ssh_string("ssh-ed25519") .. V.ssh_string(string.rep("a", 31))))
       refused("not valid base64", "EdDSA", "ssh-ed25519 ****")
       refused("private key text is an OpenSSH public key line", "EdDSA", nil, K["ed.ssh"])
     end)
@@ -427,7 +428,7 @@ else:
 
     local function pyrun(mode, alg, keyfile, arg)
       local p = io.popen(("%s %s %s %s %s '%s' 2>&1"):format(py, script, mode, alg, dir .. "/" .. keyfile, arg))
-      local out = p:read("a")
+      local out = p:read("*a")
       p:close()
       return (out:gsub("%s+$", ""))
     end

@@ -1,6 +1,7 @@
 -- SPDX-License-Identifier: MIT
 -- The local Eternaltwin mock (mock/etwin-mock) against etwin-api.md, exercised with the curl CLI.
 local mock = require("spec.support.mock")
+local V = require("spec.support.compat")
 
 local q, read_all = mock.shell_quote, mock.read_file
 
@@ -10,7 +11,7 @@ end
 
 local function b64(s)
   local p = assert(io.popen("printf %s " .. q(s) .. " | base64 -w0"))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   return out
 end
@@ -34,7 +35,7 @@ local function json(s)
         local e = s:sub(pos + 1, pos + 1)
         local map = { n = "\n", t = "\t", r = "\r", b = "\b", f = "\f", ["/"] = "/", ['"'] = '"', ["\\"] = "\\" }
         if e == "u" then
-          out[#out + 1] = utf8.char(tonumber(s:sub(pos + 2, pos + 5), 16))
+          out[#out + 1] = V.utf8_char(tonumber(s:sub(pos + 2, pos + 5), 16))
           pos = pos + 6
         else
           out[#out + 1] = assert(map[e], "bad escape")
@@ -80,7 +81,7 @@ local function json(s)
       local num = s:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
       assert(num and #num > 0, "bad JSON at " .. pos .. ": " .. s)
       pos = pos + #num
-      return math.tointeger(tonumber(num)) or tonumber(num)
+      return V.tointeger(tonumber(num)) or tonumber(num)
     end
   end
   local v = value()
@@ -122,9 +123,7 @@ local function request(method, path, opts)
   args[#args + 1] = q(url)
   os.remove(hfile)
   os.remove(bfile)
-  local p = assert(io.popen(table.concat(args, " ")))
-  local out = p:read("a")
-  local _, _, exit = p:close()
+  local out, exit = V.run(table.concat(args, " "))
   local res = { exit = exit, body = read_all(bfile) or "", headers = {} }
   res.status = tonumber(out:match("^(%d+)"))
   res.redirects = tonumber(out:match(" (%d+)$"))
@@ -230,7 +229,7 @@ describe("mock server", function()
       assert.is_truthy(res.json().time:find(TIME))
       local p = assert(io.popen("curl -s -o /dev/null -w '%{http_version}' --http2 --cacert " .. q(m.cert) .. " "
         .. q(m.tls_url .. "api/v1/clock")))
-      assert.are.equal("2", p:read("a"))
+      assert.are.equal("2", p:read("*a"))
       p:close()
     end)
 
@@ -420,7 +419,7 @@ describe("mock server", function()
       local function dec(s)
         s = s:gsub("-", "+"):gsub("_", "/")
         local pipe = assert(io.popen("printf %s " .. q(s .. string.rep("=", (4 - #s % 4) % 4)) .. " | base64 -d"))
-        local out = pipe:read("a")
+        local out = pipe:read("*a")
         pipe:close()
         return json(out)
       end
@@ -817,7 +816,7 @@ describe("mock server", function()
     it("delay waits", function()
       local t0 = os.time()
       local p = assert(io.popen("curl -s -o /dev/null -w '%{time_total}' " .. q(mock.get().url .. "_mock/delay?ms=300")))
-      local elapsed = tonumber(p:read("a"))
+      local elapsed = tonumber(p:read("*a"))
       p:close()
       assert.is_true(elapsed >= 0.29 and elapsed < 5, tostring(elapsed))
       assert.are.same({ delayed_ms = 0 }, get("_mock/delay?ms=0").json())
@@ -917,7 +916,7 @@ describe("mock server", function()
 
     it("trickle sends one byte per interval", function()
       local p = assert(io.popen("curl -s -w ' %{time_total}' " .. q(mock.get().url .. "_mock/trickle?bytes=5&interval_ms=60")))
-      local out = p:read("a")
+      local out = p:read("*a")
       p:close()
       local body, t = out:match("^(%S*) (%S+)$")
       assert.are.equal("xxxxx", body)

@@ -22,7 +22,7 @@ local function python_urlencode(pairs_list)
   local script = "import sys, urllib.parse; sys.stdout.write(urllib.parse.urlencode([" ..
     table.concat(args, ",") .. "]))"
   local f = assert(io.popen('/usr/bin/python3 -c "' .. script .. '"'))
-  local out = f:read("a")
+  local out = f:read("*a")
   f:close()
   return out
 end

@@ -174,7 +174,7 @@ else:
 
   local function py(mode, alg, keyfile, arg)
     local p = io.popen(("%s %s %s %s %s %s '%s' 2>&1"):format(PY, script, mode, alg, path(keyfile), BASE, arg))
-    local out = p:read("a")
+    local out = p:read("*a")
     p:close()
     return (out:gsub("%s+$", ""))
   end

@@ -2,6 +2,7 @@
 local eternaltwin = require("eternaltwin")
 local core = require("eternaltwin.core")
 local mock = require("spec.support.mock")
+local V = require("spec.support.compat")
 local fixtures = require("spec.support.fixtures")
 
 local function client(opts)
@@ -9,8 +10,8 @@ local function client(opts)
 end
 
 local function open_fds()
-  local p = io.popen("ls /proc/" .. (io.open("/proc/self/stat"):read("n")) .. "/fd 2>/dev/null | wc -l")
-  local n = p:read("n")
+  local p = io.popen("ls /proc/" .. (io.open("/proc/self/stat"):read("*n")) .. "/fd 2>/dev/null | wc -l")
+  local n = p:read("*n")
   p:close()
   return n
 end
@@ -110,6 +111,41 @@ describe("poller", function()
     assert.are.equal(200, good:wait())
   end)
 
+  it("keeps an error raised after a yield inside its task, and its results", function()
+    local p = eternaltwin.poller()
+    local c = client()
+    local bad = p:spawn(function()
+      assert(c:get("_mock/echo"))     -- yields to the poller first
+      error({ code = 42 })            -- a non-string error value
+    end)
+    local good = p:spawn(function(a, b)
+      local res = assert(c:get("_mock/echo"))
+      return res.status_code, a, nil, b
+    end, "x", "y")
+    assert.are.equal(0, p:run())
+    local r, err = bad:wait()
+    assert.is_nil(r)
+    assert.matches("^table: ", err)
+    assert.same({ 200, "x", nil, "y", n = 4 }, V.pack(good:wait()))
+  end)
+
+  it("pcall around a yielding call in a task: works, except on PUC Lua 5.1 (documented)", function()
+    local p = eternaltwin.poller()
+    local c = client()
+    local t = p:spawn(function()
+      return pcall(function() return assert(c:get("_mock/echo")).status_code end)
+    end)
+    p:run()
+    local ok, v = t:wait()
+    if V.yieldable_pcall then
+      assert.is_true(ok)
+      assert.equal(200, v)
+    else
+      assert.is_false(ok)
+      assert.matches("attempt to yield across", v)
+    end
+  end)
+
   it("times out one task's request without touching the others", function()
     local slow = client({ timeout = 0.3 })
     local p = eternaltwin.poller()
@@ -195,13 +231,26 @@ describe("poller", function()
   end)
 
   it("frees transfers of a poller dropped with tasks in flight", function()
+    -- On 5.1 and LuaJIT (no ephemerons) a weak-keyed task registry whose values point back at
+    -- their keys would keep every task, its poller and its transfers alive for ever.
     local fds = open_fds()
+    local seen = setmetatable({}, { __mode = "k" })
     do
       local p = eternaltwin.poller()
-      for _ = 1, 10 do p:spawn(function() return client():get("_mock/delay", { params = { ms = 2000 } }) end) end
+      local tasks = {}
+      for i = 1, 10 do
+        tasks[i] = p:spawn(function() return client():get("_mock/delay", { params = { ms = 2000 } }) end)
+      end
       p:step(0.05)
+      seen[p] = "poller"
+      for i = 1, 10 do
+        seen[tasks[i]] = "task"
+        assert.is_not_nil(tasks[i].xfer, "task " .. i .. " has a transfer in flight")
+        seen[tasks[i].xfer] = "transfer"
+      end
     end
     collectgarbage(); collectgarbage()
+    assert.is_nil(next(seen))
     assert.is_true(open_fds() <= fds + 1)
   end)
 
@@ -222,9 +271,9 @@ end)
 describe("examples", function()
   for _, name in ipairs({ "game_tick", "luv_loop" }) do
     it(name .. ".lua runs", function()
-      local f = io.popen("LUA_PATH='./lua/?.lua;./lua/?/init.lua;./?.lua;;' LUA_CPATH='./build/?.so;;' ETERNALTWIN_URL="
-        .. mock.get().url .. " lua5.4 examples/" .. name .. ".lua 2>&1; echo rc=$?")
-      local out = f:read("a")
+      local f = io.popen("LUA_PATH=" .. mock.shell_quote(package.path) .. " LUA_CPATH=" .. mock.shell_quote(package.cpath)
+        .. " ETERNALTWIN_URL=" .. mock.get().url .. " " .. V.lua .. " examples/" .. name .. ".lua 2>&1; echo rc=$?")
+      local out = f:read("*a")
       f:close()
       assert.truthy(out:find("rc=0", 1, true), out)
       assert.truthy(out:find(name .. ":", 1, true), out)

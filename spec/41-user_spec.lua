@@ -1,5 +1,6 @@
 -- eternaltwin.User: users as objects over eternaltwin.connections, against the mock, blocking and
 -- inside poller tasks; server JSON that lacks or mistypes a field gives nil, err (never a crash).
+local V = require("spec.support.compat")
 local eternaltwin = require("eternaltwin")
 local keys = require("eternaltwin.keys")
 local mock = require("spec.support.mock")
@@ -264,7 +265,7 @@ describe("eternaltwin.User", function()
     it("counts the users matching a query", function()
       assert.are.equal(1, User.count("ali"))
       assert.are.equal(0, User.count("nobody-has-this-name"))
-      assert.is_true(math.type(User.count()) == "integer")
+      assert.is_true(V.math_type(User.count()) == "integer")
     end)
 
     it("raises on argument mistakes", function()

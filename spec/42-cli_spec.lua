@@ -1,6 +1,7 @@
 -- bin/etwin through io.popen against the mock: outputs, --json shapes, exit codes, bad flags, and
 -- no secret in any output. The command runs in a clean environment (no LUA_PATH): it must find the
 -- module beside itself.
+local V = require("spec.support.compat")
 local eternaltwin = require("eternaltwin")
 local keys = require("eternaltwin.keys")
 local core = require("eternaltwin.core")
@@ -33,11 +34,9 @@ local function etwin(args, env)
     if base[k] then e[#e + 1] = k .. "=" .. q(base[k]) end
   end
   local errf = os.tmpname()
-  local p = assert(io.popen(table.concat(e, " ") .. " " .. q(ETWIN) .. " " .. args .. " 2>" .. q(errf)))
-  local out = p:read("a")
-  local _, _, code = p:close()
+  local out, code = V.run(table.concat(e, " ") .. " " .. q(ETWIN) .. " " .. args .. " 2>" .. q(errf))
   local f = assert(io.open(errf))
-  local err = f:read("a")
+  local err = f:read("*a")
   f:close()
   os.remove(errf)
   outputs[#outputs + 1] = out
@@ -361,11 +360,11 @@ describe("bin/etwin", function()
     it("runs the mock server from the source tree", function()
       local out = os.tmpname()
       local p = assert(io.popen("echo $$; exec " .. q(ETWIN) .. " mock --port 0 >" .. q(out) .. " 2>&1"))
-      local pid = p:read("l")
+      local pid = p:read("*l")
       local port
       for _ = 1, 200 do
         local f = io.open(out)
-        port = f and f:read("a"):match("listening (%d+)")
+        port = f and f:read("*a"):match("listening (%d+)")
         if f then f:close() end
         if port then break end
         os.execute("sleep 0.05")

@@ -2,6 +2,7 @@
 -- fault and bad-input paths (blocking and inside poller tasks, and the core's own messages) is
 -- gathered, then searched for the client secret, its Basic credentials, the access and refresh
 -- tokens, the authorization code, the state key secret and the private key text.
+local V = require("spec.support.compat")
 local eternaltwin = require("eternaltwin")
 local core = require("eternaltwin.core")
 local keys = require("eternaltwin.keys")
@@ -20,7 +21,7 @@ end
 
 local function slurp(cmd)
   local p = assert(io.popen(cmd))
-  local s = p:read("a")
+  local s = p:read("*a")
   p:close()
   return s
 end
@@ -52,9 +53,9 @@ local function gather(v, depth)
 end
 -- Calls fn and gathers everything it returned (values and errors).
 local function try(fn, ...)
-  local r = table.pack(pcall(fn, ...))
+  local r = V.pack(pcall(fn, ...))
   for i = 2, r.n do gather(r[i]) end
-  return table.unpack(r, 2, r.n)
+  return V.unpack(r, 2, r.n)
 end
 
 local function client(opts)
@@ -140,7 +141,7 @@ describe("secrets", function()
     for _, url in ipairs({ "http://127.0.0.1:1/?code=" .. CODE, base .. "_mock/reset-connection?c=" .. CODE,
                            ("http://u:%s@127.0.0.1:1/"):format(CLIENT_SECRET), mock.get().tls_url .. "?c=" .. CODE,
                            base .. "_mock/delay?ms=900&code=" .. CODE }) do
-      local r = table.pack(s:request("POST", url, hdrs, '{"code":"' .. CODE .. '"}', { fresh = true }))
+      local r = V.pack(s:request("POST", url, hdrs, '{"code":"' .. CODE .. '"}', { fresh = true }))
       if r[1] == nil then gather(r[2]); gather(r[3]) end   -- (a success gives back the URL asked for)
     end
     s:close()

@@ -2,6 +2,7 @@
 -- connections, timeouts), in a fresh Lua process (spec/support/soak.lua) so that its file descriptors
 -- and RSS are its own. Every call returns a value or an error, none hangs, the counts add up exactly,
 -- and open file descriptors, RSS and the Lua heap come back to their baseline. Bounded: under 60 s.
+local V = require("spec.support.compat")
 local mock = require("spec.support.mock")
 
 local TOTAL = tonumber(os.getenv("ETWIN_SOAK_REQUESTS")) or 50000
@@ -9,11 +10,11 @@ local TOTAL = tonumber(os.getenv("ETWIN_SOAK_REQUESTS")) or 50000
 describe("soak #soak", function()
   it(("%d requests through the poller with 2%% faults"):format(TOTAL), function()
     -- ETWIN_LUA: how `make check` starts a Lua like this one (with the sanitizer runtime).
-    local cmd = ("%s -e %q spec/support/soak.lua %s %d 2>&1"):format(os.getenv("ETWIN_LUA") or "lua5.4",
+    local cmd = ("%s -e %q spec/support/soak.lua %s %d 2>&1"):format(V.lua,
       ("package.path = %q; package.cpath = %q"):format(package.path, package.cpath), mock.get().url, TOTAL)
     -- `timeout` bounds the whole run: a hang fails the spec instead of the suite.
     local p = assert(io.popen("timeout 90 " .. cmd))
-    local out = p:read("a")
+    local out = p:read("*a")
     p:close()
     local line = out:match("soak [^\n]*")
     assert.truthy(line, out)

@@ -12,9 +12,7 @@ local runtime = require("eternaltwin.runtime")
 local type, pairs, ipairs, tostring, tonumber, setmetatable, error =
       type, pairs, ipairs, tostring, tonumber, setmetatable, error
 local format, concat, sort = string.format, table.concat, table.sort
-local math_type = math.type or function(n) -- Lua 5.1/5.2
-  return type(n) == "number" and (n % 1 == 0 and "integer" or "float") or nil
-end
+local math_type = require("eternaltwin.compat").math_type
 
 local M = {
   _VERSION = "eternaltwin 0.1.0",

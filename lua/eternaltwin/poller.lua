@@ -7,9 +7,9 @@ local core = require("eternaltwin.core")
 local errors = require("eternaltwin.errors")
 local runtime = require("eternaltwin.runtime")
 
-local type, select, setmetatable, error, pcall = type, select, setmetatable, error, pcall
-local pack = table.pack or function(...) return { n = select("#", ...), ... } end
-local unpack = table.unpack or unpack
+local type, setmetatable, error = type, setmetatable, error
+local compat = require("eternaltwin.compat")
+local pack, unpack, math_type = compat.pack, compat.unpack, compat.math_type
 local co_create, co_resume, co_yield, co_status = coroutine.create, coroutine.resume, coroutine.yield,
   coroutine.status
 local co_close = coroutine.close
@@ -35,7 +35,7 @@ function M.new(opts)
     if k ~= "max_connections" then error("bad argument #1 to 'poller' (unknown option '" .. tostring(k) .. "')", 2) end
   end
   local maxc = opts.max_connections or 0
-  if math.type(maxc) ~= "integer" or maxc < 0 then
+  if math_type(maxc) ~= "integer" or maxc < 0 then
     error("bad argument #1 to 'poller' (option 'max_connections': non-negative integer expected)", 2)
   end
   return setmetatable({
@@ -73,19 +73,20 @@ local function finish(p, task, results)
   end
 end
 
--- What a resume gave: the body is wrapped in pcall (see spawn), so a finished task gives
--- `true, ok, ...` unless resume itself failed. Varargs, so a task that only yields costs no table.
-local function resumed(p, task, rok, a, ...)
+-- What a resume gave. The task's body runs as the coroutine's own function (no pcall around it:
+-- PUC Lua 5.1 cannot yield across pcall), so an error it raises ends the coroutine and comes back
+-- here as `false, err`: it stays the task's own. Varargs, so a task that only yields costs no table.
+local function resumed(p, task, rok, ...)
   p.inside = false
   if co_status(task.co) == "dead" then
-    if rok and a then
+    if rok then
       finish(p, task, pack(...))
     else
-      local e = rok and (...) or a
+      local e = ...
       if not errors.is_error(e) then e = tostring(e) end
       finish(p, task, pack(nil, e))
     end
-  elseif a ~= WAKE then
+  elseif ... ~= WAKE then
     push(p, task) -- a plain coroutine.yield() in a task: resume it next round
   end
 end
@@ -102,7 +103,7 @@ end
 function Poller:spawn(fn, ...)
   if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2) end
   local task = setmetatable({ poller = self, done = false }, Task)
-  task.co = co_create(function(...) return pcall(fn, ...) end)
+  task.co = co_create(fn)
   runtime.tasks[task.co] = task
   self.live = self.live + 1
   push(self, task, pack(...))

@@ -6,8 +6,11 @@ local core = require("eternaltwin.core")
 
 local M = {}
 
--- coroutine -> task, for the tasks of every live poller (weak: a collected task is forgotten).
-M.tasks = setmetatable({}, { __mode = "k" })
+-- coroutine -> task, for the tasks of every live poller. Weak keys and values: a task holds its
+-- coroutine (task.co), and Lua 5.1 and LuaJIT have no ephemerons, so with weak keys alone an entry
+-- would keep itself alive for ever. A live task is held by its poller (ready queue, by_xfer,
+-- timers, waiters), so it stays here exactly as long as it can still run.
+M.tasks = setmetatable({}, { __mode = "kv" })
 
 --- The poller task running the current coroutine, or nil (main thread, foreign coroutine).
 function M.current()

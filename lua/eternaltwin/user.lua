@@ -23,6 +23,8 @@
 
 local core = require("eternaltwin.core")
 local errors = require("eternaltwin.errors")
+local compat = require("eternaltwin.compat")
+local math_type, tointeger = compat.math_type, compat.tointeger
 local connections = require("eternaltwin.connections")
 
 local type, tostring, setmetatable, getmetatable, error = type, tostring, setmetatable, getmetatable, error
@@ -228,7 +230,7 @@ function User.get(user_id, using)
 end
 
 local function check_count(fname, n, v, what)
-  if v ~= nil and (math.type(v) ~= "integer" or v < 0) then
+  if v ~= nil and (math_type(v) ~= "integer" or v < 0) then
     argfail(fname, n, what .. ": non-negative integer expected", 3)
   end
 end
@@ -288,9 +290,9 @@ function User.count(query, using)
   local data, res = search(query, 0, 0, using)
   if not data then return nil, res end
   local n = data.count
-  if math.type(n) ~= "integer" then
+  if math_type(n) ~= "integer" then
     if type(n) == "number" and n >= 0 and n == math.floor(n) and n < 2 ^ 53 then
-      n = math.tointeger(n)
+      n = tointeger(n)
     else
       return decode_error("user search: field 'count' is missing or not an integer", res)
     end

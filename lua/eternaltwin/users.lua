@@ -2,6 +2,7 @@
 --- `client.users`: the user endpoints of the Eternaltwin API. Each call returns a Response or `nil, err`.
 -- @module eternaltwin.users
 local core = require("eternaltwin.core")
+local math_type = require("eternaltwin.compat").math_type
 
 local Users = {}
 Users.__index = Users
@@ -40,10 +41,10 @@ end
 --- Searches users: `GET /api/v1/users?q=..&limit=..&offset=..` (limit 20, offset 0 by default).
 function Users:search(query, limit, offset, token)
   if query ~= nil and type(query) ~= "string" then error("bad argument #1 to 'users:search' (string expected)", 2) end
-  if limit ~= nil and math.type(limit) ~= "integer" then
+  if limit ~= nil and math_type(limit) ~= "integer" then
     error("bad argument #2 to 'users:search' (integer limit expected)", 2)
   end
-  if offset ~= nil and math.type(offset) ~= "integer" then
+  if offset ~= nil and math_type(offset) ~= "integer" then
     error("bad argument #3 to 'users:search' (integer offset expected)", 2)
   end
   check_token("users:search", token)

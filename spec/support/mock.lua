@@ -9,6 +9,7 @@
 --
 -- Uses only the Lua standard library and the curl/sleep/kill commands (our own client may not be
 -- built yet).
+local V = require("spec.support.compat")
 local M = {}
 
 local STARTUP_TIMEOUT = 10  -- seconds
@@ -22,7 +23,7 @@ end
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -97,16 +98,16 @@ function M.start(opts)
   local tls_wanted = opts.tls ~= false
   while true do
     local pid = read_file(pidfile)
-    inst.pid = inst.pid or (pid and math.tointeger(tonumber(pid:match("%d+"))))
+    inst.pid = inst.pid or (pid and V.tointeger(tonumber(pid:match("%d+"))))
     local text = read_file(out) or ""
     local port = text:match("listening (%d+)")
     local tls_port = text:match("tls (%d+)")
     local cert = text:match("cert ([^\n]+)\n")
     if port and (not tls_wanted or (tls_port and cert)) then
-      inst.port = math.tointeger(tonumber(port))
+      inst.port = V.tointeger(tonumber(port))
       inst.url = "http://127.0.0.1:" .. port .. "/"
       if tls_port then
-        inst.tls_port = math.tointeger(tonumber(tls_port))
+        inst.tls_port = V.tointeger(tonumber(tls_port))
         inst.tls_url = "https://localhost:" .. tls_port .. "/"
         inst.cert = cert
       end
@@ -134,7 +135,7 @@ end
 -- Runs curl; returns the HTTP status code (number) and the body.
 function M.curl(args)
   local p = assert(io.popen("curl -s -S --max-time 10 -w '\\n%{http_code}' " .. args .. " 2>&1"))
-  local text = p:read("a")
+  local text = p:read("*a")
   p:close()
   local body, code = text:match("^(.*)\n(%d+)$")
   return tonumber(code), body or text

@@ -1,12 +1,13 @@
 -- SPDX-License-Identifier: MIT
 -- The soak of spec/52-soak_spec.lua, run in a fresh Lua process (so that its file descriptors and RSS
 -- are its own): `lua -e '...' spec/support/soak.lua URL TOTAL`. Prints one line of results.
+local V = require("spec.support.compat")
 local eternaltwin = require("eternaltwin")
 local core = require("eternaltwin.core")
 local keys = require("eternaltwin.keys")
 
 local URL = assert(arg[1], "mock URL expected")
-local TOTAL = math.tointeger(tonumber(arg[2])) or 50000
+local TOTAL = V.tointeger(tonumber(arg[2])) or 50000
 local TASKS = 200
 
 local function client(opts)
@@ -19,7 +20,7 @@ end
 
 local function open_fds()
   local n = 0
-  local p = io.popen("ls /proc/" .. io.open("/proc/self/stat"):read("n") .. "/fd 2>/dev/null")
+  local p = io.popen("ls /proc/" .. io.open("/proc/self/stat"):read("*n") .. "/fd 2>/dev/null")
   for _ in p:lines() do n = n + 1 end
   p:close()
   return n
@@ -27,7 +28,7 @@ end
 
 local function rss_kib()
   local f = io.open("/proc/self/statm")
-  local _, resident = f:read("n", "n")
+  local _, resident = f:read("*n", "*n")
   f:close()
   return resident * 4
 end
