@@ -104,6 +104,61 @@ elseif mode == "peak" then
   if ok ~= tasks then error(("only %d of %d requests succeeded"):format(ok, tasks)) end
   out("inflight %d", inflight)
   out("peak %d", status_kib("VmHWM"))
+elseif mode == "count" then
+  -- Exactly N blocking requests after a warm-up: two runs under callgrind give the instructions
+  -- of one request (their difference over the difference of N).
+  local n = tonumber(arg[3])
+  local client = new_client()
+  for _ = 1, 100 do assert(client:get(ENDPOINT)) end
+  for _ = 1, n do
+    local res = client:get(ENDPOINT)
+    if not res or res.status_code ~= 200 then error("request failed") end
+  end
+  out("done %d", n)
+elseif mode == "pcount" then
+  -- Exactly N requests through CONC poller tasks (each task loops while requests are left to
+  -- make), after a warm-up round that opens the connections.
+  local conc, total = tonumber(arg[3]), tonumber(arg[4])
+  local client = new_client()
+  local poller = eternaltwin.poller()
+  local function run(count)
+    local left = count
+    for _ = 1, conc do
+      poller:spawn(function()
+        while left > 0 do
+          left = left - 1
+          local res, err = client:get(ENDPOINT)
+          if not res then error(err) end
+        end
+      end)
+    end
+    poller:run()
+  end
+  run(conc * 2)
+  run(total)
+  out("done %d", total)
+elseif mode == "big" then
+  -- CONC tasks each GET a 1 MiB body (`_mock/static/1m`) ROUNDS times, CONC in flight at once;
+  -- prints the peak RSS (VmHWM) and the RSS before the first request, in KiB.
+  local conc, rounds = tonumber(arg[3]), tonumber(arg[4] or 4)
+  local client = new_client()
+  local poller = eternaltwin.poller()
+  collectgarbage()
+  local base_rss = status_kib("VmRSS")
+  local bytes = 0
+  for _ = 1, conc do
+    poller:spawn(function()
+      for _ = 1, rounds do
+        local res, err = client:get("_mock/static/1m")
+        if not res then error(err) end
+        bytes = bytes + #res.content
+      end
+    end)
+  end
+  poller:run()
+  assert(bytes == conc * rounds * 1048576, "short bodies")
+  out("base %d", base_rss)
+  out("peak %d", status_kib("VmHWM"))
 else
-  error("usage: bench/http.lua blocking|inflight|memory|peak URL ...")
+  error("usage: bench/http.lua blocking|inflight|memory|peak|count|pcount|big URL ...")
 end

@@ -94,11 +94,14 @@ static int is_ows(char c)
  * would otherwise reach Lua as another (or, cut at the NUL, an existing) header's name. */
 static int is_token(const char *s, size_t n)
 {
+    /* One bit per byte value: the tchars (a table, not a search per byte). */
+    static const unsigned char tchar[32] = {
+        0x00, 0x00, 0x00, 0x00, 0xfa, 0x6c, 0xff, 0x03, 0xfe, 0xff, 0xff, 0xc7, 0xff, 0xff, 0xff, 0x57,
+    };
     size_t i;
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              (c && strchr("!#$%&'*+-.^_`|~", c))))
+        if (!(tchar[c >> 3] & (1u << (c & 7))))
             return 0;
     }
     return 1;
@@ -225,6 +228,10 @@ void et_http_opts_init(et_http_opts_t *o)
     o->max_body_size = ET_DEFAULT_MAX_BODY;
     o->ca_file = NULL;
     o->user_agent = NULL;
+    o->id = 0;
+    o->ua_header = NULL;
+    o->proxy_http = o->proxy_https = o->noproxy = NULL;
+    o->refs = 1;
 }
 
 void et_http_opts_free(et_http_opts_t *o)
@@ -232,6 +239,132 @@ void et_http_opts_free(et_http_opts_t *o)
     free(o->ca_file);
     free(o->user_agent);
     o->ca_file = o->user_agent = NULL;
+    curl_slist_free_all(o->ua_header);
+    o->ua_header = NULL;
+    free(o->proxy_http);
+    free(o->proxy_https);
+    free(o->noproxy);
+    o->proxy_http = o->proxy_https = o->noproxy = NULL;
+    o->id = 0;
+}
+
+/* The first of the environment variables named that is set and not empty, copied ("" if none). */
+static char *env_first(const char *const *names)
+{
+    const char *v = NULL;
+    char *copy = NULL;
+    for (; *names; names++) {
+        v = getenv(*names);
+        if (v && *v)
+            break;
+        v = NULL;
+    }
+    if (et_http_opts_set_str(&copy, v ? v : "") != ET_OK)
+        return NULL;
+    return copy;
+}
+
+static unsigned long next_opts_id(void)
+{
+    static unsigned long last;
+#if defined(__GNUC__)
+    return __atomic_add_fetch(&last, 1UL, __ATOMIC_RELAXED);
+#else
+    return ++last;
+#endif
+}
+
+int et_http_opts_finish(et_http_opts_t *o)
+{
+    /* libcurl's own reading: http_proxy in lower case only (httpoxy), other schemes either case,
+     * then all_proxy; no_proxy either case. */
+    static const char *const http_names[] = { "http_proxy", "all_proxy", "ALL_PROXY", NULL };
+    static const char *const https_names[] = { "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                                               NULL };
+    const char *np;
+    free(o->proxy_http);
+    free(o->proxy_https);
+    free(o->noproxy);
+    o->noproxy = NULL;
+    o->proxy_http = env_first(http_names);
+    o->proxy_https = env_first(https_names);
+    if (!o->proxy_http || !o->proxy_https)
+        return ET_ENOMEM;
+    np = getenv("no_proxy");
+    if (!np || !*np)
+        np = getenv("NO_PROXY");
+    /* Always set (libcurl reads the environment again on each request when it is not). */
+    if (et_http_opts_set_str(&o->noproxy, np ? np : "") != ET_OK)
+        return ET_ENOMEM;
+    curl_slist_free_all(o->ua_header);
+    o->ua_header = NULL;
+    if (o->user_agent) {
+        size_t n = strlen(o->user_agent);
+        char *line = malloc(n + sizeof "User-Agent: ");
+        if (!line)
+            return ET_ENOMEM;
+        memcpy(line, "User-Agent: ", sizeof "User-Agent: " - 1);
+        memcpy(line + sizeof "User-Agent: " - 1, o->user_agent, n + 1);
+        o->ua_header = curl_slist_append(NULL, line);
+        free(line);
+        if (!o->ua_header)
+            return ET_ENOMEM;
+    }
+    o->id = next_opts_id();
+    return ET_OK;
+}
+
+et_http_opts_t *et_http_opts_new(void)
+{
+    et_http_opts_t *o = malloc(sizeof *o);
+    if (o)
+        et_http_opts_init(o);
+    return o;
+}
+
+et_http_opts_t *et_http_opts_ref(et_http_opts_t *o)
+{
+    if (o)
+        o->refs++;
+    return o;
+}
+
+void et_http_opts_unref(et_http_opts_t *o)
+{
+    if (o && --o->refs == 0) {
+        et_http_opts_free(o);
+        free(o);
+    }
+}
+
+/* ---- easy handle set-up state ---- */
+
+void et_easy_state_init(et_easy_state_t *st)
+{
+    memset(st, 0, sizeof *st);
+    st->method = -1;
+    st->body = -1;
+    st->maxsize = -1;
+    st->fresh = st->pipewait = -1;
+}
+
+void et_easy_state_free(et_easy_state_t *st)
+{
+    if (st->curlu)
+        curl_url_cleanup(st->curlu);
+    free(st->url);
+    et_easy_state_init(st);
+}
+
+/* After curl_easy_reset (or for a new handle): nothing of ours is set any more; the parsed URL
+ * object is kept for reuse. */
+static void state_forget(et_easy_state_t *st)
+{
+    CURLU *u = st->curlu;
+    char *url = st->url;
+    et_easy_state_init(st);
+    st->curlu = u;
+    st->url = url;
 }
 
 int et_http_opts_set_str(char **slot, const char *s)
@@ -369,7 +502,21 @@ size_t et_xfer_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     et_xfer_t *x = userdata;
     size_t n = size * nmemb;
-    int rc = et_buf_append_limited(&x->body, ptr, n, x->max_body);
+    int rc;
+    if (x->body.len == 0 && x->easy) {
+        /* First bytes of the body: room for the whole declared length at once (within the
+         * limit), so a big body is copied once, not through a series of doubling reallocs. */
+        curl_off_t cl = -1;
+        if (curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK &&
+            cl > 0 && (curl_off_t)n < cl && (size_t)cl <= x->max_body && (size_t)cl + 1 > x->body.cap) {
+            char *p = realloc(x->body.data, (size_t)cl + 1);
+            if (p) {
+                x->body.data = p;
+                x->body.cap = (size_t)cl + 1;
+            }
+        }
+    }
+    rc = et_buf_append_limited(&x->body, ptr, n, x->max_body);
     if (rc == ET_OK)
         return n;
     x->abort_reason = rc == 1 ? ET_ABORT_BODY : ET_ABORT_NOMEM;
@@ -394,6 +541,7 @@ void et_xfer_init(et_xfer_t *x)
     memset(x, 0, sizeof *x);
     et_headers_init(&x->headers);
     x->max_body = ET_DEFAULT_MAX_BODY;
+    et_easy_state_init(&x->st);
 }
 
 #define SETOPT(opt, val) do { if (curl_easy_setopt(x->easy, (opt), (val)) != CURLE_OK) goto fail; } while (0)
@@ -402,6 +550,17 @@ int et_xfer_configure(et_xfer_t *x, CURL *easy, const et_http_opts_t *o)
 {
     x->easy = easy;
     x->max_body = o->max_body_size;
+    x->opts = o;
+    if (o->id != 0 && x->st.opts_id == o->id && x->st.configured) {
+        /* A pooled handle already set up with these options: only what points into x. */
+        SETOPT(CURLOPT_WRITEDATA, (void *)x);
+        SETOPT(CURLOPT_HEADERDATA, (void *)x);
+        SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
+        return ET_OK;
+    }
+    if (x->st.configured)
+        curl_easy_reset(easy);                  /* set up for other options: start clean */
+    state_forget(&x->st);
     SETOPT(CURLOPT_NOSIGNAL, 1L);
 #if ET_CURL_VER_GE(7, 85, 0)
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -421,13 +580,17 @@ int et_xfer_configure(et_xfer_t *x, CURL *easy, const et_http_opts_t *o)
         SETOPT(CURLOPT_CAINFO, o->ca_file);
     SETOPT(CURLOPT_FOLLOWLOCATION, o->allow_redirects ? 1L : 0L);
     SETOPT(CURLOPT_MAXREDIRS, o->max_redirects);
-    if (o->user_agent)
-        SETOPT(CURLOPT_USERAGENT, o->user_agent);
+    if (o->user_agent && !o->ua_header)
+        SETOPT(CURLOPT_USERAGENT, o->user_agent);   /* else a prebuilt header line, per request */
+    if (o->noproxy)
+        SETOPT(CURLOPT_NOPROXY, o->noproxy);
     SETOPT(CURLOPT_WRITEFUNCTION, et_xfer_write_cb);
     SETOPT(CURLOPT_WRITEDATA, (void *)x);
     SETOPT(CURLOPT_HEADERFUNCTION, et_xfer_header_cb);
     SETOPT(CURLOPT_HEADERDATA, (void *)x);
     SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
+    x->st.opts_id = o->id;
+    x->st.configured = 1;
     return ET_OK;
 fail:
     return et_xfer_fail(x, ET_HTTP_TRANSPORT, "libcurl refused a session option") == ET_OK
@@ -449,17 +612,62 @@ static void drop_req_headers(et_xfer_t *x)
 {
     if (!x->req_headers)
         return;
-    if (x->easy)
+    if (x->easy && x->st.headers == x->req_headers) {
         curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+        x->st.headers = NULL;
+    }
     curl_slist_free_all(x->req_headers);
     x->req_headers = NULL;
+}
+
+static int ascii_prefix(const char *s, const char *lower_prefix)
+{
+    for (; *lower_prefix; s++, lower_prefix++)
+        if (lower(*s) != *lower_prefix)
+            return 0;
+    return 1;
+}
+
+/* The URL, through the handle's own parsed-URL object: parsed only when it changed (libcurl
+ * would parse the CURLOPT_URL string again on every request). A URL the parser refuses goes
+ * as CURLOPT_URL, so libcurl reports it exactly as before. */
+static int set_url(et_xfer_t *x, const char *url)
+{
+    et_easy_state_t *st = &x->st;
+    if (st->url && st->curlu_set && strcmp(st->url, url) == 0)
+        return ET_OK;
+    free(st->url);
+    st->url = NULL;
+    if (!st->curlu)
+        st->curlu = curl_url();
+    /* libcurl reads the object only while it has no URL string of its own: CURLOPT_URL NULL
+     * clears the string it kept from the previous URL. */
+    if (st->curlu && curl_url_set(st->curlu, CURLUPART_URL, url,
+                                  CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+        et_http_opts_set_str(&st->url, url) == ET_OK &&
+        curl_easy_setopt(x->easy, CURLOPT_URL, (char *)NULL) == CURLE_OK &&
+        (st->curlu_set || curl_easy_setopt(x->easy, CURLOPT_CURLU, st->curlu) == CURLE_OK)) {
+        st->curlu_set = 1;
+        return ET_OK;
+    }
+    free(st->url);
+    st->url = NULL;
+    if (st->curlu_set) {
+        curl_easy_setopt(x->easy, CURLOPT_CURLU, (CURLU *)NULL);
+        st->curlu_set = 0;
+    }
+    return curl_easy_setopt(x->easy, CURLOPT_URL, url) == CURLE_OK ? ET_OK : ET_ECURL;
 }
 
 int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const char *const *headers,
                     size_t nheaders, const char *body, size_t bodylen, int fresh, int pipewait)
 {
     struct curl_slist *list = NULL, *tmp;
-    int has_ctype = 0, send_body;
+    const struct curl_slist *hdrs;
+    const et_http_opts_t *o = x->opts;
+    const char *proxy = NULL;
+    int has_ctype = 0, has_ua = 0, send_body;
+    curl_off_t maxsize;
     size_t i;
 
     et_xfer_reset_result(x);
@@ -477,6 +685,8 @@ int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const cha
     for (i = 0; i < nheaders; i++) {
         if (header_is(headers[i], "content-type"))
             has_ctype = 1;
+        else if (header_is(headers[i], "user-agent"))
+            has_ua = 1;
         tmp = curl_slist_append(list, headers[i]);
         if (!tmp)
             goto nomem;
@@ -494,10 +704,34 @@ int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const cha
             goto nomem;
         list = tmp;
     }
+    /* The session's User-Agent, prebuilt: the whole list for a request without headers of its
+     * own, else one more line (unless the caller gave one). */
+    if (o && o->ua_header && list && !has_ua) {
+        tmp = curl_slist_append(list, o->ua_header->data);
+        if (!tmp)
+            goto nomem;
+        list = tmp;
+    }
     x->req_headers = list;
+    hdrs = list ? list : (o ? o->ua_header : NULL);
 
-    SETOPT(CURLOPT_URL, url);
-    SETOPT(CURLOPT_HTTPHEADER, x->req_headers);
+    if (set_url(x, url) != ET_OK)
+        goto fail;
+    if (o && o->proxy_http) {                   /* resolved once per session (et_http_opts_finish) */
+        proxy = ascii_prefix(url, "https:") ? o->proxy_https : o->proxy_http;
+        if (proxy != x->st.proxy) {
+            SETOPT(CURLOPT_PROXY, proxy);
+            x->st.proxy = proxy;
+        }
+    }
+    if (hdrs != x->st.headers) {
+        SETOPT(CURLOPT_HTTPHEADER, (struct curl_slist *)hdrs);
+        x->st.headers = hdrs;
+    }
+    /* The method: nothing to do for a second GET (or HEAD...) without body on this handle. */
+    if (x->st.method == (int)m && !send_body && x->st.body == 0)
+        goto method_set;
+    x->st.method = -1;
     /* Undo the previous request's method, then set this one. */
     SETOPT(CURLOPT_NOBODY, 0L);
     SETOPT(CURLOPT_HTTPGET, 1L);
@@ -512,10 +746,23 @@ int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const cha
     } else if (m != ET_HTTP_GET) {
         SETOPT(CURLOPT_CUSTOMREQUEST, et_http_method_name(m));
     }
+    x->st.method = (int)m;
+    x->st.body = send_body;
+method_set:
     /* A HEAD response declares the length of a body that never comes: no limit to check. */
-    SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)(m == ET_HTTP_HEAD ? 0 : x->max_body));
-    SETOPT(CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
-    SETOPT(CURLOPT_PIPEWAIT, pipewait ? 1L : 0L);
+    maxsize = (curl_off_t)(m == ET_HTTP_HEAD ? 0 : x->max_body);
+    if (maxsize != x->st.maxsize) {
+        SETOPT(CURLOPT_MAXFILESIZE_LARGE, maxsize);
+        x->st.maxsize = maxsize;
+    }
+    if ((fresh != 0) != x->st.fresh) {
+        SETOPT(CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
+        x->st.fresh = fresh != 0;
+    }
+    if ((pipewait != 0) != x->st.pipewait) {
+        SETOPT(CURLOPT_PIPEWAIT, pipewait ? 1L : 0L);
+        x->st.pipewait = pipewait != 0;
+    }
     return ET_OK;
 nomem:
     curl_slist_free_all(list);
@@ -655,7 +902,28 @@ CURL *et_xfer_detach(et_xfer_t *x)
     CURL *e = x->easy;
     drop_req_headers(x);
     x->easy = NULL;
+    x->opts = NULL;
+    et_easy_state_free(&x->st);
     return e;
+}
+
+CURL *et_xfer_detach_state(et_xfer_t *x, et_easy_state_t *st)
+{
+    CURL *e = x->easy;
+    drop_req_headers(x);
+    x->easy = NULL;
+    x->opts = NULL;
+    *st = x->st;
+    et_easy_state_init(&x->st);
+    return e;
+}
+
+void et_xfer_adopt(et_xfer_t *x, CURL *easy, et_easy_state_t *st)
+{
+    et_easy_state_free(&x->st);
+    x->easy = easy;
+    x->st = *st;
+    et_easy_state_init(st);
 }
 
 CURL *et_xfer_release(et_xfer_t *x)

@@ -3,9 +3,13 @@
  *
  * Ownership:
  * - A Session owns one easy handle and its et_xfer_t; requests reuse both (keep-alive).
- * - A Multi owns the CURLM, a pool of idle easy handles, the socket table and a uservalue table
- *   { [1] = in-flight map (lightuserdata -> Transfer), [2] = finished array }. The map keeps every
- *   in-flight Transfer reachable, so one is never collected while curl uses its buffers.
+ * - A Multi owns the CURLM, a pool of idle easy handles (each kept with its set-up, so the next
+ *   transfer of the same session sets only its request), the socket table and a uservalue table
+ *   { [1] = in-flight array (slot -> Transfer), [2] = finished array, [3] = in-flight tags
+ *   (slot -> the tag given to add), [4] = finished tags }. Slots are small integers reused
+ *   last-freed-first, so both arrays stay in the tables' array parts (no rehash as transfers
+ *   come and go). The array keeps every in-flight Transfer reachable, so one is never collected
+ *   while curl uses its buffers.
  * - An in-flight Transfer is linked into its Multi's C list and holds the Multi as its uservalue.
  *   Completion (perform), cancel, the Transfer's __gc and the Multi's close all unlink it, in
  *   whatever order lua_close runs the finalizers: the C list is the single source of truth, and
@@ -14,6 +18,7 @@
  *   result() or __gc) and keeps only its own buffers. */
 #include <limits.h>
 #include <math.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +29,8 @@
 #define l_getuv(L, i)     et_getuv((L), (i))
 #define l_setuv(L, i)     et_setuv((L), (i))
 
-#define POOL_MAX 64         /* idle easy handles a Multi keeps */
+#define POOL_MAX 1024       /* idle easy handles a Multi keeps (each with its set-up) */
+#define POOL_SCAN 16        /* pooled handles looked at for one already set up for a session */
 #define HDR_STACK 32        /* request headers handled without a scratch allocation */
 
 static const char *const method_names[] = {
@@ -248,7 +254,7 @@ static void read_session_opts(lua_State *L, int idx, et_http_opts_t *o)
 
 typedef struct l_session {
     et_xfer_t x;
-    et_http_opts_t opts;
+    et_http_opts_t *opts;       /* shared with the session's transfers in flight (refs) */
     int open;
     lua_Integer requests, connections;
 } l_session;
@@ -270,16 +276,21 @@ static int l_session_new(lua_State *L)
     lua_settop(L, 1);                           /* 1: opts, 2: the session */
     s = l_newud(L, sizeof *s);
     et_xfer_init(&s->x);
-    et_http_opts_init(&s->opts);
+    s->opts = NULL;
     s->open = 0;
     s->requests = s->connections = 0;
     luaL_setmetatable(L, ET_SESSION_MT);
-    read_session_opts(L, 1, &s->opts);
+    s->opts = et_http_opts_new();
+    if (!s->opts)
+        return luaL_error(L, "not enough memory");
+    read_session_opts(L, 1, s->opts);
+    if (et_http_opts_finish(s->opts) != ET_OK)
+        return luaL_error(L, "not enough memory");
     easy = curl_easy_init();
     if (!easy)
         return luaL_error(L, "cannot create a curl easy handle");
     s->open = 1;
-    rc = et_xfer_configure(&s->x, easy, &s->opts);
+    rc = et_xfer_configure(&s->x, easy, s->opts);
     if (rc != ET_OK)
         return luaL_error(L, "%s", s->x.message ? s->x.message : "not enough memory");
     return 1;
@@ -291,7 +302,8 @@ static int l_session_close(lua_State *L)
     CURL *easy = et_xfer_release(&s->x);
     if (easy)
         curl_easy_cleanup(easy);
-    et_http_opts_free(&s->opts);
+    et_http_opts_unref(s->opts);
+    s->opts = NULL;
     s->open = 0;
     return 0;
 }
@@ -356,12 +368,22 @@ typedef struct sock_entry {
     int what;
 } sock_entry;
 
+typedef struct pool_entry {
+    CURL *e;
+    et_easy_state_t st;
+} pool_entry;
+
 typedef struct l_multi {
     CURLM *cm;                  /* NULL once closed */
-    CURL *pool[POOL_MAX];
-    int npool;
+    pool_entry *pool;
+    int npool, poolcap;
     sock_entry *socks;
     size_t nsocks, sockcap;
+    struct pollfd *pfds;        /* the last poll's results, for the next perform */
+    size_t npfds, pfdcap;
+    int polled;                 /* pfds hold fresh results from multi:poll */
+    int *free_slots;            /* in-flight slots free for reuse (a stack) */
+    int nfree, freecap, nslots;
     l_xfer *inflight;           /* doubly linked list of in-flight transfers */
 } l_multi;
 
@@ -372,6 +394,9 @@ struct l_xfer {
     l_multi *m;                 /* set while in flight only */
     l_xfer *prev, *next;
     int state;
+    int slot;                   /* in the multi's in-flight arrays, while in flight; else 0 */
+    et_http_opts_t *opts;       /* the session's options, held while they may be in use */
+    int body_in_uv;             /* result() handed the body to Lua: it is the uservalue now */
 };
 
 static l_multi *check_multi(lua_State *L, int i)
@@ -382,23 +407,70 @@ static l_multi *check_multi(lua_State *L, int i)
     return m;
 }
 
-/* An idle easy handle goes back to the pool, cleared of the last transfer's options and
- * pointers; the connection stays in the multi's cache either way. */
-static void pool_put(l_multi *m, CURL *e)
+/* An idle easy handle goes back to the pool with its set-up (its session's options stay set:
+ * the next transfer of that session reuses them); the connection stays in the multi's cache
+ * either way. */
+static void pool_put(l_multi *m, CURL *e, et_easy_state_t *st)
 {
     if (!e)
         return;
-    if (m && m->cm && m->npool < POOL_MAX) {
-        curl_easy_reset(e);
-        m->pool[m->npool++] = e;
+    if (m && m->cm && m->npool == m->poolcap && m->poolcap < POOL_MAX) {
+        int cap = m->poolcap ? m->poolcap * 2 : 16;
+        pool_entry *p = realloc(m->pool, (size_t)cap * sizeof *p);
+        if (p) {
+            m->pool = p;
+            m->poolcap = cap;
+        }
+    }
+    if (m && m->cm && m->npool < m->poolcap) {
+        m->pool[m->npool].e = e;
+        m->pool[m->npool].st = *st;
+        m->npool++;
+        et_easy_state_init(st);
     } else {
+        et_easy_state_free(st);
         curl_easy_cleanup(e);
     }
 }
 
-static CURL *pool_get(l_multi *m)
+/* An idle handle, preferably one set up for these options (among the last few pooled); st
+ * receives its set-up. NULL when none can be made. */
+static CURL *pool_get(l_multi *m, unsigned long opts_id, et_easy_state_t *st)
 {
-    return m->npool > 0 ? m->pool[--m->npool] : curl_easy_init();
+    int i, lo = m->npool > POOL_SCAN ? m->npool - POOL_SCAN : 0;
+    pool_entry tmp;
+    if (m->npool == 0) {
+        et_easy_state_init(st);
+        return curl_easy_init();
+    }
+    for (i = m->npool - 1; i > lo && m->pool[i].st.opts_id != opts_id; i--)
+        ;
+    tmp = m->pool[i];
+    m->pool[i] = m->pool[m->npool - 1];
+    m->npool--;
+    *st = tmp.st;
+    return tmp.e;
+}
+
+/* In-flight slots: the lowest free ones first, so the arrays stay dense. */
+static int slot_get(l_multi *m)
+{
+    return m->nfree > 0 ? m->free_slots[--m->nfree] : ++m->nslots;
+}
+
+static void slot_put(l_multi *m, int slot)
+{
+    if (slot <= 0)
+        return;
+    if (m->nfree == m->freecap) {
+        int cap = m->freecap ? m->freecap * 2 : 64;
+        int *p = realloc(m->free_slots, (size_t)cap * sizeof *p);
+        if (!p)
+            return;                 /* the slot is lost: a new one is numbered instead */
+        m->free_slots = p;
+        m->freecap = cap;
+    }
+    m->free_slots[m->nfree++] = slot;
 }
 
 static void xfer_unlink(l_xfer *t)
@@ -421,14 +493,21 @@ static void xfer_unlink(l_xfer *t)
 static void xfer_detach(l_xfer *t)
 {
     l_multi *m = t->m;
+    et_easy_state_t st;
     CURL *e;
     if (!m)
         return;
-    e = et_xfer_detach(&t->x);
+    e = et_xfer_detach_state(&t->x, &st);
     if (e && m->cm)
         curl_multi_remove_handle(m->cm, e);
     xfer_unlink(t);
-    pool_put(m, e);
+    if (m->cm)
+        slot_put(m, t->slot);
+    t->slot = 0;
+    pool_put(m, e, &st);
+    et_easy_state_free(&st);                    /* (when pool_put kept it, st is empty) */
+    et_http_opts_unref(t->opts);
+    t->opts = NULL;
 }
 
 /* Socket bookkeeping from CURLMOPT_SOCKETFUNCTION: only a C table, no Lua. */
@@ -477,11 +556,15 @@ static int l_multi_new(lua_State *L)
         opt_known(L, 1, names);
         maxc = opt_int(L, 1, "max_connections", 0, 0);
     }
-    lua_createtable(L, 2, 0);                   /* m, uv */
+    lua_createtable(L, 4, 0);                   /* m, uv */
     lua_newtable(L);
     lua_rawseti(L, -2, 1);                      /* in flight */
     lua_newtable(L);
     lua_rawseti(L, -2, 2);                      /* finished */
+    lua_newtable(L);
+    lua_rawseti(L, -2, 3);                      /* in-flight tags */
+    lua_newtable(L);
+    lua_rawseti(L, -2, 4);                      /* finished tags */
     l_setuv(L, -2);                             /* m */
     m->cm = curl_multi_init();
     if (!m->cm)
@@ -516,20 +599,35 @@ static int l_multi_close(lua_State *L)
             curl_easy_cleanup(e);
         }
         xfer_unlink(t);
+        t->slot = 0;
+        et_http_opts_unref(t->opts);
+        t->opts = NULL;
         t->state = XF_CANCELLED;
     }
-    for (i = 0; i < m->npool; i++)
-        curl_easy_cleanup(m->pool[i]);
-    m->npool = 0;
+    for (i = 0; i < m->npool; i++) {
+        et_easy_state_free(&m->pool[i].st);
+        curl_easy_cleanup(m->pool[i].e);
+    }
+    free(m->pool);
+    m->pool = NULL;
+    m->npool = m->poolcap = 0;
     curl_multi_cleanup(m->cm);
     m->cm = NULL;
     free(m->socks);
     m->socks = NULL;
     m->nsocks = m->sockcap = 0;
-    /* Drop the references to the (now cancelled) transfers. */
+    free(m->pfds);
+    m->pfds = NULL;
+    m->npfds = m->pfdcap = 0;
+    free(m->free_slots);
+    m->free_slots = NULL;
+    m->nfree = m->freecap = m->nslots = 0;
+    /* Drop the references to the (now cancelled) transfers and their tags. */
     if (l_getuv(L, 1) == LUA_TTABLE) {
         lua_newtable(L);
         lua_rawseti(L, -2, 1);
+        lua_newtable(L);
+        lua_rawseti(L, -2, 3);
     }
     lua_pop(L, 1);
     return 0;
@@ -543,6 +641,8 @@ static void xfer_close(l_xfer *t)
     e = et_xfer_release(&t->x);     /* only a handle never added (failed add) is left here */
     if (e)
         curl_easy_cleanup(e);
+    et_http_opts_unref(t->opts);
+    t->opts = NULL;
 }
 
 static l_xfer *check_xfer(lua_State *L, int i)
@@ -550,7 +650,19 @@ static l_xfer *check_xfer(lua_State *L, int i)
     return luaL_checkudata(L, i, ET_XFER_MT);
 }
 
-/* multi:add(session, method, url, headers, body, flags) -> Transfer */
+/* Appends v (at index vi) to the uservalue list k of the multi at 1. */
+static void multi_append(lua_State *L, int k, int vi)
+{
+    vi = lua_absindex(L, vi);
+    multi_slot(L, 1, k);
+    lua_pushvalue(L, vi);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    lua_pop(L, 1);
+}
+
+/* multi:add(session, method, url, headers, body, flags [, tag]) -> Transfer. The tag (any value,
+ * a poller's task) stays with the transfer while it is in flight and comes back beside it from
+ * finished(). */
 static int l_multi_add(lua_State *L)
 {
     l_multi *m = check_multi(L, 1);
@@ -558,25 +670,31 @@ static int l_multi_add(lua_State *L)
     req_args a;
     l_xfer *t;
     CURL *e;
+    et_easy_state_t st;
     int rc, https;
     CURLMcode mc;
 
-    lua_settop(L, 7);
+    lua_settop(L, 8);                           /* 8: the tag */
     check_request(L, 3, &a);
-    if (lua_gettop(L) == 7)
-        lua_pushnil(L);                         /* 8: a possible scratch array */
-    t = l_newud(L, sizeof *t);                  /* 9: the transfer, closed until added */
+    if (lua_gettop(L) == 8)
+        lua_pushnil(L);                         /* 9: a possible scratch array */
+    t = l_newud(L, sizeof *t);                  /* 10: the transfer, closed until added */
     et_xfer_init(&t->x);
     t->m = NULL;
     t->prev = t->next = NULL;
     t->state = XF_NEW;
+    t->slot = 0;
+    t->opts = NULL;
+    t->body_in_uv = 0;
     luaL_setmetatable(L, ET_XFER_MT);
 
-    e = pool_get(m);
+    e = pool_get(m, s->opts->id, &st);
     if (!e)
         return luaL_error(L, "cannot create a curl easy handle");
+    et_xfer_adopt(&t->x, e, &st);               /* from here __gc frees the handle */
+    t->opts = et_http_opts_ref(s->opts);
     https = strncmp(a.url, "https://", 8) == 0 || strncmp(a.url, "HTTPS://", 8) == 0;
-    rc = et_xfer_configure(&t->x, e, &s->opts);
+    rc = et_xfer_configure(&t->x, e, s->opts);
     if (rc == ET_OK) {
         rc = et_xfer_prepare(&t->x, a.method, a.url, a.headers, a.nheaders, a.body, a.bodylen,
                              a.fresh, https);
@@ -588,12 +706,20 @@ static int l_multi_add(lua_State *L)
         return luaL_error(L, "not enough memory");   /* __gc frees the handle */
     if (rc == ET_ECURL) {
         /* Reported like any failed transfer, through finished() and result(). */
-        pool_put(m, et_xfer_detach(&t->x));
+        e = et_xfer_detach_state(&t->x, &st);
+        pool_put(m, e, &st);
+        et_easy_state_free(&st);
+        et_http_opts_unref(t->opts);
+        t->opts = NULL;
         t->state = XF_DONE;
-        multi_slot(L, 1, 2);
-        lua_pushvalue(L, 9);
-        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-        lua_settop(L, 9);
+        lua_settop(L, 10);
+        if (lua_isnil(L, 8)) {
+            lua_pushboolean(L, 0);
+            lua_replace(L, 8);
+        }
+        multi_append(L, 2, 10);
+        multi_append(L, 4, 8);
+        lua_settop(L, 10);
         return 1;
     }
     mc = curl_multi_add_handle(m->cm, e);
@@ -606,13 +732,16 @@ static int l_multi_add(lua_State *L)
         m->inflight->prev = t;
     m->inflight = t;
     t->state = XF_PENDING;
+    t->slot = slot_get(m);
     lua_pushvalue(L, 1);
-    l_setuv(L, 9);                              /* an in-flight transfer keeps its multi */
+    l_setuv(L, 10);                             /* an in-flight transfer keeps its multi */
     multi_slot(L, 1, 1);
-    lua_pushlightuserdata(L, t);
-    lua_pushvalue(L, 9);
-    lua_rawset(L, -3);
-    lua_settop(L, 9);
+    lua_pushvalue(L, 10);
+    lua_rawseti(L, -2, t->slot);
+    multi_slot(L, 1, 3);
+    lua_pushvalue(L, 8);
+    lua_rawseti(L, -2, t->slot);
+    lua_settop(L, 10);
     return 1;
 }
 
@@ -620,22 +749,62 @@ static int l_multi_add(lua_State *L)
  * only reports its sockets through CURLMOPT_SOCKETFUNCTION there): each known socket is
  * handed to curl with no event bits (curl checks it itself), then the timers run, which also
  * starts transfers added since the last call. */
+/* Polls the sockets curl asked for (m->pfds, a copy: the socket callback edits m->socks) for
+ * at most ms milliseconds; the number ready, or -1. */
+static int multi_poll_socks(l_multi *m, int ms)
+{
+    size_t i, n = m->nsocks;
+    int r;
+    if (n > m->pfdcap) {
+        size_t cap = m->pfdcap ? m->pfdcap : 16;
+        struct pollfd *p;
+        while (cap < n)
+            cap *= 2;
+        p = realloc(m->pfds, cap * sizeof *p);
+        if (!p)
+            return -1;
+        m->pfds = p;
+        m->pfdcap = cap;
+    }
+    for (i = 0; i < n; i++) {
+        int w = m->socks[i].what;
+        m->pfds[i].fd = m->socks[i].fd;
+        m->pfds[i].events = (short)(((w & CURL_POLL_IN) ? POLLIN : 0) | ((w & CURL_POLL_OUT) ? POLLOUT : 0));
+        m->pfds[i].revents = 0;
+    }
+    m->npfds = n;
+    r = poll(m->pfds, (nfds_t)n, ms);
+    if (r < 0)
+        m->npfds = 0;
+    return r;
+}
+
+/* Advances the transfers: the sockets found ready (by multi:poll, or a poll that does not wait)
+ * go to curl_multi_socket_action with their events, then the timers run, which also starts
+ * transfers added since the last call. Only the ready sockets cost anything, however many
+ * connections are open. */
 static CURLMcode multi_drive(l_multi *m, int *running)
 {
-    curl_socket_t stack_fds[64], *fds = stack_fds;
-    size_t i, n = m->nsocks;
+    size_t i, n;
     CURLMcode mc = CURLM_OK;
-    if (n > sizeof stack_fds / sizeof stack_fds[0]) {
-        fds = malloc(n * sizeof *fds);
-        if (!fds)
-            return CURLM_OUT_OF_MEMORY;
+    if (!m->polled && m->nsocks > 0)
+        multi_poll_socks(m, 0);
+    m->polled = 0;
+    n = m->npfds;
+    m->npfds = 0;
+    for (i = 0; i < n && mc == CURLM_OK; i++) {
+        short re = m->pfds[i].revents;
+        int ev = 0;
+        if (!re)
+            continue;
+        if (re & (POLLIN | POLLPRI | POLLHUP))
+            ev |= CURL_CSELECT_IN;
+        if (re & POLLOUT)
+            ev |= CURL_CSELECT_OUT;
+        if (re & (POLLERR | POLLNVAL))
+            ev |= CURL_CSELECT_ERR;
+        mc = curl_multi_socket_action(m->cm, m->pfds[i].fd, ev, running);
     }
-    for (i = 0; i < n; i++)                     /* a copy: the callback edits the table */
-        fds[i] = m->socks[i].fd;
-    for (i = 0; i < n && mc == CURLM_OK; i++)
-        mc = curl_multi_socket_action(m->cm, fds[i], 0, running);
-    if (fds != stack_fds)
-        free(fds);
     if (mc == CURLM_OK)
         mc = curl_multi_socket_action(m->cm, CURL_SOCKET_TIMEOUT, 0, running);
     return mc;
@@ -653,11 +822,14 @@ static int l_multi_perform(lua_State *L)
     lua_settop(L, 1);
     multi_slot(L, 1, 1);                        /* 2: in flight */
     multi_slot(L, 1, 2);                        /* 3: finished */
+    multi_slot(L, 1, 3);                        /* 4: in-flight tags */
+    multi_slot(L, 1, 4);                        /* 5: finished tags */
     while ((msg = curl_multi_info_read(m->cm, &left)) != NULL) {
         CURL *e = msg->easy_handle;
         CURLcode cc = msg->data.result;
         char *priv = NULL;
         l_xfer *t;
+        int slot;
         if (msg->msg != CURLMSG_DONE)
             continue;
         if (curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv) != CURLE_OK || !priv)
@@ -666,34 +838,46 @@ static int l_multi_perform(lua_State *L)
         /* C side first, so a Lua memory error below cannot leave curl half-done. */
         if (et_xfer_finish(&t->x, cc) != ET_OK && t->x.code == ET_HTTP_OK)
             t->x.code = ET_HTTP_TRANSPORT;
+        slot = t->slot;
         xfer_detach(t);
         t->state = XF_DONE;
-        lua_pushlightuserdata(L, t);
-        if (et_rawget(L, 2) == LUA_TUSERDATA) {   /* 4: the Transfer */
-            lua_pushvalue(L, 4);
+        lua_rawgeti(L, 2, slot);                /* 6: the Transfer */
+        if (lua_touserdata(L, 6) == (void *)t) {
             lua_rawseti(L, 3, (lua_Integer)lua_rawlen(L, 3) + 1);
+            lua_rawgeti(L, 4, slot);            /* its tag, or false */
+            if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                lua_pushboolean(L, 0);
+            }
+            lua_rawseti(L, 5, (lua_Integer)lua_rawlen(L, 5) + 1);
+            lua_rawgeti(L, 3, (lua_Integer)lua_rawlen(L, 3));
             lua_pushnil(L);
-            l_setuv(L, 4);                      /* no longer keeps the multi */
-            lua_pushlightuserdata(L, t);
+            l_setuv(L, -2);                     /* no longer keeps the multi */
             lua_pushnil(L);
-            lua_rawset(L, 2);
+            lua_rawseti(L, 2, slot);
+            lua_pushnil(L);
+            lua_rawseti(L, 4, slot);
         }
-        lua_settop(L, 3);
+        lua_settop(L, 5);
     }
     lua_pushinteger(L, running);
     return 1;
 }
 
-/* multi:finished() -> array of Transfers completed since the last call. */
+/* multi:finished() -> array of Transfers completed since the last call, and the array of their
+ * tags (false for a transfer added without one), index for index. */
 static int l_multi_finished(lua_State *L)
 {
     check_multi(L, 1);
     lua_settop(L, 1);
     l_getuv(L, 1);                              /* uv */
     lua_rawgeti(L, 2, 2);                       /* uv, list */
+    lua_rawgeti(L, 2, 4);                       /* uv, list, tags */
     lua_newtable(L);
     lua_rawseti(L, 2, 2);
-    return 1;
+    lua_newtable(L);
+    lua_rawseti(L, 2, 4);
+    return 2;
 }
 
 /* multi:poll(timeout_s) -> number of ready descriptors; waits at most timeout_s. */
@@ -708,9 +892,17 @@ static int l_multi_poll(lua_State *L)
     ms = ceil(s * 1000.0);
     if (ms > INT_MAX)
         ms = INT_MAX;
-    mc = curl_multi_poll(m->cm, NULL, 0, (int)ms, &numfds);
-    if (mc != CURLM_OK)
-        return luaL_error(L, "curl_multi_poll: %s", curl_multi_strerror(mc));
+    if (m->nsocks == 0) {
+        /* No socket yet: curl's own wait (it also knows a resolver still at work). */
+        mc = curl_multi_poll(m->cm, NULL, 0, (int)ms, &numfds);
+        if (mc != CURLM_OK)
+            return luaL_error(L, "curl_multi_poll: %s", curl_multi_strerror(mc));
+    } else {
+        numfds = multi_poll_socks(m, (int)ms);
+        if (numfds < 0)
+            numfds = 0;
+        m->polled = 1;
+    }
     lua_pushinteger(L, numfds);
     return 1;
 }
@@ -765,9 +957,22 @@ static int l_multi_tostring(lua_State *L)
 static int l_xfer_result(lua_State *L)
 {
     l_xfer *t = check_xfer(L, 1);
+    int n;
     switch (t->state) {
     case XF_DONE:
-        return push_result(L, &t->x, NULL);
+        n = push_result(L, &t->x, NULL);
+        if (n == 4 && t->body_in_uv) {
+            l_getuv(L, 1);                      /* the body, handed over before */
+            lua_replace(L, -3);
+        } else if (n == 4 && t->x.body.data) {
+            /* The body is a Lua string now: the C copy goes at once (the Lua one is what the
+             * collector sees), and a later result() gives the same string. */
+            lua_pushvalue(L, -2);
+            l_setuv(L, 1);
+            et_buf_free(&t->x.body);
+            t->body_in_uv = 1;
+        }
+        return n;
     case XF_CANCELLED:
         lua_pushnil(L);
         lua_pushliteral(L, "cancelled");
@@ -785,13 +990,15 @@ static int l_xfer_cancel(lua_State *L)
 {
     l_xfer *t = check_xfer(L, 1);
     if (t->m) {
-        /* Unpin from the multi's in-flight map (found through the transfer's uservalue). */
+        /* Unpin from the multi's in-flight arrays (found through the transfer's uservalue). */
         lua_settop(L, 1);
-        if (l_getuv(L, 1) == LUA_TUSERDATA) {                   /* t, multi */
-            multi_slot(L, 2, 1);                                /* t, multi, map */
-            lua_pushlightuserdata(L, t);
+        if (l_getuv(L, 1) == LUA_TUSERDATA && t->slot > 0) {    /* t, multi */
+            multi_slot(L, 2, 1);                                /* t, multi, transfers */
             lua_pushnil(L);
-            lua_rawset(L, -3);
+            lua_rawseti(L, -2, t->slot);
+            multi_slot(L, 2, 3);                                /* t, multi, transfers, tags */
+            lua_pushnil(L);
+            lua_rawseti(L, -2, t->slot);
         }
         lua_settop(L, 1);
         lua_pushnil(L);

@@ -429,6 +429,29 @@ local function invalid(msg, claims)
   return nil, new_error(errors.InvalidStateError, msg, { state = claims })
 end
 
+-- The claim checks of a state (a custom key's claims; a built-in key runs the same ones in C,
+-- key:state_claims): nil, or the message of the first that fails.
+local function check_claims(self, claims, now, leeway)
+  local a, as, iat, rfp, exp, nonce = claims.a, claims.as, claims.iat, claims.rfp, claims.exp, claims.nonce
+  -- The common case in one test; any doubt goes through the checks in CLAIM_ORDER for the message.
+  if not (type(a) == "string" and type(as) == "string" and type(iat) == "number" and iat == iat
+          and type(rfp) == "number" and rfp == rfp and type(exp) == "number" and exp == exp
+          and type(nonce) == "string") then
+    for _, name in ipairs(CLAIM_ORDER) do
+      local v = claims[name]
+      if v == nil then return format("invalid state: claim '%s' is missing", name) end
+      if type(v) ~= CLAIM_TYPES[name] or v ~= v then
+        return format("invalid state: claim '%s' must be a %s", name, CLAIM_TYPES[name])
+      end
+    end
+  end
+  if a ~= "authorize" then return "invalid state: action is not 'authorize'" end
+  if as ~= self.url then return "invalid state: issued for another authorization server" end
+  if iat > now + leeway then return "invalid state: issued in the future" end
+  if exp + leeway < now then return "invalid state: expired" end
+  return nil
+end
+
 --- Checks a state received on the callback: `validate_state(state [, expected [, opts]])`.
 -- `opts.leeway` (seconds) tolerates clock skew; `opts.once` (or the client's replay store) refuses a
 -- state seen before.
@@ -455,37 +478,20 @@ function Client:validate_state(state, expected, opts)
   end
   local key, claims = self.state_key
   local ckey = builtin_key(key)
+  local now = os.time()
   if ckey then
-    -- A built-in key: the C key directly (what Key:decode does, without the protected call).
-    local msg
-    claims, msg = ckey:claims(state)
-    if not claims then return nil, new_error(errors.InvalidStateError, "invalid state: " .. msg) end
+    -- A built-in key: decode and the claim checks below, in C (same checks, same messages).
+    local msg, signed
+    claims, msg, signed = ckey:state_claims(state, self.url, now, leeway)
+    if not claims then return invalid(msg, signed) end
   else
     local err
     claims, err = keys._call(errors.InvalidStateError, key, "decode", state)
     if not claims then return nil, err end
     if type(claims) ~= "table" then return invalid("invalid state: key returned no claims") end
+    local bad = check_claims(self, claims, now, leeway)
+    if bad then return invalid(bad, claims) end
   end
-  local a, as, iat, rfp, exp, nonce = claims.a, claims.as, claims.iat, claims.rfp, claims.exp, claims.nonce
-  -- The common case in one test; any doubt goes through the checks in CLAIM_ORDER for the message.
-  if not (type(a) == "string" and type(as) == "string" and type(iat) == "number" and iat == iat
-          and type(rfp) == "number" and rfp == rfp and type(exp) == "number" and exp == exp
-          and type(nonce) == "string") then
-    for _, name in ipairs(CLAIM_ORDER) do
-      local v = claims[name]
-      if v == nil then return invalid(format("invalid state: claim '%s' is missing", name), claims) end
-      if type(v) ~= CLAIM_TYPES[name] or v ~= v then
-        return invalid(format("invalid state: claim '%s' must be a %s", name, CLAIM_TYPES[name]), claims)
-      end
-    end
-  end
-  if a ~= "authorize" then return invalid("invalid state: action is not 'authorize'", claims) end
-  if as ~= self.url then
-    return invalid("invalid state: issued for another authorization server", claims)
-  end
-  local now = os.time()
-  if iat > now + leeway then return invalid("invalid state: issued in the future", claims) end
-  if exp + leeway < now then return invalid("invalid state: expired", claims) end
   if expected ~= nil and not core.consttime_equal(state, expected) then
     return invalid("invalid state: does not match the expected state", claims)
   end

@@ -8,7 +8,7 @@ local M = {}
 
 -- coroutine -> task, for the tasks of every live poller. Weak keys and values: a task holds its
 -- coroutine (task.co), and Lua 5.1 and LuaJIT have no ephemerons, so with weak keys alone an entry
--- would keep itself alive for ever. A live task is held by its poller (ready queue, by_xfer,
+-- would keep itself alive for ever. A live task is held by its poller (ready queue, its transfer's tag,
 -- timers, waiters), so it stays here exactly as long as it can still run.
 M.tasks = setmetatable({}, { __mode = "kv" })
 
