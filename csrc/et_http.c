@@ -666,15 +666,13 @@ int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const cha
     const struct curl_slist *hdrs;
     const et_http_opts_t *o = x->opts;
     const char *proxy = NULL;
-    int has_ctype = 0, has_ua = 0, send_body;
+    int has_ctype = 0, has_ua = 0, send_body, url_rc;
     curl_off_t maxsize;
     size_t i;
 
     et_xfer_reset_result(x);
     drop_req_headers(x);
-    x->what = et_http_describe(m, url);
-    if (!x->what)
-        return ET_ENOMEM;
+    x->method = (int)m;
 
     /* A body goes with any method but HEAD; POST, PUT and PATCH send Content-Length: 0 without. */
     send_body = m != ET_HTTP_HEAD &&
@@ -715,7 +713,14 @@ int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const cha
     x->req_headers = list;
     hdrs = list ? list : (o ? o->ua_header : NULL);
 
-    if (set_url(x, url) != ET_OK)
+    url_rc = set_url(x, url);
+    if (!x->st.url) {
+        /* Not in the handle's URL object: the description now, while the URL is at hand. */
+        x->what = et_http_describe(m, url);
+        if (!x->what)
+            return ET_ENOMEM;
+    }
+    if (url_rc != ET_OK)
         goto fail;
     if (o && o->proxy_http) {                   /* resolved once per session (et_http_opts_finish) */
         proxy = ascii_prefix(url, "https:") ? o->proxy_https : o->proxy_http;
@@ -777,7 +782,10 @@ fail:
 /* Sets x->message to "<what>: <detail>". */
 static int set_message(et_xfer_t *x, const char *detail)
 {
-    const char *what = x->what ? x->what : "request";
+    const char *what;
+    if (!x->what && x->st.url)
+        x->what = et_http_describe((et_http_method_t)x->method, x->st.url);
+    what = x->what ? x->what : "request";
     size_t n = strlen(what) + 2 + strlen(detail) + 1;
     free(x->message);
     x->message = malloc(n);
@@ -850,7 +858,8 @@ int et_xfer_finish(et_xfer_t *x, CURLcode rc)
     }
     free(x->effective_url);
     x->effective_url = NULL;
-    if (eff && et_http_opts_set_str(&x->effective_url, eff) != ET_OK)
+    if (eff && !(x->same_url_elided && x->st.url && strcmp(eff, x->st.url) == 0) &&
+        et_http_opts_set_str(&x->effective_url, eff) != ET_OK)
         return ET_ENOMEM;
 
     if (rc == CURLE_OK) {

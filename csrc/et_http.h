@@ -119,8 +119,14 @@ typedef struct et_xfer {
     char *message;                    /* never holds headers, bodies or the query string */
     long num_connects;                /* new connections this transfer opened */
     long local_port;
-    /* For messages: the method and the URL without userinfo, query or fragment. */
+    /* For messages: the method and the URL without userinfo, query or fragment (built on the
+     * first message, from the URL the handle holds). */
     char *what;
+    /* The request's method (for messages: "what" is only built when one is needed). */
+    int method;
+    /* Set by an owner that knows the URL it asked for: an effective URL equal to it is not
+     * copied (effective_url stays NULL). */
+    int same_url_elided;
     /* The handle's set-up (see et_easy_state_t) and the options it was configured with. */
     et_easy_state_t st;
     const et_http_opts_t *opts;

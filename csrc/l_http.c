@@ -290,6 +290,7 @@ static int l_session_new(lua_State *L)
     if (!easy)
         return luaL_error(L, "cannot create a curl easy handle");
     s->open = 1;
+    s->x.same_url_elided = 1;                   /* request() pushes its own URL string instead */
     rc = et_xfer_configure(&s->x, easy, s->opts);
     if (rc != ET_OK)
         return luaL_error(L, "%s", s->x.message ? s->x.message : "not enough memory");
@@ -379,6 +380,8 @@ typedef struct l_multi {
     int npool, poolcap;
     sock_entry *socks;
     size_t nsocks, sockcap;
+    size_t *fdpos;              /* fd -> its index in socks + 1 (0: not there) */
+    size_t fdcap;
     struct pollfd *pfds;        /* the last poll's results, for the next perform */
     size_t npfds, pfdcap;
     int polled;                 /* pfds hold fresh results from multi:poll */
@@ -517,12 +520,29 @@ static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *soc
     size_t i;
     (void)easy;
     (void)socketp;
-    for (i = 0; i < m->nsocks; i++)
-        if (m->socks[i].fd == s)
-            break;
+    /* Found by fd in an index (a scan would cost the number of open sockets, per call). */
+    if (s < 0)
+        return 0;
+    if ((size_t)s >= m->fdcap) {
+        size_t cap = m->fdcap ? m->fdcap : 64;
+        size_t *p;
+        while (cap <= (size_t)s)
+            cap *= 2;
+        p = realloc(m->fdpos, cap * sizeof *p);
+        if (!p)
+            return 0;               /* the list misses one socket; curl goes on */
+        memset(p + m->fdcap, 0, (cap - m->fdcap) * sizeof *p);
+        m->fdpos = p;
+        m->fdcap = cap;
+    }
+    i = m->fdpos[s] ? m->fdpos[s] - 1 : m->nsocks;
     if (what == CURL_POLL_REMOVE) {
-        if (i < m->nsocks)
+        if (i < m->nsocks) {
             m->socks[i] = m->socks[--m->nsocks];
+            if (i < m->nsocks)
+                m->fdpos[m->socks[i].fd] = i + 1;
+            m->fdpos[s] = 0;
+        }
         return 0;
     }
     if (i == m->nsocks) {
@@ -535,6 +555,7 @@ static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *soc
             m->sockcap = cap;
         }
         m->nsocks++;
+        m->fdpos[s] = i + 1;
     }
     m->socks[i].fd = s;
     m->socks[i].what = what;
@@ -616,6 +637,9 @@ static int l_multi_close(lua_State *L)
     free(m->socks);
     m->socks = NULL;
     m->nsocks = m->sockcap = 0;
+    free(m->fdpos);
+    m->fdpos = NULL;
+    m->fdcap = 0;
     free(m->pfds);
     m->pfds = NULL;
     m->npfds = m->pfdcap = 0;

@@ -624,10 +624,13 @@ function Client:request(method, endpoint, opts)
     method = method:upper()
   end
   if type(endpoint) ~= "string" then argfail("request", "endpoint string expected, got " .. typename(endpoint)) end
-  opts = opts or NO_OPTIONS
-  if type(opts) ~= "table" then argfail("request", "options table expected") end
-  for k in pairs(opts) do
-    if not REQUEST_OPTIONS[k] then argfail("request", format("unknown option '%s'", tostring(k))) end
+  if opts == nil then
+    opts = NO_OPTIONS
+  else
+    if type(opts) ~= "table" then argfail("request", "options table expected") end
+    for k in pairs(opts) do
+      if not REQUEST_OPTIONS[k] then argfail("request", format("unknown option '%s'", tostring(k))) end
+    end
   end
   local cache = resolved[self]
   if cache and cache[0] ~= self.url then cache = nil end      -- the base URL was changed

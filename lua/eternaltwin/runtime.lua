@@ -21,8 +21,10 @@ end
 
 --- Performs one HTTP exchange: yields inside a task, blocks elsewhere.
 -- Returns `status, headers, body, url` or `nil, code, message`.
+local co_running = coroutine.running
 function M.transfer(session, method, url, headers, body, flags)
-  local task = M.current()
+  local co, main = co_running()                -- M.current(), inline: this runs on every request
+  local task = co ~= nil and not main and M.tasks[co]
   if task then return task.poller:_transfer(task, session, method, url, headers, body, flags) end
   return session:request(method, url, headers, body, flags)
 end
