@@ -63,15 +63,30 @@ void et_headers_init(et_headers_t *h)
     h->items = NULL;
     h->n = h->cap = 0;
     h->bytes = 0;
+    h->kept = 0;
+}
+
+void et_headers_restart(et_headers_t *h)
+{
+    size_t i;
+    for (i = 0; i < h->n; i++) {
+        if (!h->items[i].name_static)
+            free(h->items[i].name);
+        h->items[i].name = NULL;
+        h->items[i].value.len = 0;
+    }
+    if (h->n > h->kept)
+        h->kept = h->n;
+    h->n = 0;
+    h->bytes = 0;
 }
 
 void et_headers_clear(et_headers_t *h)
 {
     size_t i;
-    for (i = 0; i < h->n; i++) {
-        free(h->items[i].name);
+    et_headers_restart(h);
+    for (i = 0; i < h->kept; i++)
         et_buf_free(&h->items[i].value);
-    }
     free(h->items);
     et_headers_init(h);
 }
@@ -122,6 +137,28 @@ static int name_eq(const char *stored, const char *name, size_t n)
     return stored[n] == '\0';
 }
 
+/* The usual response header names, lower case: a name among them is not copied (and, its address
+ * being constant, Lua finds its string in its cache when the headers table is built). */
+#define KN(s) { s, sizeof s - 1 }
+static const struct { const char *name; size_t len; } known_names[] = {
+    KN("age"), KN("date"), KN("etag"), KN("vary"), KN("server"), KN("expires"), KN("location"),
+    KN("set-cookie"), KN("connection"), KN("keep-alive"), KN("retry-after"), KN("content-type"),
+    KN("cache-control"), KN("last-modified"), KN("content-length"), KN("accept-ranges"),
+    KN("content-encoding"), KN("www-authenticate"), KN("transfer-encoding"),
+    KN("strict-transport-security"), KN("access-control-allow-origin"),
+};
+#undef KN
+
+static const char *known_name(const char *name, size_t n)
+{
+    size_t i;
+    char c = lower(name[0]);
+    for (i = 0; i < sizeof known_names / sizeof known_names[0]; i++)
+        if (known_names[i].len == n && known_names[i].name[0] == c && name_eq(known_names[i].name, name, n))
+            return known_names[i].name;
+    return NULL;
+}
+
 /* Adds a value to a header: joined to an existing one with ", " ("\n" for set-cookie). */
 static int headers_add(et_headers_t *h, const char *name, size_t nlen, const char *val, size_t vlen)
 {
@@ -148,16 +185,24 @@ static int headers_add(et_headers_t *h, const char *name, size_t nlen, const cha
         h->cap = cap;
     }
     e = &h->items[h->n];
-    e->name = malloc(nlen + 1);
-    if (!e->name)
-        return ET_ENOMEM;
-    for (i = 0; i < nlen; i++)
-        e->name[i] = lower(name[i]);
-    e->name[nlen] = '\0';
-    e->value.data = NULL;
-    e->value.len = e->value.cap = 0;
+    e->name = (char *)known_name(name, nlen);
+    e->name_static = e->name != NULL;
+    if (!e->name_static) {
+        e->name = malloc(nlen + 1);
+        if (!e->name)
+            return ET_ENOMEM;
+        for (i = 0; i < nlen; i++)
+            e->name[i] = lower(name[i]);
+        e->name[nlen] = '\0';
+    }
+    if (h->n >= h->kept) {                      /* else a buffer kept from an earlier response */
+        e->value.data = NULL;
+        e->value.cap = 0;
+    }
+    e->value.len = 0;
     if (buf_append(&e->value, val, vlen) != ET_OK) {
-        free(e->name);
+        if (!e->name_static)
+            free(e->name);
         return ET_ENOMEM;
     }
     h->n++;
@@ -170,7 +215,7 @@ int et_headers_feed(et_headers_t *h, const char *line, size_t len)
     size_t nlen;
 
     if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
-        et_headers_clear(h);                    /* a new response: keep only the final one */
+        et_headers_restart(h);                  /* a new response: keep only the final one */
         if (len > ET_HTTP_MAX_HEADER_BYTES)
             return 1;                           /* (else the bound below would wrap around) */
         h->bytes = len;
@@ -900,7 +945,7 @@ void et_xfer_reset_result(et_xfer_t *x)
     x->local_port = 0;
     x->abort_reason = ET_ABORT_NONE;
     x->errbuf[0] = '\0';
-    et_headers_clear(&x->headers);
+    et_headers_restart(&x->headers);            /* (storage kept for the handle's next request) */
     if (x->body.cap > ET_BODY_KEEP)
         et_buf_free(&x->body);
     x->body.len = 0;
@@ -939,6 +984,7 @@ CURL *et_xfer_release(et_xfer_t *x)
 {
     CURL *e = et_xfer_detach(x);
     et_xfer_reset_result(x);
+    et_headers_clear(&x->headers);
     et_buf_free(&x->body);
     return e;
 }

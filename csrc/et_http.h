@@ -58,6 +58,7 @@ typedef struct et_buf {
 typedef struct et_hdr {
     char *name;
     et_buf_t value;
+    int name_static;       /* name is one of our constant well-known names (never freed) */
 } et_hdr_t;
 
 /* Response headers of the latest response seen (reset on each status line). */
@@ -65,6 +66,7 @@ typedef struct et_headers {
     et_hdr_t *items;
     size_t n, cap;
     size_t bytes;          /* raw bytes of this block, bounded by ET_HTTP_MAX_HEADER_BYTES */
+    size_t kept;           /* items[0..kept) hold value buffers kept for reuse (>= n) */
 } et_headers_t;
 
 /* Session settings, copied into every transfer made with them. */
@@ -138,6 +140,8 @@ int et_buf_append_limited(et_buf_t *b, const char *p, size_t n, size_t limit);
 
 void et_headers_init(et_headers_t *h);
 void et_headers_clear(et_headers_t *h);
+/* Drops the headers but keeps their storage for the next response (et_headers_clear frees it). */
+void et_headers_restart(et_headers_t *h);
 /* Feeds one raw header line (as curl gives it, CRLF included). A line starting with "HTTP/"
  * starts a new response and drops what came before. ET_OK, 1 over ET_HTTP_MAX_HEADER_BYTES,
  * ET_ENOMEM. */

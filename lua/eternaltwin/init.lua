@@ -591,7 +591,8 @@ end
 -- Sends one request, with the retries the client allows; returns a Response or nil, err.
 function Client:_send(method, url, headers, body, flags, raise_on_error, may_retry)
   local attempt = 0
-  local session = self:_session()
+  local s = secrets[self]
+  local session = s and s.session or self:_session()
   while true do
     local status, h, content, eff = runtime.transfer(session, method, url, headers, body, flags)
     local res, err, wait
@@ -666,7 +667,15 @@ function Client:request(method, endpoint, opts)
 end
 
 --- GET an endpoint (see `request`).
-function Client:get(endpoint, opts) return self:request("GET", endpoint, opts) end
+function Client:get(endpoint, opts)
+  if opts == nil and type(endpoint) == "string" then
+    -- The common call, `get(endpoint)` of an endpoint already resolved: what `request` would do.
+    local cache = resolved[self]
+    local url = cache and cache[0] == self.url and cache[endpoint]
+    if url then return self:_send("GET", url, nil, nil, nil, true, true) end
+  end
+  return self:request("GET", endpoint, opts)
+end
 --- POST to an endpoint (see `request`).
 function Client:post(endpoint, opts) return self:request("POST", endpoint, opts) end
 
