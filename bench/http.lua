@@ -13,9 +13,10 @@ local monotime = require("eternaltwin.core").monotime
 local mode, base = arg[1], arg[2]
 local ENDPOINT = "_mock/static/user"
 
+-- BENCH_UA="" makes clients that send no User-Agent (the request the C and lua-curl loops send).
 local function new_client()
   return eternaltwin.new("bench@clients", "secret", "http://localhost/cb", assert(keys.HS256Key("bench")),
-                         { url = base })
+                         { url = base, user_agent = os.getenv("BENCH_UA") })
 end
 
 local function status_kib(field)

@@ -88,8 +88,8 @@ local function median(t)
   return n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2, s[1], s[n]
 end
 
-local function one(cmd, pattern)
-  local out = sh(PIN .. cmd)
+local function one(cmd, pattern, env)
+  local out = sh((env or "") .. PIN .. cmd)
   local v = out:match(pattern)
   if not v then error(("no figure in the output of %s:\n%s"):format(cmd, out), 0) end
   return tonumber(v)
@@ -98,10 +98,10 @@ end
 local function lua_round(args) return one(LUA .. " " .. args, "round 1 ([%d.]+)") end
 
 -- Instructions per unit of work: cmd (with %d for the count) under callgrind for n1 then n2.
-local function icount(cmd, n1, n2, per)
+local function icount(cmd, n1, n2, per, env)
   if not HAVE_VALGRIND then return nil end
   local function run(n)
-    local out = sh(PIN .. "valgrind --tool=callgrind --callgrind-out-file=/dev/null " .. cmd:format(n))
+    local out = sh((env or "") .. PIN .. "valgrind --tool=callgrind --callgrind-out-file=/dev/null " .. cmd:format(n))
     local v = out:match("Collected : (%d+)")
     if not v then error("no callgrind total for " .. cmd:format(n) .. ":\n" .. out, 0) end
     return tonumber(v)
@@ -180,9 +180,13 @@ local ok, err = pcall(function()
   -- 2. Blocking GET with keep-alive, against wrk -t1 -c1.
   -- Also libcurl alone (bench/curlloop.c), not a target: the floor of any libcurl client.
   local CURL = BUILD .. "/curlloop"
-  local lua_v, w_v, c_v, lc_v = {}, {}, {}, {}
+  -- Two clients: one without User-Agent (BENCH_UA=""), the request the C and lua-curl loops send,
+  -- which carries the targets; one with the default User-Agent line (libcurl's work for it shows).
+  local NOUA = "BENCH_UA= "
+  local lua_v, w_v, c_v, lc_v, ua_v = {}, {}, {}, {}, {}
   for r = 1, rounds do
-    lua_v[r] = lua_round(("bench/http.lua blocking %s %s 1"):format(BASE, seconds))
+    lua_v[r] = one(("%s bench/http.lua blocking %s %s 1"):format(LUA, BASE, seconds), "round 1 ([%d.]+)", NOUA)
+    ua_v[r] = lua_round(("bench/http.lua blocking %s %s 1"):format(BASE, seconds))
     w_v[r] = wrk(1)
     c_v[r] = one(("%s blocking %s %s"):format(CURL, STATIC, seconds), "round 1 ([%d.]+)")
     if HAVE_LUACURL then
@@ -191,28 +195,37 @@ local ok, err = pcall(function()
     end
   end
   do
-    local ours = icount(("%s bench/http.lua count %s %%d"):format(LUA, BASE), 200, 1200)
+    local ours = icount(("%s bench/http.lua count %s %%d"):format(LUA, BASE), 200, 1200, 1, NOUA)
+    local ua = icount(("%s bench/http.lua count %s %%d"):format(LUA, BASE), 200, 1200)
     local c = icount(("%s count %s %%d"):format(CURL, STATIC), 200, 1200)
     local lc = HAVE_LUACURL and icount(("%slua5.1 bench/luacurl.lua count %s %%d"):format(LUA51_ENV, STATIC), 200, 1200)
-    local r1, r2 = {}, {}
-    for i = 1, #lua_v do r1[i] = lua_v[i] / c_v[i]; if lc_v[i] then r2[i] = lua_v[i] / lc_v[i] end end
+    local r1, r2, r3 = {}, {}, {}
+    for i = 1, #lua_v do
+      r1[i] = lua_v[i] / c_v[i]
+      r3[i] = ua_v[i] / c_v[i]
+      if lc_v[i] then r2[i] = lua_v[i] / lc_v[i] end
+    end
     irow("blocking GET", ours, "libcurl alone", c, 0.95, median(r1))
     if lc then irow("blocking GET vs lua-curl", ours, "lua-curl", lc, 1.0, #r2 > 0 and median(r2) or nil)
     else rows[#rows + 1] = { name = "blocking GET vs lua-curl", skipped = "lua5.1 with lua-curl missing" } end
+    irow("  with the default User-Agent", ua, "libcurl alone", c, nil, median(r3))
   end
   row("blocking GET (keep-alive)", "req/s", lua_v, "wrk -c1", w_v)
+  row("  with the default User-Agent", "req/s", ua_v, "wrk -c1", w_v)
   row("  libcurl alone, blocking (C)", "req/s", c_v, "wrk -c1", w_v)
   if HAVE_LUACURL then row("  lua-curl, blocking (Lua 5.1)", "req/s", lc_v, "wrk -c1", w_v) end
 
-  -- 3. 64 and 1024 requests in flight through the poller, against libcurl's multi (C).
+  -- 3. 64 and 1024 requests in flight through the poller, against libcurl's multi (C); the same
+  -- request on both sides (no User-Agent).
   local per = {}
   for _, conc in ipairs({ 64, 1024 }) do
     lua_v, w_v, c_v = {}, {}, {}
     for r = 1, rounds do
-      lua_v[r] = lua_round(("bench/http.lua inflight %s %d %s 1"):format(BASE, conc, seconds))
+      lua_v[r] = one(("%s bench/http.lua inflight %s %d %s 1"):format(LUA, BASE, conc, seconds), "round 1 ([%d.]+)",
+                     NOUA)
       c_v[r] = one(("%s multi %s %d %s"):format(CURL, STATIC, conc, seconds), "round 1 ([%d.]+)")
     end
-    local ours = icount(("%s bench/http.lua pcount %s %d %%d"):format(LUA, BASE, conc), 3000, 9000)
+    local ours = icount(("%s bench/http.lua pcount %s %d %%d"):format(LUA, BASE, conc), 3000, 9000, 1, NOUA)
     local c = icount(("%s mcount %s %d %%d"):format(CURL, STATIC, conc), 3000, 9000)
     local r1 = {}
     for i = 1, #lua_v do r1[i] = lua_v[i] / c_v[i] end
@@ -227,7 +240,7 @@ local ok, err = pcall(function()
                         min = per[1024] / per[64], max = per[1024] / per[64], target = 1.3, better = "below" }
     local near = {}
     for _, conc in ipairs({ 1023, 1025 }) do
-      near[#near + 1] = icount(("%s bench/http.lua pcount %s %d %%d"):format(LUA, BASE, conc), 3000, 9000)
+      near[#near + 1] = icount(("%s bench/http.lua pcount %s %d %%d"):format(LUA, BASE, conc), 3000, 9000, 1, NOUA)
     end
     local worst = math.max(near[1] / per[1024], per[1024] / near[1], near[2] / per[1024], per[1024] / near[2])
     io.stderr:write(("  1023 / 1024 / 1025 in flight: %.0f / %.0f / %.0f instr/req\n"):format(near[1], per[1024], near[2]))

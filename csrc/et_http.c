@@ -343,7 +343,7 @@ int et_http_opts_finish(et_http_opts_t *o)
         return ET_ENOMEM;
     curl_slist_free_all(o->ua_header);
     o->ua_header = NULL;
-    if (o->user_agent) {
+    if (o->user_agent && *o->user_agent) {      /* "": no User-Agent header at all */
         size_t n = strlen(o->user_agent);
         char *line = malloc(n + sizeof "User-Agent: ");
         if (!line)
@@ -625,7 +625,7 @@ int et_xfer_configure(et_xfer_t *x, CURL *easy, const et_http_opts_t *o)
         SETOPT(CURLOPT_CAINFO, o->ca_file);
     SETOPT(CURLOPT_FOLLOWLOCATION, o->allow_redirects ? 1L : 0L);
     SETOPT(CURLOPT_MAXREDIRS, o->max_redirects);
-    if (o->user_agent && !o->ua_header)
+    if (o->user_agent && *o->user_agent && !o->ua_header)
         SETOPT(CURLOPT_USERAGENT, o->user_agent);   /* else a prebuilt header line, per request */
     if (o->noproxy)
         SETOPT(CURLOPT_NOPROXY, o->noproxy);
