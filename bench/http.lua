@@ -138,6 +138,39 @@ elseif mode == "pcount" then
   run(conc * 2)
   run(total)
   out("done %d", total)
+elseif mode == "mcount" then
+  -- The floor of the poller: the same N requests, CONC at a time, through the C binding alone
+  -- (core.multi: add, perform, poll, finished, result), driven by a plain Lua loop: no client, no
+  -- tasks, no coroutines.
+  local conc, total = tonumber(arg[3]), tonumber(arg[4])
+  local core = require("eternaltwin.core")
+  local session = core.session({ timeout = 5, user_agent = os.getenv("BENCH_UA") })
+  local multi = core.multi()
+  local url = base .. ENDPOINT
+  local function run(count)
+    local started, done = 0, 0
+    while started < conc and started < count do
+      multi:add(session, "GET", url, nil, nil, nil, true)
+      started = started + 1
+    end
+    while done < count do
+      multi:perform()
+      local finished = multi:finished()
+      for i = 1, #finished do
+        local status = finished[i]:result()
+        if status ~= 200 then error("request failed") end
+        done = done + 1
+        if started < count then
+          multi:add(session, "GET", url, nil, nil, nil, true)
+          started = started + 1
+        end
+      end
+      if #finished == 0 then multi:poll(0.1) end
+    end
+  end
+  run(conc * 2)
+  run(total)
+  out("done %d", total)
 elseif mode == "big" then
   -- CONC tasks each GET a 1 MiB body (`_mock/static/1m`) ROUNDS times, CONC in flight at once;
   -- prints the peak RSS (VmHWM) and the RSS before the first request, in KiB.

@@ -231,6 +231,11 @@ local ok, err = pcall(function()
     for i = 1, #lua_v do r1[i] = lua_v[i] / c_v[i] end
     per[conc] = ours
     irow(conc .. " in flight (poller)", ours, "libcurl multi", c, conc == 64 and 0.9 or nil, median(r1))
+    if conc == 64 then
+      -- Where the rest goes: the C binding alone (core.multi from a plain Lua loop, no tasks).
+      local floor = icount(("%s bench/http.lua mcount %s %d %%d"):format(LUA, BASE, conc), 3000, 9000, 1, NOUA)
+      irow("  64, C binding alone (no tasks)", floor, "libcurl multi", c)
+    end
     row(("  %d in flight, wall clock"):format(conc), "req/s", lua_v, "libcurl multi", c_v)
   end
   -- Flat to 1024: instructions per request at 1024 against 64 (at most 1.3x), and around 1024
