@@ -131,18 +131,24 @@ static long status_kib(const char *field)
     return v;
 }
 
-/* A body kept in memory, as a program that uses it would: grown by doubling, freed when the
- * transfer completes. */
+/* A body kept in memory, as a careful program keeps it: one buffer sized from Content-Length at
+ * the first bytes (grown by doubling without one), freed when the transfer completes. */
 typedef struct body {
     char *data;
     size_t len, cap;
-    size_t total;
+    CURL *e;
 } body;
 
 static size_t keep(char *p, size_t size, size_t n, void *ud)
 {
     body *b = ud;
     size_t k = size * n;
+    if (b->len == 0 && b->cap == 0) {
+        curl_off_t cl = -1;
+        if (curl_easy_getinfo(b->e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl > 0 &&
+            (b->data = malloc((size_t)cl)) != NULL)
+            b->cap = (size_t)cl;
+    }
     if (b->len + k > b->cap) {
         size_t cap = b->cap ? b->cap : 16384;
         char *d;
@@ -172,6 +178,7 @@ static void big(const char *url, int conc, int rounds)
         exit(1);
     for (i = 0; i < conc; i++) {
         es[i] = make(url, NULL);
+        bs[i].e = es[i];
         curl_easy_setopt(es[i], CURLOPT_WRITEFUNCTION, keep);
         curl_easy_setopt(es[i], CURLOPT_WRITEDATA, (void *)&bs[i]);
         curl_easy_setopt(es[i], CURLOPT_PRIVATE, (void *)(size_t)i);
