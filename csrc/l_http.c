@@ -426,6 +426,16 @@ static void pool_put(l_multi *m, CURL *e, et_easy_state_t *st)
         }
     }
     if (m && m->cm && m->npool < m->poolcap) {
+        /* Nothing of the last transfer stays pointed at: its buffers and its session's header
+         * list may be freed while the handle waits here. */
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, (char *)NULL);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)NULL);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)NULL);
+        curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)NULL);
+        if (st->headers) {
+            curl_easy_setopt(e, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+            st->headers = NULL;
+        }
         m->pool[m->npool].e = e;
         m->pool[m->npool].st = *st;
         m->npool++;

@@ -537,6 +537,41 @@ describe("eternaltwin.core http", function()
       mu:close()
     end)
 
+    it("outlives the sessions whose handles it pools (another session reuses them, reset)", function()
+      local mu = core.multi()
+      local function run(s, path)
+        local x = mu:add(s, "GET", base .. path, nil, nil, nil)
+        local deadline = now() + 10
+        repeat
+          mu:perform()
+          if #mu:finished() > 0 then break end
+          mu:poll(0.05)
+        until now() > deadline
+        return x:result()
+      end
+      local a = core.session({ user_agent = "first/1" })
+      for _ = 1, 3 do assert.equal(200, (run(a, "/_mock/echo"))) end
+      a:close()
+      collectgarbage()
+      collectgarbage()
+      local b = core.session({ user_agent = "second/2" })
+      local st, _, body = run(b, "/_mock/echo")
+      assert.equal(200, st)
+      assert.equal("second/2", decode(body).headers["user-agent"])
+      -- A transfer in flight keeps its session's options after the session is closed.
+      local x = mu:add(b, "GET", base .. "/_mock/delay?ms=100", nil, nil, nil)
+      b:close()
+      collectgarbage()
+      local deadline = now() + 10
+      repeat
+        mu:perform()
+        if #mu:finished() > 0 then break end
+        mu:poll(0.05)
+      until now() > deadline
+      assert.equal(200, (x:result()))
+      mu:close()
+    end)
+
     it("cancels a transfer", function()
       local mu = core.multi()
       local x = mu:add(session, "GET", base .. "/_mock/delay?ms=5000", nil, nil, nil)
