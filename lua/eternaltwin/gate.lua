@@ -136,6 +136,9 @@ function M.new(opts)
     ticket_audience = audience,
     ticket_ttl = ticket_ttl,
     _keys = keys,
+    _cookie_var = "cookie_" .. cookie_name,
+    _seen = {},
+    _seen_count = 0,
   }, Gate)
 end
 
@@ -239,16 +242,40 @@ end
 ------------------------------------------------------------------------------------------------
 -- Session
 
--- The session's user from the cookie, or nil. Needs no cosocket.
-function Gate:user()
-  local value = ngx.var["cookie_" .. self.cookie_name]
-  local user
-  if value then
+-- Session cookies already verified by this worker: value -> { id, name, exp }. A value's validity
+-- depends only on the secrets, fixed for the gate's life, so a hit skips the base64, the HMAC and
+-- the JSON; the expiry is still checked on every request. Only good values are kept; emptied when
+-- full (bounded memory).
+local SEEN_MAX = 2048
+
+local function session_of(self, value)
+  local seen = self._seen
+  local s = seen[value]
+  if s == nil then
     local payload = verified(self, SESSION_TAG, value)
     local t = payload and json_decode(payload)
-    if type(t) == "table" and type(t.id) == "string" and type(t.name) == "string"
-       and type(t.exp) == "number" and t.exp >= ngx.time() then
-      user = { id = t.id, display_name = t.name, expires = t.exp }
+    if type(t) ~= "table" or type(t.id) ~= "string" or type(t.name) ~= "string" or type(t.exp) ~= "number" then
+      return nil      -- not remembered: bad values cost their check each time, and no memory
+    end
+    s = { t.id, t.name, t.exp }
+    if self._seen_count >= SEEN_MAX then
+      seen = {}
+      self._seen, self._seen_count = seen, 0
+    end
+    seen[value] = s
+    self._seen_count = self._seen_count + 1
+  end
+  return s
+end
+
+-- The session's user from the cookie, or nil. Needs no cosocket.
+function Gate:user()
+  local value = ngx.var[self._cookie_var]
+  local user
+  if value then
+    local s = session_of(self, value)
+    if s and s[3] >= ngx.time() then
+      user = { id = s[1], display_name = s[2], expires = s[3] }
     end
   end
   ngx.ctx.eternaltwin_user = user

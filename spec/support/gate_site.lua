@@ -27,7 +27,8 @@ end
 local function hex(n) return core.random_hex(n) end
 
 --- Starts the demo site. opts: `workers` (2), `include` (a file of extra server directives),
---- `env` (extra environment variables). Raises with the output when it does not come up.
+--- `env` (extra environment variables), `command_prefix` (such as "taskset -c 1 "). Raises with the
+--- output when it does not come up.
 function M.start(opts)
   opts = opts or {}
   local out, err, pidfile = os.tmpname(), os.tmpname(), os.tmpname()
@@ -39,7 +40,8 @@ function M.start(opts)
   local assigns = {}
   for k, v in pairs(env) do assigns[#assigns + 1] = k .. "=" .. q(v) end
   local self_pid = (read_file("/proc/self/stat") or ""):match("^(%d+)")
-  local cmd = table.concat(assigns, " ") .. " sh -c 'echo $$ > " .. pidfile .. "; exec \"$0\" \"$@\"' "
+  local cmd = table.concat(assigns, " ") .. " " .. (opts.command_prefix or "")
+    .. "sh -c 'echo $$ > " .. pidfile .. "; exec \"$0\" \"$@\"' "
     .. q(root() .. "/examples/openresty/run") .. " --workers " .. (opts.workers or 2)
     .. (opts.include and " --include " .. q(opts.include) or "")
     .. (self_pid and " --watch-pid " .. self_pid or "")
