@@ -326,6 +326,16 @@ describe("eternaltwin.gate in nginx", function()
       assert.are.equal(200, (b:get(site.url .. "private")))
     end)
 
+    it("is refused once expired, even after the worker has seen it valid", function()
+      local b = gate_site.browser()
+      local exp = os.time() + 1
+      b.jar["eternaltwin_session|/"] = { name = "eternaltwin_session", path = "/",
+        value = signed(site.session_secret, core.json_encode({ id = ALICE_ID, name = "Soon", exp = exp })) }
+      for _ = 1, 4 do assert.are.equal(200, (b:get(site.url .. "private"))) end   -- both workers, likely
+      while os.time() <= exp do os.execute("sleep 0.1") end
+      for _ = 1, 4 do assert.are.equal(302, (b:get(site.url .. "private"))) end
+    end)
+
     it("signed with the previous secret is still accepted (rotation)", function()
       local b = gate_site.browser()
       b.jar["eternaltwin_session|/"] = { name = "eternaltwin_session", path = "/",
