@@ -60,6 +60,7 @@ M._local_path = local_path
 
 ------------------------------------------------------------------------------------------------
 -- Construction
+-- @section construction
 
 --- `gate.new{ client, session_secret, shared_dict [, cookie_name] [, session_ttl] [, state_ttl]
 -- [, secure] [, after_logout] [, ticket_audience] [, ticket_ttl] }`. Raises on a mistake.
@@ -148,6 +149,7 @@ end
 
 ------------------------------------------------------------------------------------------------
 -- Signed values: b64url(payload) "." b64url(HMAC-SHA256(tag .. extra .. payload))
+-- @section internals
 
 local function sign(self, tag, payload)
   local sig = assert(self._keys[1]:sign(tag .. payload))
@@ -241,6 +243,7 @@ end
 
 ------------------------------------------------------------------------------------------------
 -- Session
+-- @section session
 
 -- Session cookies already verified by this worker: value -> { id, name, exp }. A value's validity
 -- depends only on the secrets, fixed for the gate's life, so a hit skips the base64, the HMAC and
