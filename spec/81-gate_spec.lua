@@ -13,8 +13,28 @@ local SESSION_TAG = "eternaltwin-gate session v1\0"
 describe("eternaltwin.gate in nginx", function()
   local site, spec_client
 
+  local tls_dir, tls_port
+
   setup(function()
-    site = gate_site.start{ workers = 2, include = gate_site.root() .. "/spec/support/gate-site.conf" }
+    -- The site also listens with TLS (a certificate made here), for the Secure attribute.
+    tls_dir = os.tmpname()
+    os.remove(tls_dir)
+    assert(os.execute("mkdir -p " .. tls_dir .. " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1"
+      .. " -nodes -days 2 -keyout " .. tls_dir .. "/key.pem -out " .. tls_dir .. "/cert.pem -subj /CN=localhost"
+      .. " -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1"))
+    local include = tls_dir .. "/site.conf"
+    math.randomseed(os.time())
+    for attempt = 1, 5 do
+      tls_port = 20000 + math.random(0, 11999)
+      local f = assert(io.open(include, "w"))
+      f:write(("include %q;\nlisten 127.0.0.1:%d ssl;\nssl_certificate %q;\nssl_certificate_key %q;\n"):format(
+        gate_site.root() .. "/spec/support/gate-site.conf", tls_port, tls_dir .. "/cert.pem", tls_dir .. "/key.pem"))
+      f:close()
+      local ok, err = pcall(gate_site.start, { workers = 2, include = include })
+      if ok then site = err break end
+      local taken = tostring(err):find("Address already in use", 1, true) or tostring(err):find("no free port", 1, true)
+      if attempt == 5 or not taken then error(err) end
+    end
     -- The site's client, as the spec can rebuild it (same state key and Eternaltwin URL): to forge states.
     spec_client = eternaltwin.new{ client_id = "site@clients", client_secret = "unused",
       redirect_uri = site.url .. "oauth/callback", state_key = keys.HS256Key(site.state_secret), url = site.mock }
@@ -24,6 +44,7 @@ describe("eternaltwin.gate in nginx", function()
     if site then
       local log = gate_site.error_log(site)
       site:stop()
+      os.execute("rm -rf " .. tls_dir)
       -- No Lua error anywhere in the run (the one [error] line is the fail-closed test's).
       assert.is_nil(log:find("runtime error", 1, true), log)
       assert.is_nil(log:find("%[alert%]") or log:find("%[crit%]") or log:find("%[emerg%]"), log)
@@ -79,6 +100,32 @@ describe("eternaltwin.gate in nginx", function()
     return core.b64url_encode(payload) .. "." .. core.b64url_encode(sig)
   end
 
+  describe("new()", function()
+    it("raises on each mistake, naming it", function()
+      local status, _, body = gate_site.browser():get(site.url .. "_test/new-errors")
+      assert.are.equal(200, status)
+      local got = core.json_decode(body)
+      local want = {
+        short_secret = "'session_secret' #1: at least 32 bytes expected",
+        short_in_list = "'session_secret' #2: at least 32 bytes expected",
+        empty_list = "'session_secret': string or list of strings expected",
+        no_dict = "'shared_dict': no lua_shared_dict named 'nope'",
+        no_client = "'client': an eternaltwin client expected",
+        bad_cookie = "'cookie_name': letters, digits and '_' expected",
+        offsite_logout = "'after_logout': a path of this site expected",
+        absolute_logout = "'after_logout': a path of this site expected",
+        bad_ttl = "'session_ttl': whole seconds from 1 to 34560000 expected",
+        bad_secure = "'secure': boolean or nil expected",
+        unknown = "unknown option 'sesion_ttl'",
+      }
+      for name, msg in pairs(want) do
+        assert.truthy(got[name]:find("bad argument to 'gate.new' (" .. msg, 1, true), name .. ": " .. got[name])
+      end
+      assert.are.equal("<eternaltwin.Gate site@clients eternaltwin_session>", got.good)
+      assert.is_nil(body:find(("s"):rep(32), 1, true))       -- no secret in any message
+    end)
+  end)
+
   describe("protect()", function()
     it("sends a GET without session to Eternaltwin, binding the state to the browser by a cookie", function()
       local b = gate_site.browser()
@@ -110,6 +157,18 @@ describe("eternaltwin.gate in nginx", function()
         expect_page(401, "Sign in first", status, h, body)
         assert.are.equal(0, #set)
       end
+    end)
+
+    it("marks its cookies Secure over https (secure = nil: from the scheme)", function()
+      local b = gate_site.browser(tls_dir .. "/cert.pem")
+      local status, _, _, set = b:get(("https://127.0.0.1:%d/private"):format(tls_port))
+      assert.are.equal(302, status)
+      assert.is_true(set[1].attrs.secure)
+      assert.is_true(set[1].attrs.httponly)
+      status, _, _, set = b:get(("https://127.0.0.1:%d/logout"):format(tls_port))
+      assert.are.equal(302, status)
+      assert.are.equal("eternaltwin_session", set[1].name)
+      assert.is_true(set[1].attrs.secure)
     end)
 
     it("does not trust X-Forwarded-Proto for Secure", function()

@@ -5,7 +5,7 @@
 --
 --   local site = require("spec.support.gate_site").start{ workers = 2, include = "spec/support/gate-site.conf" }
 --   site.url, site.mock, site.prefix, site.session_secret, site.state_secret; site:stop()
---   local b = site.browser()      -- b:get(url [, headers]) -> status, headers, body; b.jar
+--   local b = site.browser([ca_file])   -- b:get(url [, headers]) -> status, headers, body; b.jar
 local core = require("eternaltwin.core")
 local mock = require("spec.support.mock")
 local M = {}
@@ -13,9 +13,12 @@ local M = {}
 local STARTUP_TIMEOUT = 40     -- seconds: includes `make LUA=luajit` on a fresh tree
 local q, read_file = mock.shell_quote, mock.read_file
 
+-- The repository root, absolute (nginx resolves relative paths against its prefix).
 local function root()
   local src = debug.getinfo(1, "S").source
-  return src:match("^@(.*)/spec/support/[^/]*$") or "."
+  local dir = src:match("^@(.*)/spec/support/[^/]*$") or "."
+  if dir:sub(1, 1) ~= "/" then dir = (os.getenv("PWD") or ".") .. "/" .. dir:gsub("^%./", ""):gsub("^%.$", "") end
+  return (dir:gsub("/%.?$", ""))
 end
 M.root = root
 
@@ -92,8 +95,8 @@ end
 local Browser = {}
 Browser.__index = Browser
 
-function M.browser()
-  return setmetatable({ jar = {}, http = core.session({ timeout = 15 }) }, Browser)
+function M.browser(ca_file)
+  return setmetatable({ jar = {}, http = core.session({ timeout = 15, ca_file = ca_file }) }, Browser)
 end
 
 -- Parses one Set-Cookie line into { name, value, attrs = { lower-case name = value or true } }.
