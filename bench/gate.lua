@@ -109,6 +109,14 @@ local ok, err = pcall(function()
   assert(non == 0, ("%d of %d callbacks were refused or the prepared ones ran out"):format(non, total))
   local done_ok, cb_rate = total, rps
 
+  -- GATE:user() alone, in a loop (median of 5).
+  local loops = {}
+  for i = 1, 5 do
+    local s, _, body = http:request("GET", site.url .. "bench/user-loop", { "Cookie: " .. session })
+    assert(s == 200, body)
+    loops[i] = tonumber(body)
+  end
+
   -- 3. The store.
   local store = {}
   for _, case in ipairs({ { "empty", 0 }, { "half full", 15000 }, { "full (fails closed)", 1e9 } }) do
@@ -141,6 +149,9 @@ local ok, err = pcall(function()
     row("an empty access_by_lua_block alone (`/bench/noop-access`)", "noop-access"),
     row("GATE:protect() in content_by_lua + valid cookie (`/bench/gated-content`)", "gated-content"),
     ("| gate callbacks (code exchange + auth/self at the mock) | %.0f | | | | |"):format(cb_rate),
+    "",
+    ("GATE:user() on a valid session cookie, in a loop inside one request: %.2f us per call (median of 5)."):format(
+      median(loops)),
     "",
     "| shared replay store (20,000 checks) | live entries | us per check | stored | failed closed |",
     "| --- | ---: | ---: | ---: | ---: |",
