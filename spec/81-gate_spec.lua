@@ -10,6 +10,25 @@ local gate_site = require("spec.support.gate_site")
 local ALICE_ID = "c5020923-b4b2-51a5-8a1d-ee5a10de03a3"   -- mock/seed.toml's alice (UUIDv5 of her name)
 local SESSION_TAG = "eternaltwin-gate session v1\0"
 
+describe("eternaltwin.gate outside nginx", function()
+  local gate = require("eternaltwin.gate")
+
+  it("refuses to start without nginx's API", function()
+    assert.has_error(function() gate.new({}) end,
+      "eternaltwin.gate runs inside nginx's Lua module (ngx is not available)")
+  end)
+
+  it("goes back only to a path of this site", function()
+    for _, ok in ipairs({ "/", "/private", "/a/b?c=d&e=%2F%2F", "/p/\\x", "/" .. ("a"):rep(1023) }) do
+      assert.is_true(gate._local_path(ok), ok)
+    end
+    for _, bad in ipairs({ "", "//evil.example/", "/\\evil.example/", "https://evil.example/", "evil",
+                           "/a b", "/a\r\nSet-Cookie: x=y", "/a\0", "/" .. ("a"):rep(1024), 42 }) do
+      assert.is_false(gate._local_path(bad), tostring(bad))
+    end
+  end)
+end)
+
 describe("eternaltwin.gate in nginx", function()
   local site, spec_client
 
