@@ -1,7 +1,7 @@
 -- SPDX-License-Identifier: MIT
 -- One end-to-end sign-in through eternaltwin.gate in a real headless Chromium (selenium, driven by
 -- spec/support/browser_signin.py): from a protected page through the mock's login form and back to
--- that page; then a replayed callback is refused and logout works. nginx runs the LuaJIT build
+-- that page; then a replayed callback is refused (without and with its binding cookie) and logout works. nginx runs the LuaJIT build
 -- whatever Lua runs busted, so this runs once per CI, under Lua 5.4 (`make test`'s default).
 local core = require("eternaltwin.core")
 local gate_site = require("spec.support.gate_site")
@@ -33,10 +33,15 @@ describe("a browser signing in through the gate", function()
     assert.are.same({ httpOnly = true, sameSite = "Lax", secure = false, path = "/" }, seen.session_cookie)
     assert.is_true(seen.session_has_expiry)
     assert.are.equal(1, seen.callbacks)
-    -- The same callback again: a 403 page (its binding cookie is gone, and its state used up).
+    -- The binding cookie the redirect set, then cleared by the callback.
+    assert.are.same({ httpOnly = true, sameSite = "Lax", path = "/oauth/callback" }, seen.binding_cookie)
+    assert.is_false(seen.binding_left)
+    -- The same callback again: a 403 page, since its binding cookie is gone; and with that cookie put
+    -- back, a 403 again, since the state is used up.
     assert.are.equal("403 Forbidden", seen.replay_title)
-    assert.truthy(seen.replay_reason:find("not started in this browser", 1, true)
-      or seen.replay_reason:find("already used", 1, true), seen.replay_reason)
+    assert.are.equal("This sign-in was not started in this browser.", seen.replay_reason)
+    assert.are.equal("403 Forbidden", seen.replay2_title)
+    assert.are.equal("This sign-in link was already used.", seen.replay2_reason)
     -- Still signed in after the refused replay; then the sign-out button clears the session.
     assert.are.equal("Alice", seen.home_before_logout)
     assert.are.equal("Not signed in", seen.home_after_logout)

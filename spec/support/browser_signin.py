@@ -6,7 +6,7 @@ chromium-driver and python3-selenium), driven by spec/82-browser_spec.lua.
     /usr/bin/python3 spec/support/browser_signin.py SITE_URL MOCK_URL
 
 From a protected page through the mock's login form and back to the page; then a replayed callback
-is refused and logout works. Prints one JSON object of what it saw (the spec asserts on it); exits 0
+is refused (without and with its binding cookie) and logout works. Prints one JSON object of what it saw (the spec asserts on it); exits 0
 unless the browser itself could not be driven.
 """
 import json
@@ -44,6 +44,11 @@ def main():
         # Not signed in: the gate sent us to Eternaltwin, which asks for a login.
         wait.until(lambda d: d.current_url.startswith(mock + "login"))
         seen["login_page"] = driver.current_url.split("?")[0]
+        # The binding cookie the gate set with its redirect (HttpOnly, Path=/oauth/callback): kept,
+        # to replay the callback with it later.
+        binding = [c for c in driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"]
+                   if c["name"].startswith("eternaltwin_session_st_")]
+        seen["binding_cookie"] = {k: binding[0].get(k) for k in ("httpOnly", "sameSite", "path")} if binding else None
         driver.find_element(By.NAME, "login").send_keys("alice")
         driver.find_element(By.NAME, "password").send_keys("alice-password")
         driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
@@ -64,10 +69,19 @@ def main():
                 if url.startswith(site + "oauth/callback?") and url not in callbacks:
                     callbacks.append(url)
         seen["callbacks"] = len(callbacks)
-        # Replayed in the same browser: refused with a 4xx page.
+        # Replayed in the same browser: refused with a 4xx page (the callback cleared its cookie)...
+        seen["binding_left"] = any(c["name"].startswith("eternaltwin_session_st_")
+                                   for c in driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"])
         driver.get(callbacks[0])
         seen["replay_title"] = driver.title
         seen["replay_reason"] = driver.find_element(By.TAG_NAME, "p").text
+        # ...and again with the binding cookie put back: the state is used up.
+        c = binding[0]
+        driver.execute_cdp_cmd("Network.setCookie", {"name": c["name"], "value": c["value"], "url": site,
+                                                     "path": c["path"], "httpOnly": True, "sameSite": "Lax"})
+        driver.get(callbacks[0])
+        seen["replay2_title"] = driver.title
+        seen["replay2_reason"] = driver.find_element(By.TAG_NAME, "p").text
         # Still signed in; then sign out with the home page's button (a POST).
         driver.get(site)
         seen["home_before_logout"] = driver.find_element(By.ID, "who").text
