@@ -1,8 +1,9 @@
 -- SPDX-License-Identifier: MIT
 -- One end-to-end sign-in through eternaltwin.gate in a real headless Chromium (selenium, driven by
 -- spec/support/browser_signin.py): from a protected page through the mock's login form and back to
--- that page; then a replayed callback is refused (without and with its binding cookie) and logout works. nginx runs the LuaJIT build
--- whatever Lua runs busted, so this runs once per CI, under Lua 5.4 (`make test`'s default).
+-- that page; then a replayed callback is refused (without and with its binding cookie) and logout
+-- works. nginx runs the LuaJIT build whatever Lua runs busted, so this runs once per CI, under Lua 5.4
+-- (`make test`'s default).
 local core = require("eternaltwin.core")
 local gate_site = require("spec.support.gate_site")
 local mock = require("spec.support.mock")

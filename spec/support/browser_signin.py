@@ -6,8 +6,8 @@ chromium-driver and python3-selenium), driven by spec/82-browser_spec.lua.
     /usr/bin/python3 spec/support/browser_signin.py SITE_URL MOCK_URL
 
 From a protected page through the mock's login form and back to the page; then a replayed callback
-is refused (without and with its binding cookie) and logout works. Prints one JSON object of what it saw (the spec asserts on it); exits 0
-unless the browser itself could not be driven.
+is refused (without and with its binding cookie) and logout works. Prints one JSON object of what it
+saw (the spec asserts on it); exits 0 unless the browser itself could not be driven.
 """
 import json
 import shutil
