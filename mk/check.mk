@@ -25,7 +25,7 @@ VALGRIND      = valgrind --quiet --error-exitcode=97 --leak-check=full --errors-
 CORE_SPECS    = spec/01-util_spec.lua spec/02-json_spec.lua spec/03-core_keys_spec.lua \
                 spec/10-core_http_spec.lua
 
-.PHONY: deps-check check check-asan-build check-asan check-valgrind fuzz fuzz-ci fuzz-build
+.PHONY: deps-check check check-asan-compat check-asan-build check-asan check-valgrind fuzz fuzz-ci fuzz-build
 
 deps-check:
 	@sh tools/deps.sh check
@@ -57,8 +57,17 @@ check-valgrind: deps-check all $(C_TEST_BIN)
 	    $(VALGRIND) --suppressions=$(CURDIR)/tools/valgrind.supp \
 	    $(LUA) $$(command -v busted) -o utfTerminal $(CORE_SPECS)
 
-check: check-asan check-valgrind
-	@echo "check: ASan+UBSan suite and valgrind passed"
+# The compatibility paths of csrc/et_compat.h that only 5.1 and 5.2 take (boxed user values, the
+# sized result buffer, strict integer checks): the core, client and poller specs under ASan+UBSan on
+# a 5.1 and a 5.2 build too.
+COMPAT_SPECS = $(CORE_SPECS) spec/2*_spec.lua spec/30-poller_spec.lua
+check-asan-compat:
+	@for v in lua5.1 lua5.2; do \
+	  $(MAKE) --no-print-directory LUA=$$v check-asan ASAN_BUILD=$(ASAN_BUILD)/$$v CHECK_SPECS="$(COMPAT_SPECS)" || exit 1; \
+	done
+
+check: check-asan check-asan-compat check-valgrind
+	@echo "check: ASan+UBSan suite (5.4, and 5.1/5.2 over the compat paths) and valgrind passed"
 
 # ---- libFuzzer ---------------------------------------------------------------------------------
 
