@@ -28,6 +28,11 @@ function Error:is(kind) return self.kind == kind end
 
 Error.__eq = function(a, b) return a.kind == b.kind and a.message == b.message end
 
+-- `"failed: " .. err` and `err .. "!"` concatenate the message, as `tostring` gives it.
+function Error.__concat(a, b)
+  return (getmetatable(a) == Error and a.message or a) .. (getmetatable(b) == Error and b.message or b)
+end
+
 local helpers = {}
 
 --- Builds an error object. `fields` (optional) are copied in.
@@ -65,4 +70,7 @@ for i, k in ipairs(KINDS) do
   helpers.kinds[i] = k
 end
 
-return setmetatable(M, { __index = helpers })
+-- `print(eternaltwin.errors)` lists the kinds.
+return setmetatable(M, { __index = helpers, __tostring = function()
+  return "<eternaltwin.errors " .. table.concat(helpers.kinds, ", ") .. ">"
+end })

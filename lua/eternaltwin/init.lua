@@ -37,6 +37,17 @@ local function typename(v)
   return v == core.null and "null" or type(v)
 end
 
+local Client = {}
+
+-- `client.get(...)` (a dot for a colon) passes no client as `self`: say how to call it instead of
+-- failing further in with "attempt to index a nil value" or a wrong argument count.
+local function check_client(self, name)
+  if getmetatable(self) ~= Client then
+    error(format("bad self to '%s' (client expected, got %s: call it as client:%s(...), with a colon)",
+      name, typename(self), name), 3)
+  end
+end
+
 ------------------------------------------------------------------------------------------------
 -- Encoding helpers
 -- Standard base64 (for Basic auth), from the C base64url.
@@ -95,16 +106,35 @@ local Token = {}
 Token.__index = Token
 Token.__name = "eternaltwin.Token"
 
+-- Shows both clocks: `expires in` counts to `expiration` (the server's expiry less the 60 s margin
+-- that has_expired uses, as in Python); `server` counts to the server's own expiry.
 function Token.__tostring(t)
-  local left = t.expiration - os.time()
-  return format("<Token %s %s%s>", t.token_type,
-    left > 0 and format("expires in %d s", left) or "expired",
-    t.refresh_token and ", refreshable" or "")
+  local now = os.time()
+  local left, real = t.expiration - now, (t.server_expiration or t.expiration + 60) - now
+  local state
+  if left > 0 then
+    state = format("expires in %d s (server: %d s)", left, real)
+  elseif real > 0 then
+    state = format("expired (60 s margin; the server accepts it %d s more)", real)
+  else
+    state = "expired"
+  end
+  return format("<Token %s %s%s>", t.token_type, state, t.refresh_token and ", refreshable" or "")
 end
 
---- Whether the token has expired (60 s before the server's expiry, as in Python).
+--- Whether the token has expired, counting a 60 s safety margin as Python does: true from 60 s
+-- before the server's expiry (`token.expiration`), so a call started now does not race it. The
+-- server's own expiry is `token.server_expiration`; `token:seconds_left()` counts down to it.
+-- @treturn boolean
 function Token:has_expired()
   return os.time() >= self.expiration
+end
+
+--- Seconds until the server's own expiry (`server_expiration`; 0 once passed), margin not counted.
+-- @treturn integer
+function Token:seconds_left()
+  local left = self.server_expiration - os.time()
+  return left > 0 and left or 0
 end
 
 local function check_token_fields(t)
@@ -117,14 +147,14 @@ local function check_token_fields(t)
 end
 
 local function make_token(t)
-  local exp = os.time() + t.expires_in - 60
-  if math_type(exp) ~= "integer" then exp = math.floor(exp) end
+  local server = math.floor(os.time() + t.expires_in)
   return setmetatable({
     access_token = t.access_token,
     refresh_token = t.refresh_token ~= core.null and t.refresh_token or nil,
     token_type = t.token_type,
     expires_in = t.expires_in,
-    expiration = exp,
+    expiration = server - 60,
+    server_expiration = server,
   }, Token)
 end
 
@@ -183,7 +213,6 @@ end
 -- Client
 -- @section Client
 
-local Client = {}
 Client.__index = Client
 Client.__name = "eternaltwin.Client"
 
@@ -314,6 +343,7 @@ end
 
 --- Frees the client's connections now (they are also freed when the client is collected).
 function Client:close()
+  check_client(self, "close")
   local s = secrets[self]
   if s and s.session then s.session:close(); s.session = nil end
 end
@@ -321,6 +351,7 @@ Client.__close = Client.close
 
 --- Resolves an endpoint under the base URL; an absolute http(s) URL is used as is.
 function Client:resolve(endpoint)
+  check_client(self, "resolve")
   if endpoint:match("^[hH][tT][tT][pP][sS]?://") then return endpoint end
   return self.url .. endpoint:gsub("^/+", "")
 end
@@ -337,6 +368,7 @@ local resolved = setmetatable({}, { __mode = "k" })
 
 --- The URL to send the player's browser to, with the same query as Python's client.
 function Client:authorization_url(state, scope)
+  check_client(self, "authorization_url")
   if type(state) ~= "string" then argfail("authorization_url", "state string expected, got " .. typename(state)) end
   if scope ~= nil and type(scope) ~= "string" then argfail("authorization_url", "scope string expected") end
   return self:resolve("oauth/authorize") .. "?" .. form_encode("authorization_url", {
@@ -348,6 +380,7 @@ end
 --- A new signed state: `generate_state([expiration=600 [, nonce]])`.
 -- @return the JWT, or `nil, err` (KeyError) when the key cannot sign
 function Client:generate_state(expiration, nonce)
+  check_client(self, "generate_state")
   if expiration ~= nil and (type(expiration) ~= "number" or expiration ~= expiration) then
     argfail("generate_state", "expiration: number of seconds expected")
   end
@@ -436,6 +469,7 @@ end
 -- state seen before.
 -- @return the claims, or `nil, err` of kind InvalidStateError (`err.state`: claims when signed)
 function Client:validate_state(state, expected, opts)
+  check_client(self, "validate_state")
   if state == nil then return invalid("invalid state: no state given") end
   if type(state) ~= "string" then argfail("validate_state", "state string expected, got " .. typename(state)) end
   if expected ~= nil and type(expected) ~= "string" then
@@ -612,56 +646,70 @@ function Client:_send(method, url, headers, body, flags, raise_on_error, may_ret
   end
 end
 
---- `request(method, endpoint [, opts])`: opts `params`, `headers`, `json`, `data`, `token`,
--- `raise_on_error` (default true). A Response, or `nil, err`.
-function Client:request(method, endpoint, opts)
+-- The body of request, get and post, tail-called so that argument errors point at the caller and
+-- name the function called (`fname`).
+local function request(self, fname, method, endpoint, opts)
   if not UPPER_METHODS[method] then
-    if type(method) ~= "string" or not method:match("^%a+$") then argfail("request", "method name expected") end
+    if type(method) ~= "string" or not method:match("^%a+$") then argfail(fname, "method name expected") end
     method = method:upper()
   end
-  if type(endpoint) ~= "string" then argfail("request", "endpoint string expected, got " .. typename(endpoint)) end
+  if type(endpoint) ~= "string" then argfail(fname, "endpoint string expected, got " .. typename(endpoint)) end
   opts = opts or NO_OPTIONS
-  if type(opts) ~= "table" then argfail("request", "options table expected") end
+  if type(opts) ~= "table" then argfail(fname, "options table expected") end
   for k in pairs(opts) do
-    if not REQUEST_OPTIONS[k] then argfail("request", format("unknown option '%s'", tostring(k))) end
+    if not REQUEST_OPTIONS[k] then argfail(fname, format("unknown option '%s'", tostring(k))) end
   end
   local cache = resolved[self]
   if cache and cache[0] ~= self.url then cache = nil end      -- the base URL was changed
   local url = cache and cache[endpoint]
   if not url then
     url = self:resolve(endpoint)
-    if endpoint:find("[%s%z]") then argfail("request", "endpoint has spaces or control characters") end
+    if endpoint:find("[%s%z]") then argfail(fname, "endpoint has spaces or control characters") end
     if not cache or cache[1] >= RESOLVED_MAX then cache = { [0] = self.url, [1] = 0 }; resolved[self] = cache end
     cache[endpoint], cache[1] = url, cache[1] + 1
   end
   if opts.params ~= nil then
-    if type(opts.params) ~= "table" then argfail("request", "'params': table expected") end
-    local q = form_encode("request", opts.params)
+    if type(opts.params) ~= "table" then argfail(fname, "'params': table expected") end
+    local q = form_encode(fname, opts.params)
     if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
   end
   local body, ctype
-  if opts.json ~= nil and opts.data ~= nil then argfail("request", "give 'json' or 'data', not both") end
+  if opts.json ~= nil and opts.data ~= nil then argfail(fname, "give 'json' or 'data', not both") end
   if opts.json ~= nil then
     local msg
     body, msg = core.json_encode(opts.json)
-    if not body then argfail("request", "'json': " .. msg) end
+    if not body then argfail(fname, "'json': " .. msg) end
     ctype = "application/json"
   elseif opts.data ~= nil then
     if type(opts.data) == "string" then body = opts.data
     elseif type(opts.data) == "table" then
-      body, ctype = form_encode("request", opts.data), "application/x-www-form-urlencoded"
-    else argfail("request", "'data': string or table expected") end
+      body, ctype = form_encode(fname, opts.data), "application/x-www-form-urlencoded"
+    else argfail(fname, "'data': string or table expected") end
   end
-  local headers = build_headers("request", opts.headers, opts.token, ctype)
+  local headers = build_headers(fname, opts.headers, opts.token, ctype)
   local raise = opts.raise_on_error
   if raise == nil then raise = true end
   return self:_send(method, url, headers, body, nil, raise, IDEMPOTENT[method])
 end
 
+--- `request(method, endpoint [, opts])`: opts `params`, `headers`, `json`, `data`, `token`,
+-- `raise_on_error` (default true). A Response, or `nil, err`.
+function Client:request(method, endpoint, opts)
+  check_client(self, "request")
+  return request(self, "request", method, endpoint, opts)
+end
+
 --- GET an endpoint (see `request`).
-function Client:get(endpoint, opts) return self:request("GET", endpoint, opts) end
+function Client:get(endpoint, opts)
+  check_client(self, "get")
+  return request(self, "get", "GET", endpoint, opts)
+end
+
 --- POST to an endpoint (see `request`).
-function Client:post(endpoint, opts) return self:request("POST", endpoint, opts) end
+function Client:post(endpoint, opts)
+  check_client(self, "post")
+  return request(self, "post", "POST", endpoint, opts)
+end
 
 -- POSTs a grant to /oauth/token on a fresh connection, exactly once, and builds the Token.
 function Client:_grant(body)
@@ -684,12 +732,14 @@ end
 
 --- Exchanges an authorization code for a Token (sent once, never retried).
 function Client:token(code)
+  check_client(self, "token")
   if type(code) ~= "string" or code == "" then argfail("token", "authorization code string expected") end
   return self:_grant({ grant_type = "authorization_code", code = code })
 end
 
 --- Exchanges a refresh token (or a Token holding one) for a new Token, where the server allows it.
 function Client:refresh(token)
+  check_client(self, "refresh")
   local rt = token
   if type(token) == "table" then rt = token.refresh_token end
   if type(rt) ~= "string" or rt == "" then

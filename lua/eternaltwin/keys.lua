@@ -154,6 +154,13 @@ end
 
 --- `KeyRing{ newest, older... }`: signs with the first key (its `kid` in the header) and accepts a
 -- token from any of them: by `kid` when the header has one, else by trying each.
+-- Every key needs a `kid` (the last argument of its constructor); a key without one raises.
+--
+--     local ring = keys.KeyRing{
+--       keys.HS256Key(os.getenv("STATE_KEY"), { kid = "2026-12" }),      -- signs new states
+--       keys.HS256Key(os.getenv("OLD_STATE_KEY"), { kid = "2026-06" }),  -- still accepted
+--     }
+--     local client = eternaltwin.new(client_id, secret, redirect_uri, ring, { url = url })
 function M.KeyRing(list)
   if type(list) ~= "table" or #list == 0 then argerror("KeyRing", 1, "non-empty array of keys expected") end
   local ring = { keys = {}, by_kid = {} }
@@ -161,7 +168,8 @@ function M.KeyRing(list)
     local k = list[i]
     if not M.is_key(k) then argerror("KeyRing", 1, format("element %d is not a key", i)) end
     if type(k.kid) ~= "string" or k.kid == "" then
-      argerror("KeyRing", 1, format("key %d has no kid", i))
+      argerror("KeyRing", 1, format("key %d has no kid: a KeyRing finds keys by kid, so give each one, " ..
+        "e.g. keys.HS256Key(secret, { kid = \"2026-12\" })", i))
     end
     if ring.by_kid[k.kid] then argerror("KeyRing", 1, format("duplicate kid '%s'", k.kid)) end
     ring.keys[i], ring.by_kid[k.kid] = k, k

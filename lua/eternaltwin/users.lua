@@ -15,6 +15,14 @@ end
 
 function Users.__tostring(u) return "<eternaltwin.Users " .. u.client.url .. ">" end
 
+-- `client.users.get(id)` (a dot for a colon) passes the id as `self`: say how to call it.
+local function check_self(self, name)
+  if getmetatable(self) ~= Users then
+    error(string.format("bad self to 'users:%s' (client.users expected, got %s: call it as " ..
+      "client.users:%s(...), with a colon)", name, type(self), name), 3)
+  end
+end
+
 local function check_token(fname, token)
   if token ~= nil and type(token) ~= "string" and type(token) ~= "table" then
     error(string.format("bad argument to '%s' (token: Token or access-token string expected, got %s)",
@@ -23,13 +31,17 @@ local function check_token(fname, token)
 end
 
 --- The caller's auth context: `GET /api/v1/auth/self` (with the token, the signed-in user).
+-- Without a token the server answers 200 for a Guest, `{"type":"Guest","scope":"Default"}`, with no
+-- `user` field: check `me.type` (`"AccessToken"` with a token) before reading `me.user`.
 function Users:me(token)
+  check_self(self, "me")
   check_token("users:me", token)
   return self.client:get("api/v1/auth/self", { token = token })
 end
 
 --- One user: `GET /api/v1/users/<id>`, the id percent-encoded as a path segment.
 function Users:get(user_id, token)
+  check_self(self, "get")
   if type(user_id) ~= "string" or user_id == "" then
     error("bad argument #1 to 'users:get' (user id string expected)", 2)
   end
@@ -39,6 +51,7 @@ end
 
 --- Searches users: `GET /api/v1/users?q=..&limit=..&offset=..` (limit 20, offset 0 by default).
 function Users:search(query, limit, offset, token)
+  check_self(self, "search")
   if query ~= nil and type(query) ~= "string" then error("bad argument #1 to 'users:search' (string expected)", 2) end
   if limit ~= nil and math.type(limit) ~= "integer" then
     error("bad argument #2 to 'users:search' (integer limit expected)", 2)
