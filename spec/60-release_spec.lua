@@ -122,3 +122,73 @@ describe("release", function()
     assert.are.equal(a, sum())
   end)
 end)
+
+describe("reference docs (make docs)", function()
+  -- LDoc (Debian's lua-ldoc) builds them; without it this part is pending.
+  local has_ldoc = os.execute("command -v ldoc >/dev/null 2>&1")
+  local run_it = (has_ldoc == true or has_ldoc == 0) and it or pending
+  local built = false
+  local function page(name)
+    if not built then
+      local p = io.popen("make -s docs 2>&1")
+      local out = p:read("*a")
+      p:close()
+      assert.truthy(out:find("docs: build/docs/index.html", 1, true), out)
+      built = true
+    end
+    local f = io.open("build/docs/" .. name .. ".html", "rb")
+    if not f then return nil end
+    local s = f:read("*a")
+    f:close()
+    return s
+  end
+  local PAGES = { "index", "modules/eternaltwin", "modules/eternaltwin.keys", "modules/eternaltwin.errors",
+                  "modules/eternaltwin.users", "modules/eternaltwin.poller", "modules/eternaltwin.connections",
+                  "classes/User" }
+
+  run_it("has every public module, and not the internal eternaltwin.runtime", function()
+    for _, name in ipairs(PAGES) do assert.is_string(page(name), name) end
+    assert.is_nil(page("modules/eternaltwin.runtime"))
+    assert.falsy(page("index"):find("eternaltwin.runtime", 1, true))
+  end)
+
+  run_it("describes every parameter, and leaves no stray backtick outside code", function()
+    for _, name in ipairs(PAGES) do
+      local html = page(name)
+      for param, body in html:gmatch('<li><span class="parameter">([^<]*)</span>(.-)</li>') do
+        local text = body:gsub('<span class="types">.-</span>', ""):gsub("%(<em>default</em>.-%)", "")
+          :gsub("%(<em>optional</em>%)", ""):gsub("<[^>]*>", "")
+        assert.truthy(text:find("%a"), name .. ": parameter '" .. param .. "' has no description")
+      end
+      local text = html:gsub("<pre.-</pre>", ""):gsub("<code>.-</code>", ""):gsub("<[^>]*>", "")
+      assert.falsy(text:find("`", 1, true), name .. ": " .. tostring(text:match("[^\n]*`[^\n]*")))
+    end
+  end)
+
+  run_it("shows User's functions with a dot and its method with a colon", function()
+    local html = page("classes/User")
+    for _, fn in ipairs({ "get", "search", "count", "from_token", "from_authorization_code",
+                          "start_authorization", "new", "from_data", "is_user" }) do
+      assert.truthy(html:find("<strong>User." .. fn .. "(", 1, true), fn)
+      assert.falsy(html:find("User:" .. fn .. "(", 1, true), fn)
+    end
+    assert.truthy(html:find("<strong>User:logout()</strong>", 1, true))
+  end)
+
+  run_it("lists every client option in the reference, and the index introduces the library", function()
+    local src = io.open("lua/eternaltwin/init.lua"):read("*a")
+    local types = src:match("local OPTION_TYPES = (%b{})")
+    local html = page("modules/eternaltwin")
+    local n = 0
+    for name in types:gmatch("([%a_]+) = \"") do
+      n = n + 1
+      assert.truthy(html:find('<li><span class="parameter">' .. name .. '</span>', 1, true), name)
+    end
+    assert.is_true(n >= 20)
+    local index = page("index")
+    assert.truthy(index:find("client:validate_state", 1, true))
+    assert.truthy(index:find("Where to start", 1, true))
+    -- The layout fixes are in the stylesheet (no clipped sidebar, tables within the column).
+    assert.truthy(io.open("build/docs/ldoc.css"):read("*a"):find("table-layout: fixed", 1, true))
+  end)
+end)

@@ -2,6 +2,13 @@
 --- Sign players in with Eternaltwin (OAuth 2.0) and call its API.
 -- The client, its Token and Response objects, state JWTs and the HTTP helpers. HTTP, JSON and
 -- cryptography run in C (`eternaltwin.core`: libcurl, cJSON, OpenSSL); this layer shapes the API.
+--
+-- Module fields: `_VERSION` (`"eternaltwin 0.1.0"`), `null` (JSON null, prints as
+-- `eternaltwin.null`), `errors` (`eternaltwin.errors`), `keys` (`eternaltwin.keys`), and, loaded on
+-- first use, `connections` (`eternaltwin.connections`) and `User` (`eternaltwin.User`).
+--
+-- Run-time failures return `nil, err` (an error object of `eternaltwin.errors`); argument mistakes
+-- raise. Methods take a colon: `client:get(...)`, `client.users:me(...)`.
 -- @module eternaltwin
 
 local core = require("eternaltwin.core")
@@ -99,7 +106,11 @@ local function form_encode(fname, t)
 end
 
 ------------------------------------------------------------------------------------------------
--- Token
+--- Token: what client:token and client:refresh give.
+-- Fields: `access_token`, `refresh_token` (or nil), `token_type` (`"Bearer"`), `expires_in` (seconds,
+-- as the server sent it), `server_expiration` (epoch seconds: the server's own expiry) and
+-- `expiration` (`server_expiration` less a 60 s margin, as in Python). `tostring(token)` shows both
+-- clocks and never the token itself.
 -- @section Token
 
 local Token = {}
@@ -158,7 +169,11 @@ local function make_token(t)
   }, Token)
 end
 
---- `eternaltwin.Token{ access_token=.., expires_in=.., token_type=.. [, refresh_token=..] }`.
+--- Builds a Token from its fields (for instance one kept in a session).
+-- `eternaltwin.Token{ access_token = "...", expires_in = 3600, token_type = "Bearer" }`
+-- @tparam table t `access_token` (string), `expires_in` (number of seconds from now), `token_type`
+-- (string), and optionally `refresh_token` (string); a missing or ill-typed field raises
+-- @treturn Token
 function M.Token(t)
   if type(t) ~= "table" then argfail("Token", "table expected, got " .. typename(t)) end
   local bad = check_token_fields(t)
@@ -166,10 +181,16 @@ function M.Token(t)
   return make_token(t)
 end
 
+--- Whether `v` is a Token.
+-- @param v any value
+-- @treturn boolean
 function M.is_token(v) return getmetatable(v) == Token end
 
 ------------------------------------------------------------------------------------------------
--- Response
+--- Response: what the HTTP calls and client.users give.
+-- Fields: `status_code` (integer), `url` (the final URL), `headers` (a plain table, lower-case
+-- names, repeated values joined with `", "`, `set-cookie` with a newline) and `content` (the body,
+-- a string). `tostring(res)` is `<Response [200]>`.
 -- @section Response
 
 local Response = {}
@@ -178,7 +199,8 @@ Response.__name = "eternaltwin.Response"
 
 function Response.__tostring(r) return format("<Response [%d]>", r.status_code) end
 
---- Decodes the body as JSON: the value, or `nil, err` of kind DecodeError.
+--- Decodes the body as JSON (null becomes `eternaltwin.null`).
+-- @return the decoded value (a table for an object or array), or `nil, err` of kind DecodeError
 function Response:json()
   local v, msg = core.json_decode(self.content)
   if v == nil then
@@ -190,6 +212,7 @@ function Response:json()
 end
 
 --- Whether the status is 2xx.
+-- @treturn boolean
 function Response:ok() return self.status_code >= 200 and self.status_code < 300 end
 
 local function request_error(method, res)
@@ -210,7 +233,10 @@ local function request_error(method, res)
 end
 
 ------------------------------------------------------------------------------------------------
--- Client
+--- Client: one Eternaltwin instance.
+-- Fields: `client_id`, `redirect_uri`, `state_key`, `url` (the base URL, ending with `/`), the
+-- options below, and `users` (the user endpoints, `eternaltwin.users`). The client secret is not a
+-- field, and `tostring(client)` is `<eternaltwin.Client ID URL>`.
 -- @section Client
 
 Client.__index = Client
@@ -279,8 +305,48 @@ local function normalise_url(o)
   return format("%s://%s%s%s", o.scheme, o.host, o.port and ":" .. tostring(o.port) or "", prefix)
 end
 
---- Creates a client: `new(client_id, client_secret, redirect_uri, state_key [, opts])` or `new(opts)`.
--- Options and defaults are in the README; a missing or ill-typed option raises an error naming it.
+--- Client options, given to `new` (as its last argument, or as its only table with the four
+-- first arguments inside). An unknown option, a missing required one, an ill-typed value, or both
+-- `url` and `host`, raises an error naming the option.
+-- @table options
+-- @tfield string client_id the OAuth client id, such as `"myapp@clients"` (required)
+-- @tfield string client_secret the OAuth client secret (required; never shown)
+-- @tfield string redirect_uri the app's callback URL (required)
+-- @tfield key state_key signs and checks states: a key of `eternaltwin.keys`, a KeyRing, or any
+-- table with `algorithm`, `encode` and `decode` (required)
+-- @tfield string url the base URL of the instance, `"https://eternaltwin.org/"` (or give `host`)
+-- @tfield string scheme with `host`: `"http"` (default) or `"https"`
+-- @tfield string host with `scheme`, `port`, `prefix`: the base URL in parts
+-- @tfield integer port with `host`: the port (default: the scheme's)
+-- @tfield string prefix with `host`: the path of the instance (default `"/"`); endpoints resolve
+-- under it
+-- @tfield number timeout seconds per attempt, fractions allowed (default 5)
+-- @tfield number connect_timeout seconds to connect (default: libcurl's)
+-- @tfield boolean verify_ssl verify the server's certificate and name (default true)
+-- @tfield string ca_file a PEM file of trusted certificates (default: the system store)
+-- @tfield boolean allow_redirects follow redirects (default false)
+-- @tfield integer max_redirects with `allow_redirects` (default 10)
+-- @tfield string user_agent the User-Agent header (default `"eternaltwin-lua/0.1.0"`)
+-- @tfield integer retries extra attempts for GET, HEAD, PUT, DELETE, OPTIONS on connect, timeout,
+-- reset or empty replies and on 429, 502, 503, 504; never for POST or the code exchange (default 0)
+-- @tfield number retry_max_wait longest wait between attempts in seconds (default 30);
+-- Retry-After is honoured, else a jittered exponential backoff
+-- @tfield integer max_body_size largest response body in bytes, inclusive (default 16 MiB); beyond
+-- it, a TransportError `too_large`
+-- @tfield integer max_connections bound on the open connections of a poller (default 0: none)
+-- @tfield boolean|integer replay_protection true, or a store size (default off): `validate_state`
+-- accepts each state once (see `ReplayStore`)
+
+--- Creates a client.
+-- `eternaltwin.new(client_id, client_secret, redirect_uri, state_key [, opts])` or
+-- `eternaltwin.new(opts)` with the four inside `opts`.
+-- @tparam string|table client_id the OAuth client id, or every option in one table
+-- @tparam[opt] string client_secret the OAuth client secret (never shown)
+-- @tparam[opt] string redirect_uri the app's callback URL, as registered with Eternaltwin
+-- @tparam[opt] key state_key signs and checks states (see `options`)
+-- @tparam[opt] table opts further `options`
+-- @treturn Client
+-- @raise on a missing, unknown or ill-typed option
 function M.new(client_id, client_secret, redirect_uri, state_key, opts)
   local o = {}
   if type(client_id) == "table" and client_secret == nil then
@@ -342,6 +408,7 @@ function Client:_session()
 end
 
 --- Frees the client's connections now (they are also freed when the client is collected).
+-- The client stays usable: a later call opens a new connection.
 function Client:close()
   check_client(self, "close")
   local s = secrets[self]
@@ -350,6 +417,8 @@ end
 Client.__close = Client.close
 
 --- Resolves an endpoint under the base URL; an absolute http(s) URL is used as is.
+-- @tparam string endpoint such as `"api/v1/clock"` (a leading `/` is dropped)
+-- @treturn string the URL
 function Client:resolve(endpoint)
   check_client(self, "resolve")
   if endpoint:match("^[hH][tT][tT][pP][sS]?://") then return endpoint end
@@ -363,10 +432,15 @@ local RESOLVED_MAX = 256
 local resolved = setmetatable({}, { __mode = "k" })
 
 ------------------------------------------------------------------------------------------------
--- OAuth and state
+--- OAuth and state.
+-- A state is a JWT signed with the client's `state_key` (claims `a`, `as`, `iat`, `rfp`, `exp`,
+-- `nonce`), kept in the player's session and checked on the callback before the code is exchanged.
 -- @section oauth
 
 --- The URL to send the player's browser to, with the same query as Python's client.
+-- @tparam string state a state from `generate_state`
+-- @tparam[opt="base"] string scope the OAuth scope asked for
+-- @treturn string `<base>oauth/authorize?response_type=code&...`
 function Client:authorization_url(state, scope)
   check_client(self, "authorization_url")
   if type(state) ~= "string" then argfail("authorization_url", "state string expected, got " .. typename(state)) end
@@ -377,8 +451,10 @@ function Client:authorization_url(state, scope)
   })
 end
 
---- A new signed state: `generate_state([expiration=600 [, nonce]])`.
--- @return the JWT, or `nil, err` (KeyError) when the key cannot sign
+--- A new signed state.
+-- @tparam[opt=600] number expiration seconds the state stays valid
+-- @tparam[opt] string nonce (default: 128 random hex characters)
+-- @treturn string the JWT, or `nil, err` (KeyError) when the key cannot sign
 function Client:generate_state(expiration, nonce)
   check_client(self, "generate_state")
   if expiration ~= nil and (type(expiration) ~= "number" or expiration ~= expiration) then
@@ -411,8 +487,11 @@ local ReplayStore = {}
 ReplayStore.__index = ReplayStore
 ReplayStore.__name = "eternaltwin.ReplayStore"
 
---- `eternaltwin.ReplayStore([max_entries=100000])`: an in-process store of seen nonces, bounded.
--- When full of live entries, the entry closest to expiry is forgotten first.
+--- An in-process store of the nonces of accepted states, bounded, to accept each state once.
+-- When full of live entries, the entry closest to expiry is forgotten first. Give it as
+-- `validate_state(state, expected, { once = store })`, or use the client option `replay_protection`.
+-- @tparam[opt=100000] integer max_entries the most nonces remembered at once
+-- @treturn ReplayStore
 function M.ReplayStore(max_entries)
   if max_entries ~= nil and (math_type(max_entries) ~= "integer" or max_entries < 1) then
     argfail("ReplayStore", "max_entries: positive integer expected")
@@ -438,6 +517,10 @@ function ReplayStore:_make_room(now)
 end
 
 --- Records `nonce` (valid until `exp`); false if it was already recorded and has not expired.
+-- @tparam string nonce the state's nonce claim
+-- @tparam number exp epoch seconds until which it is remembered
+-- @tparam[opt] number now epoch seconds (default `os.time()`)
+-- @treturn boolean true if it was new
 function ReplayStore:check_and_add(nonce, exp, now)
   now = now or os.time()
   local known = self.seen[nonce]
@@ -464,10 +547,14 @@ local function invalid(msg, claims)
   return nil, new_error(errors.InvalidStateError, msg, { state = claims })
 end
 
---- Checks a state received on the callback: `validate_state(state [, expected [, opts]])`.
--- `opts.leeway` (seconds) tolerates clock skew; `opts.once` (or the client's replay store) refuses a
--- state seen before.
--- @return the claims, or `nil, err` of kind InvalidStateError (`err.state`: claims when signed)
+--- Checks a state received on the callback: signature, `alg`, claims, expiry, and the expected state.
+-- @tparam string state the callback's `state` (nil gives an InvalidStateError, for a callback
+-- without one)
+-- @tparam[opt] string expected the state kept in the player's session (compared in constant time)
+-- @tparam[opt] table opts `leeway` (seconds of clock skew tolerated, default 0), `once` (true: use
+-- the client's replay store; false: none; or a `ReplayStore`)
+-- @treturn table the claims (a plain table), or `nil, err` of kind InvalidStateError (`err.state`:
+-- the claims when the signature held)
 function Client:validate_state(state, expected, opts)
   check_client(self, "validate_state")
   if state == nil then return invalid("invalid state: no state given") end
@@ -542,7 +629,12 @@ function Client:validate_state(state, expected, opts)
 end
 
 ------------------------------------------------------------------------------------------------
--- HTTP
+--- HTTP.
+-- Endpoints resolve under the base URL. A status of 300 or more gives `nil, err` (RequestError,
+-- with `err.response`) unless `raise_on_error = false`; no answer gives a TransportError (`err.code`:
+-- `timeout`, `connect`, `resolve`, `tls`, `too_large`, `reset`, `empty_reply`, `redirects`, `url`,
+-- `interrupted`, `transport`). Inside a poller task the call yields; elsewhere it blocks, and
+-- Ctrl-C ends it at once.
 -- @section http
 
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
@@ -692,20 +784,33 @@ local function request(self, fname, method, endpoint, opts)
   return self:_send(method, url, headers, body, nil, raise, IDEMPOTENT[method])
 end
 
---- `request(method, endpoint [, opts])`: opts `params`, `headers`, `json`, `data`, `token`,
--- `raise_on_error` (default true). A Response, or `nil, err`.
+--- Sends a request.
+-- @tparam string method `"GET"`, `"POST"`, `"PUT"`, `"DELETE"`, `"PATCH"`, `"HEAD"` or `"OPTIONS"`
+-- (any case)
+-- @tparam string endpoint under the base URL (`"api/v1/users"`), or an absolute http(s) URL
+-- @tparam[opt] table opts `params` (query: a table, sorted by name, or an array of `{name, value}`;
+-- values strings, numbers, booleans, or arrays of them), `headers` (name to value), `json` (a
+-- value sent as JSON), `data` (a string body, or a table sent form-encoded), `token` (a Token or an
+-- access-token string: `Authorization: Bearer`), `raise_on_error` (default true)
+-- @treturn Response or `nil, err`
 function Client:request(method, endpoint, opts)
   check_client(self, "request")
   return request(self, "request", method, endpoint, opts)
 end
 
 --- GET an endpoint (see `request`).
+-- @tparam string endpoint under the base URL, or an absolute http(s) URL
+-- @tparam[opt] table opts as for `request`
+-- @treturn Response or `nil, err`
 function Client:get(endpoint, opts)
   check_client(self, "get")
   return request(self, "get", "GET", endpoint, opts)
 end
 
 --- POST to an endpoint (see `request`).
+-- @tparam string endpoint under the base URL, or an absolute http(s) URL
+-- @tparam[opt] table opts as for `request`
+-- @treturn Response or `nil, err`
 function Client:post(endpoint, opts)
   check_client(self, "post")
   return request(self, "post", "POST", endpoint, opts)
@@ -730,7 +835,9 @@ function Client:_grant(body)
   return make_token(t)
 end
 
---- Exchanges an authorization code for a Token (sent once, never retried).
+--- Exchanges an authorization code for a Token (sent once, on a fresh connection, never retried).
+-- @tparam string code the callback's `code`
+-- @treturn Token or `nil, err` (RequestError, TransportError, DecodeError)
 function Client:token(code)
   check_client(self, "token")
   if type(code) ~= "string" or code == "" then argfail("token", "authorization code string expected") end
@@ -738,6 +845,8 @@ function Client:token(code)
 end
 
 --- Exchanges a refresh token (or a Token holding one) for a new Token, where the server allows it.
+-- @tparam Token|string token a Token with a `refresh_token`, or a refresh-token string (else raises)
+-- @treturn Token or `nil, err`
 function Client:refresh(token)
   check_client(self, "refresh")
   local rt = token
@@ -748,7 +857,9 @@ function Client:refresh(token)
   return self:_grant({ grant_type = "refresh_token", refresh_token = rt })
 end
 
---- A poller for async calls: `eternaltwin.poller([opts])` (see eternaltwin.poller).
+--- A poller for async calls (see `eternaltwin.poller`).
+-- @tparam[opt] table opts `max_connections` (default 0: no bound)
+-- @treturn Poller
 function M.poller(opts)
   return require("eternaltwin.poller").new(opts)
 end

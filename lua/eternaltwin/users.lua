@@ -9,6 +9,7 @@ Users.__name = "eternaltwin.Users"
 
 local M = {}
 
+-- The sub-client of `client` (made by eternaltwin.new).
 function M.new(client)
   return setmetatable({ client = client }, Users)
 end
@@ -33,6 +34,8 @@ end
 --- The caller's auth context: `GET /api/v1/auth/self` (with the token, the signed-in user).
 -- Without a token the server answers 200 for a Guest, `{"type":"Guest","scope":"Default"}`, with no
 -- `user` field: check `me.type` (`"AccessToken"` with a token) before reading `me.user`.
+-- @tparam[opt] Token|string token the player's Token or access-token string
+-- @treturn Response or `nil, err`; `res:json()` is the auth context
 function Users:me(token)
   check_self(self, "me")
   check_token("users:me", token)
@@ -40,6 +43,9 @@ function Users:me(token)
 end
 
 --- One user: `GET /api/v1/users/<id>`, the id percent-encoded as a path segment.
+-- @tparam string user_id the user's id (a UUID)
+-- @tparam[opt] Token|string token
+-- @treturn Response or `nil, err` (a RequestError with `status_code` 404 for an unknown id)
 function Users:get(user_id, token)
   check_self(self, "get")
   if type(user_id) ~= "string" or user_id == "" then
@@ -49,7 +55,12 @@ function Users:get(user_id, token)
   return self.client:get("api/v1/users/" .. core.path_encode(user_id), { token = token })
 end
 
---- Searches users: `GET /api/v1/users?q=..&limit=..&offset=..` (limit 20, offset 0 by default).
+--- Searches users by (part of) their display name: `GET /api/v1/users?q=&limit=&offset=`.
+-- @tparam[opt=""] string query part of a display name (empty: everyone)
+-- @tparam[opt=20] integer limit the most users in the answer
+-- @tparam[opt=0] integer offset how many matching users to skip (for pages)
+-- @tparam[opt] Token|string token
+-- @treturn Response or `nil, err`; `res:json()` is `{ count = n, items = {...} }`
 function Users:search(query, limit, offset, token)
   check_self(self, "search")
   if query ~= nil and type(query) ~= "string" then error("bad argument #1 to 'users:search' (string expected)", 2) end
