@@ -47,8 +47,9 @@ local function new_client(fname, alias, opts, level)
 end
 
 --- Replaces every connection by the ones described.
--- `connections.configure{ default = opts, other = opts2 }`: each `opts` is what `eternaltwin.new(opts)` takes. All the clients are built before any is
--- registered, so a bad entry raises (naming its alias) and leaves the registry as it was.
+-- `connections.configure{ default = opts, other = opts2 }`: each `opts` is what
+-- `eternaltwin.new(opts)` takes. All the clients are built before any is registered, so a bad
+-- entry raises (naming its alias) and leaves the registry as it was.
 -- @tparam table config alias -> client options
 function M.configure(config)
   if type(config) ~= "table" then
