@@ -46,10 +46,11 @@ end
 
 local Client = {}
 
--- `client.get(...)` (a dot for a colon) passes no client as `self`: say how to call it instead of
--- failing further in with "attempt to index a nil value" or a wrong argument count.
+-- `client.get(...)` (a dot for a colon) passes no client as `self` (a string, nil...): say how to
+-- call it instead of failing further in with "attempt to index a nil value". Any table passes, so
+-- a proxy whose __index is a client keeps working where it did.
 local function check_client(self, name)
-  if getmetatable(self) ~= Client then
+  if type(self) ~= "table" then
     error(format("bad self to '%s' (client expected, got %s: call it as client:%s(...), with a colon)",
       name, typename(self), name), 3)
   end

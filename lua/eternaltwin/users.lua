@@ -18,7 +18,7 @@ function Users.__tostring(u) return "<eternaltwin.Users " .. u.client.url .. ">"
 
 -- `client.users.get(id)` (a dot for a colon) passes the id as `self`: say how to call it.
 local function check_self(self, name)
-  if getmetatable(self) ~= Users then
+  if type(self) ~= "table" then
     error(string.format("bad self to 'users:%s' (client.users expected, got %s: call it as " ..
       "client.users:%s(...), with a colon)", name, type(self), name), 3)
   end
