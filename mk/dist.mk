@@ -14,6 +14,7 @@ DISTFILE  = $(BUILD)/$(DISTNAME).tar.gz
 
 .PHONY: dist
 dist:
+	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "dist: needs a git checkout (it packs the files git tracks)" >&2; exit 1; }
 	@test -n "$(VERSION)" || { echo "dist: no _VERSION in lua/eternaltwin/init.lua" >&2; exit 1; }
 	@test -f rockspec/$(DISTNAME)-1.rockspec || { echo "dist: rockspec/$(DISTNAME)-1.rockspec missing" >&2; exit 1; }
 	@grep -q '^## \[$(VERSION)\] - ' CHANGELOG.md || { echo "dist: CHANGELOG.md has no [$(VERSION)] entry" >&2; exit 1; }
