@@ -10,6 +10,8 @@
 #define ET_SESSION_MT "eternaltwin.core.Session"
 #define ET_MULTI_MT   "eternaltwin.core.Multi"
 #define ET_XFER_MT    "eternaltwin.core.Transfer"
+#define ET_NULL_MT    "eternaltwin.null"           /* metatable of JSON null */
+#define ET_NULL_KEY   "eternaltwin.null.value"     /* registry: the null userdata itself */
 
 /*
  * Each binding file exports one opener. It is called with the module table on top of
