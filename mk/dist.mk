@@ -10,7 +10,7 @@
 
 VERSION  := $(shell sed -n 's/^  _VERSION = "eternaltwin \([^"]*\)",$$/\1/p' lua/eternaltwin/init.lua)
 DISTNAME  = eternaltwin-$(VERSION)
-DISTFILE  = $(BUILD)/$(DISTNAME).tar.gz
+DISTFILE  = build/$(DISTNAME).tar.gz
 
 .PHONY: dist
 dist:
@@ -18,7 +18,7 @@ dist:
 	@test -n "$(VERSION)" || { echo "dist: no _VERSION in lua/eternaltwin/init.lua" >&2; exit 1; }
 	@test -f rockspec/$(DISTNAME)-1.rockspec || { echo "dist: rockspec/$(DISTNAME)-1.rockspec missing" >&2; exit 1; }
 	@grep -q '^## \[$(VERSION)\] - ' CHANGELOG.md || { echo "dist: CHANGELOG.md has no [$(VERSION)] entry" >&2; exit 1; }
-	@mkdir -p $(BUILD)
+	@mkdir -p build
 	@git ls-files -z | LC_ALL=C tar --null -T - --sort=name --owner=0 --group=0 --numeric-owner \
 	  --mtime=@$$(git log -1 --format=%ct) --transform='s,^,$(DISTNAME)/,' -cf - | gzip -n -9 > $(DISTFILE).tmp
 	@mv $(DISTFILE).tmp $(DISTFILE)
