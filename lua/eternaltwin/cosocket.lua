@@ -1,0 +1,264 @@
+-- SPDX-License-Identifier: MIT
+--- Internal: the transport inside nginx (lua-nginx-module), over cosockets.
+-- `runtime.transfer` routes here in the phases that have cosockets (rewrite, access, content,
+-- `ngx.timer`, ...): the request goes out through `ngx.socket.tcp`, so the nginx worker never
+-- blocks. It returns what `session:request` returns on the libcurl path (`status, headers, body,
+-- url` or `nil, code, message`), with the same codes, limits and redirect policy:
+--
+-- * framing (status line, headers, chunked, Content-Length, close) by the C core's response
+--   parser (`core.response_parser`, csrc/et_resp.c), whose header rules are the libcurl path's;
+-- * TLS: `sslhandshake` with SNI and verification against `lua_ssl_trusted_certificate`
+--   (`verify_ssl = false` turns verification off; `ca_file` cannot apply: nginx gives cosockets
+--   one trust store, the directive's), TLS sessions resumed per pool;
+-- * keep-alive through the cosocket pool, one pool per scheme, host, port, SNI name and
+--   verification mode, so a connection never serves another origin or a weaker TLS setting;
+-- * `timeout` bounds each request (connect, send, every read: the time left), `connect_timeout`
+--   the connect; `fresh` (the code exchange) opens a connection that is never pooled.
+-- Not part of the public API.
+-- @module eternaltwin.cosocket
+local core = require("eternaltwin.core")
+local errors = require("eternaltwin.errors")
+
+local ngx = ngx   -- luacheck: ignore (the nginx global; this module only loads inside nginx)
+local tcp, now, update_time = ngx.socket.tcp, ngx.now, ngx.update_time
+local format, tostring, tonumber, floor = string.format, tostring, tonumber, math.floor
+local response_parser = core.response_parser
+
+local M = {}
+
+local METHODS = { GET = true, POST = true, PUT = true, DELETE = true, PATCH = true, HEAD = true,
+                  OPTIONS = true }
+local WITH_BODY = { POST = true, PUT = true, PATCH = true }
+local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
+local READ_SIZE = 65536
+local NO_LIMIT_MS = 86400 * 1000        -- `timeout = 0` (no limit): a day
+-- TLS sessions to resume, per pool key (one worker's; bounded by the number of origins used).
+local tls_sessions = {}
+
+local function describe(method, url)
+  return method .. " " .. errors.safe_url(url)
+end
+
+-- scheme, host (brackets kept for IPv6), port, request target, host header; or nil.
+local function split_url(url)
+  local scheme, authority, rest = url:match("^([hH][tT][tT][pP][sS]?)://([^/?#]*)(.*)$")
+  if not scheme or authority == "" or authority:find("@", 1, true) then return nil end
+  scheme = scheme:lower()
+  local host, port = authority:match("^(%[[%x:.]+%])(.*)$")
+  if not host then host, port = authority:match("^([^:]+)(.*)$") end
+  if not host then return nil end
+  if port ~= "" then
+    port = port:match("^:(%d+)$")
+    port = port and tonumber(port)
+    if not port or port < 1 or port > 65535 then return nil end
+  else
+    port = scheme == "https" and 443 or 80
+  end
+  rest = rest:gsub("#.*$", "")
+  if rest == "" then rest = "/" elseif rest:sub(1, 1) == "?" then rest = "/" .. rest end
+  if rest:find("[%s%z\127]") then return nil end
+  local default = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
+  return scheme, host, port, rest, default and host or host .. ":" .. port
+end
+
+-- The next URL of a redirect, from the Location value (absolute, scheme- or path-relative).
+local function resolve_location(base, loc)
+  if loc:match("^[hH][tT][tT][pP][sS]?://") then return loc end
+  if loc:match("^%a[%w+.-]*:") then return nil end                 -- another scheme: refused
+  local scheme, authority, path = base:match("^(%a+)://([^/?#]*)([^?#]*)")
+  if loc:sub(1, 2) == "//" then return scheme .. ":" .. loc end
+  if loc:sub(1, 1) == "/" then return scheme .. "://" .. authority .. loc end
+  local dir = path:match("^(.*/)") or "/"
+  return scheme .. "://" .. authority .. dir .. loc
+end
+
+local function connect_error(err)
+  if err == "timeout" then return "timeout" end
+  if err:find("resolve", 1, true) or err:find("resolver", 1, true) then return "resolve" end
+  return "connect"
+end
+
+-- Milliseconds left before the deadline (at least 1), or nil when it has passed.
+local function left_ms(deadline)
+  if not deadline then return NO_LIMIT_MS end
+  update_time()
+  local ms = (deadline - now()) * 1000
+  if ms < 1 then return nil end
+  return floor(ms)
+end
+
+-- One exchange on one connection. Returns status, headers, body (keep_alive decided and the
+-- socket pooled or closed), or nil, code, detail, retry (retry: a reused connection that died
+-- before any byte of the answer, where libcurl also sends again on a new one).
+local function exchange(settings, method, url, headers, body, fresh, deadline, timeout_s)
+  local scheme, host, port, target, host_header = split_url(url)
+  if not scheme then return nil, "url", "malformed URL or one this transport cannot use" end
+  local sni = host:sub(1, 1) == "[" and host:sub(2, -2) or host
+  local verify = settings.verify_ssl ~= false
+  local key = format("eternaltwin:%s:%s:%d:%s", scheme, sni, port,
+    scheme == "https" and (verify and "verify" or "noverify") or "")
+  local sock = tcp()
+  local ms = left_ms(deadline)
+  if not ms then return nil, "timeout", format("timed out after %d ms", floor(timeout_s * 1000 + 0.5)) end
+  local cms = ms
+  if settings.connect_timeout and settings.connect_timeout > 0 then
+    cms = math.min(cms, math.max(1, floor(settings.connect_timeout * 1000)))
+  end
+  sock:settimeouts(cms, ms, ms)
+  -- A fresh connection goes in a pool of its own that never keeps one: nothing to reuse there.
+  -- "localhost" and "*.localhost" are the loopback address without asking the resolver, as
+  -- libcurl does (RFC 6761); other names go through nginx's `resolver`.
+  local addr = sni
+  if addr == "localhost" or addr:sub(-10):lower() == ".localhost" then addr = "127.0.0.1" end
+  local ok, err = sock:connect(addr, port, { pool = fresh and key .. ":fresh" or key })
+  if not ok then
+    local code = connect_error(err)
+    if code == "timeout" then return nil, code, format("connection timed out after %d ms", cms) end
+    return nil, code, format("cannot connect to %s port %d: %s", sni, port, err)
+  end
+  local reused = (sock:getreusedtimes() or 0) > 0
+  if scheme == "https" and not reused then
+    local session
+    session, err = sock:sslhandshake(tls_sessions[key], sni, verify)
+    if not session then
+      sock:close()
+      tls_sessions[key] = nil
+      if err == "timeout" then return nil, "timeout", format("TLS handshake timed out after %d ms", ms) end
+      return nil, "tls", "TLS handshake failed: " .. tostring(err)
+    end
+    if session ~= true then tls_sessions[key] = session end
+  end
+
+  local req = { method, " ", target, " HTTP/1.1\r\nHost: ", host_header, "\r\n" }
+  local n, has_accept = #req, false
+  if settings.user_agent then
+    req[n + 1], req[n + 2], req[n + 3] = "User-Agent: ", settings.user_agent, "\r\n"
+    n = n + 3
+  end
+  if headers then
+    for i = 1, #headers do
+      local h = headers[i]
+      if not has_accept and h:sub(1, 7):lower() == "accept:" then has_accept = true end
+      req[n + 1], req[n + 2] = h, "\r\n"
+      n = n + 2
+    end
+  end
+  if not has_accept then req[n + 1] = "Accept: */*\r\n"; n = n + 1 end
+  if body or WITH_BODY[method] then
+    req[n + 1] = format("Content-Length: %d\r\n", body and #body or 0)
+    n = n + 1
+  end
+  req[n + 1] = "\r\n"
+  if body then req[n + 2] = body end
+  local sent
+  sent, err = sock:send(req)
+  if not sent then
+    sock:close()
+    if err == "timeout" then return nil, "timeout", format("timed out after %d ms sending the request", ms) end
+    return nil, "reset", "cannot send the request: " .. tostring(err), reused
+  end
+
+  local parser = response_parser(method == "HEAD", settings.max_body_size)
+  local done, left, code, msg
+  while true do
+    ms = left_ms(deadline)
+    if not ms then code, msg = "timeout", format("timed out after %d ms", floor(timeout_s * 1000 + 0.5)) break end
+    sock:settimeouts(cms, ms, ms)
+    local data
+    data, err = sock:receiveany(READ_SIZE)
+    if data then
+      done, code, msg = parser:feed(data)
+      if done then left = code break end
+      if done == nil then break end
+    elseif err == "closed" then
+      done, code, msg = parser:eof()
+      if done then left = 0 end
+      break
+    elseif err == "timeout" then
+      code, msg = "timeout", format("timed out after %d ms", floor(timeout_s * 1000 + 0.5))
+      break
+    else
+      code, msg = "reset", "receive failed: " .. tostring(err)
+      break
+    end
+  end
+  if not done then
+    parser:close()
+    sock:close()
+    return nil, code, msg, reused and code == "empty_reply"
+  end
+  local status, h, content, keep = parser:result()
+  parser:close()
+  if keep and left == 0 and not fresh then
+    sock:setkeepalive()
+  else
+    sock:close()
+  end
+  return status, h, content
+end
+
+--- One HTTP request, following redirects when the settings allow. Raises on the argument
+-- mistakes the C session raises on (unknown method, HEAD with a body, header injection).
+-- @return status, headers, body, url; or nil, code, message
+function M.request(settings, method, url, headers, body, flags)
+  if not METHODS[method] then
+    error(format("bad argument #2 to 'request' (invalid option '%s')", tostring(method)), 2)
+  end
+  if body ~= nil and method == "HEAD" then
+    error("bad argument #5 to 'request' (a HEAD request has no body)", 2)
+  end
+  if headers then
+    for i = 1, #headers do
+      if headers[i]:find("[\r\n%z]") then
+        error(format("bad argument #4 to 'request' (header injection: header %d contains CR, LF or NUL)", i), 2)
+      end
+    end
+  end
+  local fresh = flags and flags.fresh or false
+  local timeout_s = settings.timeout or 0
+  local deadline
+  if timeout_s > 0 then
+    update_time()
+    deadline = now() + timeout_s
+  end
+  local redirects, max_redirects = 0, settings.max_redirects or 10
+  local first_url = url
+  while true do
+    local status, h, content, retry = exchange(settings, method, url, headers, body, fresh, deadline, timeout_s)
+    if status == nil and retry then
+      status, h, content = exchange(settings, method, url, headers, body, fresh, deadline, timeout_s)
+    end
+    if status == nil then
+      return nil, h, describe(method, url) .. ": " .. content
+    end
+    local loc = h.location
+    if not (settings.allow_redirects and REDIRECT[status] and loc) then
+      return status, h, content, url
+    end
+    if redirects >= max_redirects then
+      return nil, "redirects", describe(method, first_url) .. format(": Maximum (%d) redirects followed", max_redirects)
+    end
+    local nxt = resolve_location(url, loc)
+    if not nxt then
+      return nil, "url", describe(method, url) .. ": redirect to an unsupported scheme"
+    end
+    -- As libcurl: 303 turns anything but HEAD into GET, 301/302 turn POST into GET; the
+    -- Authorization and Cookie headers given by the caller never go to another origin.
+    if (status == 303 and method ~= "HEAD") or ((status == 301 or status == 302) and method == "POST") then
+      method, body = "GET", nil
+    end
+    local o1 = { split_url(url) }
+    local o2 = { split_url(nxt) }
+    if headers and (o1[1] ~= o2[1] or o1[2] ~= o2[2] or o1[3] ~= o2[3]) then
+      local kept = {}
+      for i = 1, #headers do
+        local name = headers[i]:match("^([^:]*)"):lower()
+        if name ~= "authorization" and name ~= "cookie" then kept[#kept + 1] = headers[i] end
+      end
+      headers = kept
+    end
+    redirects, url = redirects + 1, nxt
+  end
+end
+
+return M
