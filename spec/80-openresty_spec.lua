@@ -45,6 +45,13 @@ local SERVER = [[
                 ngx.say(res and res.status_code or tostring(err))
             }
         }
+        location = /access_phase {
+            access_by_lua_block {
+                local res, err = C():get("_mock/echo")
+                ngx.ctx.r = res and res.status_code or tostring(err)
+            }
+            content_by_lua_block { ngx.say(ngx.ctx.r) }
+        }
         location = /set_phase {
             set_by_lua_block $r {
                 local ok, err = pcall(function() return C():get("api/v1/clock") end)
@@ -86,6 +93,13 @@ describe("inside nginx (cosockets)", function()
     for _, h in ipairs({ "accept", "user-agent", "authorization", "x-t", "host" }) do
       assert.are.equal(want.headers[h], r.echo.headers[h], h)
     end
+    -- Headers given by the caller replace Host, User-Agent and Accept, once each.
+    local o = run([[
+      local res = assert(C():get("_mock/echo", { headers = { Host = "example.test", ["User-Agent"] = "ua/1",
+                                                              Accept = "text/plain" } }))
+      return res:json().headers
+    ]])
+    assert.are.same({ "example.test", "ua/1", "text/plain" }, { o.host, o["user-agent"], o.accept })
   end)
 
   it("sends bodies as the libcurl path does (JSON, form, empty POST, PUT, HEAD)", function()
@@ -197,14 +211,16 @@ describe("inside nginx (cosockets)", function()
       local dt = ngx.now() - t0
       local _, refused = C({ url = "http://127.0.0.1:1/" }):get("x")
       local _, trickle = C({ timeout = 0.4 }):get("_mock/trickle", { params = { bytes = 100, interval_ms = 100 } })
+      local _, unknown = C({ url = "http://no-such-host.invalid/" }):get("x")
       return { code = err.code, kind = err.kind, dt = dt, msg = err.message, refused = refused.code,
-               trickle = trickle.code }
+               trickle = trickle.code, unknown = unknown.code }
     ]])
     assert.are.same({ "TransportError", "timeout" }, { r.kind, r.code })
     assert.is_true(r.dt >= 0.25 and r.dt < 1.5, "took " .. r.dt)
     assert.matches("^GET http://127%.0%.0%.1:%d+/_mock/delay: timed out after 300 ms$", r.msg)
     assert.are.equal("connect", r.refused)
     assert.are.equal("timeout", r.trickle)       -- the timeout bounds the whole request, not each read
+    assert.are.equal("resolve", r.unknown)       -- names go through nginx's resolver (none here)
   end)
 
   it("reports faults with the libcurl path's kinds, and retries idempotent calls", function()
@@ -237,7 +253,9 @@ describe("inside nginx (cosockets)", function()
       local exact = assert(small:get("_mock/bytes/1000", { params = { chunked = 1 } }))
       local _, over = small:get("_mock/bytes/1001")
       local _, over_chunked = small:get("_mock/bytes/1001", { params = { chunked = 1 } })
-      return { big = #big.content, chunked = #chunked.content, te = chunked.headers["transfer-encoding"],
+      local many = assert(c:get("_mock/headers", { params = { n = 20, size = 1000 } }))
+      local _, huge = c:get("_mock/headers", { params = { n = 3, size = 90000 } })
+      return { many = #many.headers["x-big-20"], huge = huge.code, huge_msg = huge.message, big = #big.content, chunked = #chunked.content, te = chunked.headers["transfer-encoding"],
                same = big.content == chunked.content, exact = #exact.content, over = over.code,
                over_msg = over.message, over_chunked = over_chunked.code }
     ]])
@@ -245,6 +263,9 @@ describe("inside nginx (cosockets)", function()
     assert.are.equal("chunked", r.te)
     assert.are.same({ "too_large", "too_large" }, { r.over, r.over_chunked })
     assert.matches("response body exceeds max_body_size %(1000 bytes%)$", r.over_msg)
+    assert.are.equal(1000, r.many)
+    assert.are.equal("too_large", r.huge)           -- headers beyond 256 KiB, as on the libcurl path
+    assert.matches("response headers exceed 262144 bytes$", r.huge_msg)
   end)
 
   it("follows redirects only when allowed, and never carries credentials to another origin", function()
@@ -299,6 +320,24 @@ describe("inside nginx (cosockets)", function()
     end
   end)
 
+  it("works in the access phase and in ngx.timer callbacks", function()
+    local status, body = srv:get("access_phase")
+    assert.are.same({ 200, "200\n" }, { status, body })
+    local r = run([[
+      local done
+      assert(ngx.timer.at(0, function()
+        local res, err = C():get("_mock/echo")
+        done = res and res.status_code or tostring(err)
+      end))
+      for _ = 1, 250 do
+        if done then break end
+        ngx.sleep(0.02)
+      end
+      return { timer = done }
+    ]])
+    assert.are.equal(200, r.timer)
+  end)
+
   it("blocks in init_by_lua, raises naming the phase where nginx has no cosockets", function()
     local r = run([[ return { init = INIT_RESULT, worker = INIT_WORKER_RESULT } ]])
     assert.are.equal(200, r.init)
@@ -318,10 +357,11 @@ describe("inside nginx without a trusted certificate", function()
   teardown(function() if bare then bare:stop() end end)
 
   it("refuses the mock's self-signed certificate (TransportError tls)", function()
-    local r = bare:run([[
-      local _, err = C({ url = TLS }):get("_mock/echo")
-      return { kind = err.kind, code = err.code, msg = err.message }
+    local r, status = bare:run([[
+      local res, err = C({ url = TLS }):get("_mock/echo")
+      return res and { status = res.status_code } or { kind = err.kind, code = err.code, msg = err.message }
     ]])
+    assert(status == 200, tostring(r.error) .. "\n" .. bare:log())
     assert.are.same({ "TransportError", "tls" }, { r.kind, r.code })
     assert.matches("certificate", r.msg)
   end)

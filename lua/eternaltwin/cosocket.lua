@@ -30,6 +30,8 @@ local METHODS = { GET = true, POST = true, PUT = true, DELETE = true, PATCH = tr
                   OPTIONS = true }
 local WITH_BODY = { POST = true, PUT = true, PATCH = true }
 local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
+local OVERRIDABLE = { host = true, ["user-agent"] = true, accept = true }
+local NONE_GIVEN = {}
 local READ_SIZE = 65536
 local NO_LIMIT_MS = 86400 * 1000        -- `timeout = 0` (no limit): a day
 -- TLS sessions to resume, per pool key (one worker's; bounded by the number of origins used).
@@ -40,7 +42,7 @@ local function describe(method, url)
 end
 
 -- scheme, host (brackets kept for IPv6), port, request target, host header; or nil.
-local function split_url(url)
+local function parse_url(url)
   local scheme, authority, rest = url:match("^([hH][tT][tT][pP][sS]?)://([^/?#]*)(.*)$")
   if not scheme or authority == "" or authority:find("@", 1, true) then return nil end
   scheme = scheme:lower()
@@ -59,6 +61,20 @@ local function split_url(url)
   if rest:find("[%s%z\127]") then return nil end
   local default = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)
   return scheme, host, port, rest, default and host or host .. ":" .. port
+end
+
+-- parse_url's results for the URLs seen lately (a client asks for the same few endpoints again
+-- and again); emptied when it holds URL_CACHE_MAX of them.
+local URL_CACHE_MAX = 256
+local url_cache, url_cached = {}, 0
+local function split_url(url)
+  local p = url_cache[url]
+  if p then return p[1], p[2], p[3], p[4], p[5] end
+  local scheme, host, port, target, host_header = parse_url(url)
+  if not scheme then return nil end
+  if url_cached >= URL_CACHE_MAX then url_cache, url_cached = {}, 0 end
+  url_cache[url], url_cached = { scheme, host, port, target, host_header }, url_cached + 1
+  return scheme, host, port, target, host_header
 end
 
 -- The next URL of a redirect, from the Location value (absolute, scheme- or path-relative).
@@ -118,8 +134,16 @@ local function exchange(settings, method, url, headers, body, fresh, deadline, t
   end
   local reused = (sock:getreusedtimes() or 0) > 0
   if scheme == "https" and not reused then
-    local session
-    session, err = sock:sslhandshake(tls_sessions[key], sni, verify)
+    -- Protected: lua-resty-core before its 2025 fix (Debian 12 has 0.1.25) raises "assertion failed!"
+    -- instead of returning the error when a verification failure ends a handshake that completed
+    -- at once, as on loopback (openresty/lua-resty-core#499): that is a refused certificate.
+    local pok, session
+    pok, session, err = pcall(sock.sslhandshake, sock, tls_sessions[key], sni, verify)
+    if not pok then
+      err = tostring(session):find("assertion failed", 1, true) and "certificate verification failed"
+            or tostring(session)
+      session = nil
+    end
     if not session then
       sock:close()
       tls_sessions[key] = nil
@@ -129,21 +153,25 @@ local function exchange(settings, method, url, headers, body, fresh, deadline, t
     if session ~= true then tls_sessions[key] = session end
   end
 
-  local req = { method, " ", target, " HTTP/1.1\r\nHost: ", host_header, "\r\n" }
-  local n, has_accept = #req, false
-  if settings.user_agent then
-    req[n + 1], req[n + 2], req[n + 3] = "User-Agent: ", settings.user_agent, "\r\n"
-    n = n + 3
-  end
+  -- As libcurl: Host, User-Agent and Accept unless the caller gives its own.
+  local req, n = { method, " ", target, " HTTP/1.1\r\n" }, 4
+  local given = NONE_GIVEN
   if headers then
+    given = {}
     for i = 1, #headers do
       local h = headers[i]
-      if not has_accept and h:sub(1, 7):lower() == "accept:" then has_accept = true end
+      local name = h:match("^([^:]*)"):lower()
+      if OVERRIDABLE[name] then given[name] = true end
       req[n + 1], req[n + 2] = h, "\r\n"
       n = n + 2
     end
   end
-  if not has_accept then req[n + 1] = "Accept: */*\r\n"; n = n + 1 end
+  if not given.host then req[n + 1], req[n + 2], req[n + 3] = "Host: ", host_header, "\r\n"; n = n + 3 end
+  if settings.user_agent and not given["user-agent"] then
+    req[n + 1], req[n + 2], req[n + 3] = "User-Agent: ", settings.user_agent, "\r\n"
+    n = n + 3
+  end
+  if not given.accept then req[n + 1] = "Accept: */*\r\n"; n = n + 1 end
   if body or WITH_BODY[method] then
     req[n + 1] = format("Content-Length: %d\r\n", body and #body or 0)
     n = n + 1
@@ -160,6 +188,7 @@ local function exchange(settings, method, url, headers, body, fresh, deadline, t
 
   local parser = response_parser(method == "HEAD", settings.max_body_size)
   local done, left, code, msg
+  local got = false
   while true do
     ms = left_ms(deadline)
     if not ms then code, msg = "timeout", format("timed out after %d ms", floor(timeout_s * 1000 + 0.5)) break end
@@ -167,6 +196,7 @@ local function exchange(settings, method, url, headers, body, fresh, deadline, t
     local data
     data, err = sock:receiveany(READ_SIZE)
     if data then
+      got = true
       done, code, msg = parser:feed(data)
       if done then left = code break end
       if done == nil then break end
@@ -185,7 +215,7 @@ local function exchange(settings, method, url, headers, body, fresh, deadline, t
   if not done then
     parser:close()
     sock:close()
-    return nil, code, msg, reused and code == "empty_reply"
+    return nil, code, msg, reused and not got and code ~= "timeout"
   end
   local status, h, content, keep = parser:result()
   parser:close()
