@@ -255,7 +255,8 @@ describe("inside nginx (cosockets)", function()
       local _, over_chunked = small:get("_mock/bytes/1001", { params = { chunked = 1 } })
       local many = assert(c:get("_mock/headers", { params = { n = 20, size = 1000 } }))
       local _, huge = c:get("_mock/headers", { params = { n = 3, size = 90000 } })
-      return { many = #many.headers["x-big-20"], huge = huge.code, huge_msg = huge.message, big = #big.content, chunked = #chunked.content, te = chunked.headers["transfer-encoding"],
+      return { many = #many.headers["x-big-20"], huge = huge.code, huge_msg = huge.message,
+               big = #big.content, chunked = #chunked.content, te = chunked.headers["transfer-encoding"],
                same = big.content == chunked.content, exact = #exact.content, over = over.code,
                over_msg = over.message, over_chunked = over_chunked.code }
     ]])

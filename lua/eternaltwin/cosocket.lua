@@ -20,7 +20,7 @@ local core = require("eternaltwin.core")
 local errors = require("eternaltwin.errors")
 
 local ngx = ngx   -- luacheck: ignore (the nginx global; this module only loads inside nginx)
-local tcp, now, update_time = ngx.socket.tcp, ngx.now, ngx.update_time
+local tcp, now = ngx.socket.tcp, ngx.now
 local format, tostring, tonumber, floor = string.format, tostring, tonumber, math.floor
 local response_parser = core.response_parser
 
@@ -88,16 +88,32 @@ local function resolve_location(base, loc)
   return scheme .. "://" .. authority .. dir .. loc
 end
 
+-- Pool names: "eternaltwin:" scheme, host, port and (https) the verification mode, per scheme and
+-- mode, then per Host header (which is host and port); bounded like the URL cache.
+local POOL_KEYS = { httpv = {}, httpn = {}, httpsv = {}, httpsn = {} }
+local pool_keys_n = 0
+local function pool_key(cache, scheme, sni, port, verify, host_header)
+  if pool_keys_n >= URL_CACHE_MAX then
+    for _, t in pairs(POOL_KEYS) do for k in pairs(t) do t[k] = nil end end
+    pool_keys_n = 0
+  end
+  local key = format("eternaltwin:%s:%s:%d:%s", scheme, sni, port,
+    scheme == "https" and (verify and "verify" or "noverify") or "")
+  cache[host_header], pool_keys_n = key, pool_keys_n + 1
+  return key
+end
+
 local function connect_error(err)
   if err == "timeout" then return "timeout" end
   if err:find("resolve", 1, true) or err:find("resolver", 1, true) then return "resolve" end
   return "connect"
 end
 
--- Milliseconds left before the deadline (at least 1), or nil when it has passed.
+-- Milliseconds left before the deadline (at least 1), or nil when it has passed. nginx's cached
+-- clock (`ngx.now`) is enough: it is updated at each turn of the event loop, that is after every
+-- wait of this request, and nginx's own timers use it too.
 local function left_ms(deadline)
   if not deadline then return NO_LIMIT_MS end
-  update_time()
   local ms = (deadline - now()) * 1000
   if ms < 1 then return nil end
   return floor(ms)
@@ -111,8 +127,8 @@ local function exchange(settings, method, url, headers, body, fresh, deadline, t
   if not scheme then return nil, "url", "malformed URL or one this transport cannot use" end
   local sni = host:sub(1, 1) == "[" and host:sub(2, -2) or host
   local verify = settings.verify_ssl ~= false
-  local key = format("eternaltwin:%s:%s:%d:%s", scheme, sni, port,
-    scheme == "https" and (verify and "verify" or "noverify") or "")
+  local key = POOL_KEYS[scheme .. (verify and "v" or "n")]
+  key = key[host_header] or pool_key(key, scheme, sni, port, verify, host_header)
   local sock = tcp()
   local ms = left_ms(deadline)
   if not ms then return nil, "timeout", format("timed out after %d ms", floor(timeout_s * 1000 + 0.5)) end
@@ -248,7 +264,6 @@ function M.request(settings, method, url, headers, body, flags)
   local timeout_s = settings.timeout or 0
   local deadline
   if timeout_s > 0 then
-    update_time()
     deadline = now() + timeout_s
   end
   local redirects, max_redirects = 0, settings.max_redirects or 10
