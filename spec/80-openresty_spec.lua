@@ -212,13 +212,16 @@ describe("inside nginx (cosockets)", function()
       local _, refused = C({ url = "http://127.0.0.1:1/" }):get("x")
       local _, trickle = C({ timeout = 0.4 }):get("_mock/trickle", { params = { bytes = 100, interval_ms = 100 } })
       local _, unknown = C({ url = "http://no-such-host.invalid/" }):get("x")
+      local _, v6 = C({ url = "http://[::1]:1/" }):get("x")
       return { code = err.code, kind = err.kind, dt = dt, msg = err.message, refused = refused.code,
-               trickle = trickle.code, unknown = unknown.code }
+               trickle = trickle.code, unknown = unknown.code, v6 = v6.code, v6msg = v6.message }
     ]])
     assert.are.same({ "TransportError", "timeout" }, { r.kind, r.code })
     assert.is_true(r.dt >= 0.25 and r.dt < 1.5, "took " .. r.dt)
     assert.matches("^GET http://127%.0%.0%.1:%d+/_mock/delay: timed out after 300 ms$", r.msg)
     assert.are.equal("connect", r.refused)
+    assert.are.equal("connect", r.v6)            -- an IPv6 literal is connected to, not parsed as a name
+    assert.matches("cannot connect to ::1 port 1", r.v6msg, 1, true)
     assert.are.equal("timeout", r.trickle)       -- the timeout bounds the whole request, not each read
     assert.are.equal("resolve", r.unknown)       -- names go through nginx's resolver (none here)
   end)

@@ -140,8 +140,9 @@ local function exchange(settings, method, url, headers, body, fresh, deadline, t
   -- A fresh connection goes in a pool of its own that never keeps one: nothing to reuse there.
   -- "localhost" and "*.localhost" are the loopback address without asking the resolver, as
   -- libcurl does (RFC 6761); other names go through nginx's `resolver`.
-  local addr = sni
-  if addr == "localhost" or addr:sub(-10):lower() == ".localhost" then addr = "127.0.0.1" end
+  -- (An IPv6 literal keeps its brackets for connect, which nginx's URL parser needs.)
+  local addr = host
+  if sni == "localhost" or sni:sub(-10):lower() == ".localhost" then addr = "127.0.0.1" end
   local ok, err = sock:connect(addr, port, { pool = fresh and key .. ":fresh" or key })
   if not ok then
     local code = connect_error(err)
