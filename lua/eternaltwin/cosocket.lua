@@ -34,7 +34,7 @@ local OVERRIDABLE = { host = true, ["user-agent"] = true, accept = true }
 local NONE_GIVEN = {}
 local READ_SIZE = 65536
 local NO_LIMIT_MS = 86400 * 1000        -- `timeout = 0` (no limit): a day
--- TLS sessions to resume, per pool key (one worker's; bounded by the number of origins used).
+-- TLS sessions to resume, per pool key (one worker's; emptied with the pool keys below).
 local tls_sessions = {}
 
 local function describe(method, url)
@@ -95,7 +95,7 @@ local pool_keys_n = 0
 local function pool_key(cache, scheme, sni, port, verify, host_header)
   if pool_keys_n >= URL_CACHE_MAX then
     for _, t in pairs(POOL_KEYS) do for k in pairs(t) do t[k] = nil end end
-    pool_keys_n = 0
+    tls_sessions, pool_keys_n = {}, 0
   end
   local key = format("eternaltwin:%s:%s:%d:%s", scheme, sni, port,
     scheme == "https" and (verify and "verify" or "noverify") or "")
