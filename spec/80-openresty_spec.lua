@@ -45,6 +45,14 @@ local SERVER = [[
                 ngx.say(res and res.status_code or tostring(err))
             }
         }
+        # Answers the first request of a connection; drops the connection on any later one without
+        # a byte of answer (a kept-alive connection the server gave up on).
+        location = /first_only {
+            content_by_lua_block {
+                if ngx.var.connection_requests ~= "1" then return ngx.exit(444) end
+                ngx.print(ngx.var.connection)
+            }
+        }
         location = /access_phase {
             access_by_lua_block {
                 local res, err = C():get("_mock/echo")
@@ -186,6 +194,18 @@ describe("inside nginx (cosockets)", function()
     assert.are_not.equal(r.plain1, r.tls1)
     assert.are_not.equal(r.fresh1, r.plain1)
     assert.are_not.equal(r.fresh1, r.fresh2)
+  end)
+
+  it("sends a request again, once, when a reused connection dies before any byte of the answer", function()
+    local r = run(([[
+      local c = C({ url = "%s" })
+      local a = assert(c:get("first_only")).content
+      local b = assert(c:get("first_only")).content      -- the pooled connection is dropped: a new one
+      local p = assert(c:post("first_only")).content     -- likewise for a POST, as libcurl does
+      return { a = a, b = b, p = p }
+    ]]):format(srv.url))
+    assert.are_not.equal(r.a, r.b)
+    assert.are_not.equal(r.b, r.p)
   end)
 
   it("verifies TLS against lua_ssl_trusted_certificate, with SNI and the host name checked", function()
