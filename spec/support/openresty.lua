@@ -104,6 +104,16 @@ end
 
 local function sleep(s) os.execute("sleep " .. s) end
 
+-- A random 16-bit number from the system (math.random is not seeded on 5.1 and LuaJIT, so every
+-- run would try the same ports).
+local function random_u16()
+  local f = io.open("/dev/urandom", "rb")
+  local b = f and f:read(2) or ""
+  if f then f:close() end
+  if #b < 2 then return math.random(0, 65535) end
+  return b:byte(1) * 256 + b:byte(2)
+end
+
 local Server = {}
 Server.__index = Server
 
@@ -164,7 +174,7 @@ function M.start(opts)
   local self_pid = (read_file("/proc/self/stat") or ""):match("^(%d+)")
   local last
   for _ = 1, 20 do
-    local port = 20000 + math.random(0, 40999)
+    local port = 20000 + random_u16() % 41000
     local conf = TEMPLATE:gsub("@(%u+)@", {
       WORKERS = tostring(opts.workers or 1), PREFIX = prefix, ROOT = root(), PORT = tostring(port),
       HTTP = opts.http or "", SERVER = opts.server or "",
