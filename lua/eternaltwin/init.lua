@@ -394,16 +394,18 @@ function Client.__tostring(c)
 end
 
 -- The blocking session (one libcurl easy handle: keep-alive), made on first use.
+-- Also returns the settings it was made with (the nginx cosocket transport applies them itself).
 function Client:_session()
   local s = secrets[self]
   if not s.session then
-    s.session = core.session({
+    s.settings = {
       timeout = self.timeout, connect_timeout = self.connect_timeout, verify_ssl = self.verify_ssl,
       ca_file = self.ca_file, allow_redirects = self.allow_redirects, max_redirects = self.max_redirects,
       user_agent = self.user_agent, max_body_size = self.max_body_size,
-    })
+    }
+    s.session = core.session(s.settings)
   end
-  return s.session
+  return s.session, s.settings
 end
 
 --- Frees the client's connections now (they are also freed when the client is collected).
@@ -712,9 +714,9 @@ end
 -- Sends one request, with the retries the client allows; returns a Response or nil, err.
 function Client:_send(method, url, headers, body, flags, raise_on_error, may_retry)
   local attempt = 0
-  local session = self:_session()
+  local session, settings = self:_session()
   while true do
-    local status, h, content, eff = runtime.transfer(session, method, url, headers, body, flags)
+    local status, h, content, eff = runtime.transfer(session, method, url, headers, body, flags, settings)
     local res, err, wait
     if status == nil then
       err = new_error(errors.TransportError, content or h, { code = h, url = errors.safe_url(url),
