@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* HTTP transfer state: easy-handle options, body and header capture, CURLcode mapping. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +266,7 @@ const char *et_http_code_name(et_http_code_t c)
     case ET_HTTP_REDIRECTS:   return "redirects";
     case ET_HTTP_URL:         return "url";
     case ET_HTTP_CANCELLED:   return "cancelled";
+    case ET_HTTP_INTERRUPTED: return "interrupted";
     case ET_HTTP_TRANSPORT:   break;
     }
     return "transport";
@@ -623,6 +625,11 @@ int et_xfer_finish(et_xfer_t *x, CURLcode rc)
         snprintf(detail, sizeof detail, "response headers exceed %d bytes", ET_HTTP_MAX_HEADER_BYTES);
         return set_message(x, detail);
     }
+    if (x->abort_reason == ET_ABORT_SIGINT) {
+        x->code = ET_HTTP_INTERRUPTED;
+        et_buf_free(&x->body);
+        return set_message(x, "interrupted (SIGINT)");
+    }
     if (x->abort_reason == ET_ABORT_NOMEM) {
         x->code = ET_HTTP_TRANSPORT;
         return set_message(x, "out of memory");
@@ -648,6 +655,56 @@ void et_xfer_reset_result(et_xfer_t *x)
     if (x->body.cap > ET_BODY_KEEP)
         et_buf_free(&x->body);
     x->body.len = 0;
+}
+
+/* ---- Ctrl-C during a blocking transfer ---- */
+
+static volatile sig_atomic_t sigint_seen;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    sigint_seen = 1;
+}
+
+static int sigint_progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                              curl_off_t ulnow)
+{
+    et_xfer_t *x = userdata;
+    (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
+    if (!sigint_seen)
+        return 0;
+    x->abort_reason = ET_ABORT_SIGINT;
+    return 1;
+}
+
+CURLcode et_xfer_perform_blocking(et_xfer_t *x)
+{
+    struct sigaction sa, old;
+    int installed = 0;
+    CURLcode rc;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;          /* no SA_RESTART: curl's poll() returns at once */
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, NULL, &old) == 0
+        && ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_IGN && old.sa_handler != on_sigint))
+        && curl_easy_setopt(x->easy, CURLOPT_XFERINFOFUNCTION, sigint_progress_cb) == CURLE_OK
+        && curl_easy_setopt(x->easy, CURLOPT_XFERINFODATA, x) == CURLE_OK
+        && curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 0L) == CURLE_OK) {
+        sigint_seen = 0;
+        installed = sigaction(SIGINT, &sa, NULL) == 0;
+    }
+    rc = curl_easy_perform(x->easy);
+    curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 1L);
+    if (installed) {
+        sigaction(SIGINT, &old, NULL);
+        if (sigint_seen) {
+            sigint_seen = 0;                            /* a transfer that ended anyway keeps its result */
+            raise(SIGINT);                              /* to the handler we replaced */
+        }
+    }
+    return rc;
 }
 
 CURL *et_xfer_detach(et_xfer_t *x)

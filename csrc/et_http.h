@@ -39,7 +39,8 @@ typedef enum et_http_code {
     ET_HTTP_REDIRECTS,
     ET_HTTP_URL,
     ET_HTTP_TRANSPORT,
-    ET_HTTP_CANCELLED      /* never from curl: a cancelled or orphaned Transfer */
+    ET_HTTP_CANCELLED,     /* never from curl: a cancelled or orphaned Transfer */
+    ET_HTTP_INTERRUPTED    /* SIGINT (Ctrl-C) during et_xfer_perform_blocking */
 } et_http_code_t;
 
 /* Methods we send; HEAD uses CURLOPT_NOBODY, the others a custom request where needed. */
@@ -80,7 +81,7 @@ typedef struct et_http_opts {
 } et_http_opts_t;
 
 /* Why a callback stopped the transfer (curl then says CURLE_WRITE_ERROR). */
-enum { ET_ABORT_NONE = 0, ET_ABORT_BODY, ET_ABORT_HEADERS, ET_ABORT_NOMEM };
+enum { ET_ABORT_NONE = 0, ET_ABORT_BODY, ET_ABORT_HEADERS, ET_ABORT_NOMEM, ET_ABORT_SIGINT };
 
 typedef struct et_xfer {
     CURL *easy;
@@ -147,6 +148,15 @@ void et_xfer_reset_result(et_xfer_t *x);
 /* Gives the easy handle back (x keeps its result, body and headers); NULL if none. */
 CURL *et_xfer_detach(et_xfer_t *x);
 CURL *et_xfer_release(et_xfer_t *x);
+
+/* curl_easy_perform on x's handle, interruptible by SIGINT (Ctrl-C): for the duration of the call
+ * only, a SIGINT handler sets a flag that a progress callback turns into an abort (the transfer ends
+ * within a poll round, as poll() returns on the signal); then the previous handler is restored and,
+ * if SIGINT came, the signal is raised again so that handler (the `lua` interpreter's, a host's, or
+ * the default one) still sees it. The transfer then fails with ET_HTTP_INTERRUPTED. Nothing is
+ * installed when SIGINT is ignored, or when a call on another thread already has it installed.
+ * The signal flag is process-wide by nature (a signal handler has no argument). */
+CURLcode et_xfer_perform_blocking(et_xfer_t *x);
 
 /* Callbacks, exposed for the unit tests. userdata is the et_xfer_t. */
 size_t et_xfer_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata);

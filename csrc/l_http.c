@@ -311,7 +311,7 @@ static int l_session_request(lua_State *L)
     if (rc == ET_ENOMEM)
         return luaL_error(L, "not enough memory");
     if (rc == ET_OK) {
-        cc = curl_easy_perform(s->x.easy);
+        cc = et_xfer_perform_blocking(&s->x);
         if (et_xfer_finish(&s->x, cc) != ET_OK)
             s->x.code = s->x.code ? s->x.code : ET_HTTP_TRANSPORT;
     }

@@ -2,6 +2,13 @@
 --- Sign players in with Eternaltwin (OAuth 2.0) and call its API.
 -- The client, its Token and Response objects, state JWTs and the HTTP helpers. HTTP, JSON and
 -- cryptography run in C (`eternaltwin.core`: libcurl, cJSON, OpenSSL); this layer shapes the API.
+--
+-- Module fields: `_VERSION` (`"eternaltwin 0.1.0"`), `null` (JSON null, prints as
+-- `eternaltwin.null`), `errors` (`eternaltwin.errors`), `keys` (`eternaltwin.keys`), and, loaded on
+-- first use, `connections` (`eternaltwin.connections`) and `User` (`eternaltwin.User`).
+--
+-- Run-time failures return `nil, err` (an error object of `eternaltwin.errors`); argument mistakes
+-- raise. Methods take a colon: `client:get(...)`, `client.users:me(...)`.
 -- @module eternaltwin
 
 local core = require("eternaltwin.core")
@@ -33,6 +40,18 @@ end
 
 local function typename(v)
   return v == core.null and "null" or type(v)
+end
+
+local Client = {}
+
+-- `client.get(...)` (a dot for a colon) passes no client as `self` (a string, nil...): say how to
+-- call it instead of failing further in with "attempt to index a nil value". Any table passes, so
+-- a proxy whose __index is a client keeps working where it did.
+local function check_client(self, name)
+  if type(self) ~= "table" then
+    error(format("bad self to '%s' (client expected, got %s: call it as client:%s(...), with a colon)",
+      name, typename(self), name), 3)
+  end
 end
 
 ------------------------------------------------------------------------------------------------
@@ -86,23 +105,46 @@ local function form_encode(fname, t)
 end
 
 ------------------------------------------------------------------------------------------------
--- Token
+--- Token: what client:token and client:refresh give.
+-- Fields: `access_token`, `refresh_token` (or nil), `token_type` (`"Bearer"`), `expires_in` (seconds,
+-- as the server sent it), `server_expiration` (epoch seconds: the server's own expiry) and
+-- `expiration` (`server_expiration` less a 60 s margin, as in Python). `tostring(token)` shows both
+-- clocks and never the token itself.
 -- @section Token
 
 local Token = {}
 Token.__index = Token
 Token.__name = "eternaltwin.Token"
 
+-- Shows both clocks: `expires in` counts to `expiration` (the server's expiry less the 60 s margin
+-- that has_expired uses, as in Python); `server` counts to the server's own expiry.
 function Token.__tostring(t)
-  local left = t.expiration - os.time()
-  return format("<Token %s %s%s>", t.token_type,
-    left > 0 and format("expires in %d s", left) or "expired",
-    t.refresh_token and ", refreshable" or "")
+  local now = os.time()
+  local left, real = t.expiration - now, (t.server_expiration or t.expiration + 60) - now
+  local state
+  if left > 0 then
+    state = format("expires in %d s (server: %d s)", left, real)
+  elseif real > 0 then
+    state = format("expired (60 s margin; the server accepts it %d s more)", real)
+  else
+    state = "expired"
+  end
+  return format("<Token %s %s%s>", t.token_type, state, t.refresh_token and ", refreshable" or "")
 end
 
---- Whether the token has expired (60 s before the server's expiry, as in Python).
+--- Whether the token has expired, counting a 60 s safety margin as Python does: true from 60 s
+-- before the server's expiry (`token.expiration`), so a call started now does not race it. The
+-- server's own expiry is `token.server_expiration`; `token:seconds_left()` counts down to it.
+-- @treturn boolean
 function Token:has_expired()
   return os.time() >= self.expiration
+end
+
+--- Seconds until the server's own expiry (`server_expiration`; 0 once passed), margin not counted.
+-- @treturn integer
+function Token:seconds_left()
+  local left = self.server_expiration - os.time()
+  return left > 0 and left or 0
 end
 
 local function check_token_fields(t)
@@ -115,18 +157,22 @@ local function check_token_fields(t)
 end
 
 local function make_token(t)
-  local exp = os.time() + t.expires_in - 60
-  if math_type(exp) ~= "integer" then exp = math.floor(exp) end
+  local server = math.floor(os.time() + t.expires_in)
   return setmetatable({
     access_token = t.access_token,
     refresh_token = t.refresh_token ~= core.null and t.refresh_token or nil,
     token_type = t.token_type,
     expires_in = t.expires_in,
-    expiration = exp,
+    expiration = server - 60,
+    server_expiration = server,
   }, Token)
 end
 
---- `eternaltwin.Token{ access_token=.., expires_in=.., token_type=.. [, refresh_token=..] }`.
+--- Builds a Token from its fields (for instance one kept in a session).
+-- `eternaltwin.Token{ access_token = "...", expires_in = 3600, token_type = "Bearer" }`
+-- @tparam table t `access_token` (string), `expires_in` (number of seconds from now), `token_type`
+-- (string), and optionally `refresh_token` (string); a missing or ill-typed field raises
+-- @treturn Token
 function M.Token(t)
   if type(t) ~= "table" then argfail("Token", "table expected, got " .. typename(t)) end
   local bad = check_token_fields(t)
@@ -134,10 +180,16 @@ function M.Token(t)
   return make_token(t)
 end
 
+--- Whether `v` is a Token.
+-- @param v any value
+-- @treturn boolean
 function M.is_token(v) return getmetatable(v) == Token end
 
 ------------------------------------------------------------------------------------------------
--- Response
+--- Response: what the HTTP calls and client.users give.
+-- Fields: `status_code` (integer), `url` (the final URL), `headers` (a plain table, lower-case
+-- names, repeated values joined with `", "`, `set-cookie` with a newline) and `content` (the body,
+-- a string). `tostring(res)` is `<Response [200]>`.
 -- @section Response
 
 local Response = {}
@@ -146,7 +198,8 @@ Response.__name = "eternaltwin.Response"
 
 function Response.__tostring(r) return format("<Response [%d]>", r.status_code) end
 
---- Decodes the body as JSON: the value, or `nil, err` of kind DecodeError.
+--- Decodes the body as JSON (null becomes `eternaltwin.null`).
+-- @return the decoded value (a table for an object or array), or `nil, err` of kind DecodeError
 function Response:json()
   local v, msg = core.json_decode(self.content)
   if v == nil then
@@ -158,6 +211,7 @@ function Response:json()
 end
 
 --- Whether the status is 2xx.
+-- @treturn boolean
 function Response:ok() return self.status_code >= 200 and self.status_code < 300 end
 
 local function request_error(method, res)
@@ -178,10 +232,12 @@ local function request_error(method, res)
 end
 
 ------------------------------------------------------------------------------------------------
--- Client
+--- Client: one Eternaltwin instance.
+-- Fields: `client_id`, `redirect_uri`, `state_key`, `url` (the base URL, ending with `/`), the
+-- options below, and `users` (the user endpoints, `eternaltwin.users`). The client secret is not a
+-- field, and `tostring(client)` is `<eternaltwin.Client ID URL>`.
 -- @section Client
 
-local Client = {}
 Client.__index = Client
 Client.__name = "eternaltwin.Client"
 
@@ -248,8 +304,48 @@ local function normalise_url(o)
   return format("%s://%s%s%s", o.scheme, o.host, o.port and ":" .. tostring(o.port) or "", prefix)
 end
 
---- Creates a client: `new(client_id, client_secret, redirect_uri, state_key [, opts])` or `new(opts)`.
--- Options and defaults are in the README; a missing or ill-typed option raises an error naming it.
+--- Client options, given to `new` (as its last argument, or as its only table with the four
+-- first arguments inside). An unknown option, a missing required one, an ill-typed value, or both
+-- `url` and `host`, raises an error naming the option.
+-- @table options
+-- @tfield string client_id the OAuth client id, such as `"myapp@clients"` (required)
+-- @tfield string client_secret the OAuth client secret (required; never shown)
+-- @tfield string redirect_uri the app's callback URL (required)
+-- @tfield key state_key signs and checks states: a key of `eternaltwin.keys`, a KeyRing, or any
+-- table with `algorithm`, `encode` and `decode` (required)
+-- @tfield string url the base URL of the instance, `"https://eternaltwin.org/"` (or give `host`)
+-- @tfield string scheme with `host`: `"http"` (default) or `"https"`
+-- @tfield string host with `scheme`, `port`, `prefix`: the base URL in parts
+-- @tfield integer port with `host`: the port (default: the scheme's)
+-- @tfield string prefix with `host`: the path of the instance (default `"/"`); endpoints resolve
+-- under it
+-- @tfield number timeout seconds per attempt, fractions allowed (default 5)
+-- @tfield number connect_timeout seconds to connect (default: libcurl's)
+-- @tfield boolean verify_ssl verify the server's certificate and name (default true)
+-- @tfield string ca_file a PEM file of trusted certificates (default: the system store)
+-- @tfield boolean allow_redirects follow redirects (default false)
+-- @tfield integer max_redirects with `allow_redirects` (default 10)
+-- @tfield string user_agent the User-Agent header (default `"eternaltwin-lua/0.1.0"`)
+-- @tfield integer retries extra attempts for GET, HEAD, PUT, DELETE, OPTIONS on connect, timeout,
+-- reset or empty replies and on 429, 502, 503, 504; never for POST or the code exchange (default 0)
+-- @tfield number retry_max_wait longest wait between attempts in seconds (default 30);
+-- Retry-After is honoured, else a jittered exponential backoff
+-- @tfield integer max_body_size largest response body in bytes, inclusive (default 16 MiB); beyond
+-- it, a TransportError `too_large`
+-- @tfield integer max_connections bound on the open connections of a poller (default 0: none)
+-- @tfield boolean|integer replay_protection true, or a store size (default off): `validate_state`
+-- accepts each state once (see `ReplayStore`)
+
+--- Creates a client.
+-- `eternaltwin.new(client_id, client_secret, redirect_uri, state_key [, opts])` or
+-- `eternaltwin.new(opts)` with the four inside `opts`.
+-- @tparam string|table client_id the OAuth client id, or every option in one table
+-- @tparam[opt] string client_secret the OAuth client secret (never shown)
+-- @tparam[opt] string redirect_uri the app's callback URL, as registered with Eternaltwin
+-- @tparam[opt] key state_key signs and checks states (see `options`)
+-- @tparam[opt] table opts further `options`
+-- @treturn Client
+-- @raise on a missing, unknown or ill-typed option
 function M.new(client_id, client_secret, redirect_uri, state_key, opts)
   local o = {}
   if type(client_id) == "table" and client_secret == nil then
@@ -298,27 +394,34 @@ function Client.__tostring(c)
 end
 
 -- The blocking session (one libcurl easy handle: keep-alive), made on first use.
+-- Also returns the settings it was made with (the nginx cosocket transport applies them itself).
 function Client:_session()
   local s = secrets[self]
   if not s.session then
-    s.session = core.session({
+    s.settings = {
       timeout = self.timeout, connect_timeout = self.connect_timeout, verify_ssl = self.verify_ssl,
       ca_file = self.ca_file, allow_redirects = self.allow_redirects, max_redirects = self.max_redirects,
       user_agent = self.user_agent, max_body_size = self.max_body_size,
-    })
+    }
+    s.session = core.session(s.settings)
   end
-  return s.session
+  return s.session, s.settings
 end
 
 --- Frees the client's connections now (they are also freed when the client is collected).
+-- The client stays usable: a later call opens a new connection.
 function Client:close()
+  check_client(self, "close")
   local s = secrets[self]
   if s and s.session then s.session:close(); s.session = nil end
 end
 Client.__close = Client.close
 
 --- Resolves an endpoint under the base URL; an absolute http(s) URL is used as is.
+-- @tparam string endpoint such as `"api/v1/clock"` (a leading `/` is dropped)
+-- @treturn string the URL
 function Client:resolve(endpoint)
+  check_client(self, "resolve")
   if endpoint:match("^[hH][tT][tT][pP][sS]?://") then return endpoint end
   return self.url .. endpoint:gsub("^/+", "")
 end
@@ -330,11 +433,17 @@ local RESOLVED_MAX = 256
 local resolved = setmetatable({}, { __mode = "k" })
 
 ------------------------------------------------------------------------------------------------
--- OAuth and state
+--- OAuth and state.
+-- A state is a JWT signed with the client's `state_key` (claims `a`, `as`, `iat`, `rfp`, `exp`,
+-- `nonce`), kept in the player's session and checked on the callback before the code is exchanged.
 -- @section oauth
 
 --- The URL to send the player's browser to, with the same query as Python's client.
+-- @tparam string state a state from `generate_state`
+-- @tparam[opt="base"] string scope the OAuth scope asked for
+-- @treturn string `<base>oauth/authorize?response_type=code&...`
 function Client:authorization_url(state, scope)
+  check_client(self, "authorization_url")
   if type(state) ~= "string" then argfail("authorization_url", "state string expected, got " .. typename(state)) end
   if scope ~= nil and type(scope) ~= "string" then argfail("authorization_url", "scope string expected") end
   return self:resolve("oauth/authorize") .. "?" .. form_encode("authorization_url", {
@@ -343,9 +452,12 @@ function Client:authorization_url(state, scope)
   })
 end
 
---- A new signed state: `generate_state([expiration=600 [, nonce]])`.
--- @return the JWT, or `nil, err` (KeyError) when the key cannot sign
+--- A new signed state.
+-- @tparam[opt=600] number expiration seconds the state stays valid
+-- @tparam[opt] string nonce (default: 128 random hex characters)
+-- @treturn string the JWT, or `nil, err` (KeyError) when the key cannot sign
 function Client:generate_state(expiration, nonce)
+  check_client(self, "generate_state")
   if expiration ~= nil and (type(expiration) ~= "number" or expiration ~= expiration) then
     argfail("generate_state", "expiration: number of seconds expected")
   end
@@ -376,8 +488,11 @@ local ReplayStore = {}
 ReplayStore.__index = ReplayStore
 ReplayStore.__name = "eternaltwin.ReplayStore"
 
---- `eternaltwin.ReplayStore([max_entries=100000])`: an in-process store of seen nonces, bounded.
--- When full of live entries, the entry closest to expiry is forgotten first.
+--- An in-process store of the nonces of accepted states, bounded, to accept each state once.
+-- When full of live entries, the entry closest to expiry is forgotten first. Give it as
+-- `validate_state(state, expected, { once = store })`, or use the client option `replay_protection`.
+-- @tparam[opt=100000] integer max_entries the most nonces remembered at once
+-- @treturn ReplayStore
 function M.ReplayStore(max_entries)
   if max_entries ~= nil and (math_type(max_entries) ~= "integer" or max_entries < 1) then
     argfail("ReplayStore", "max_entries: positive integer expected")
@@ -403,6 +518,10 @@ function ReplayStore:_make_room(now)
 end
 
 --- Records `nonce` (valid until `exp`); false if it was already recorded and has not expired.
+-- @tparam string nonce the state's nonce claim
+-- @tparam number exp epoch seconds until which it is remembered
+-- @tparam[opt] number now epoch seconds (default `os.time()`)
+-- @treturn boolean true if it was new
 function ReplayStore:check_and_add(nonce, exp, now)
   now = now or os.time()
   local known = self.seen[nonce]
@@ -490,11 +609,16 @@ local function invalid(msg, claims)
   return nil, new_error(errors.InvalidStateError, msg, { state = claims })
 end
 
---- Checks a state received on the callback: `validate_state(state [, expected [, opts]])`.
--- `opts.leeway` (seconds) tolerates clock skew; `opts.once` (or the client's replay store) refuses a
--- state seen before.
--- @return the claims, or `nil, err` of kind InvalidStateError (`err.state`: claims when signed)
+--- Checks a state received on the callback: signature, `alg`, claims, expiry, and the expected state.
+-- @tparam string state the callback's `state` (nil gives an InvalidStateError, for a callback
+-- without one)
+-- @tparam[opt] string expected the state kept in the player's session (compared in constant time)
+-- @tparam[opt] table opts `leeway` (seconds of clock skew tolerated, default 0), `once` (true: use
+-- the client's replay store; false: none; or a `ReplayStore`)
+-- @treturn table the claims (a plain table), or `nil, err` of kind InvalidStateError (`err.state`:
+-- the claims when the signature held)
 function Client:validate_state(state, expected, opts)
+  check_client(self, "validate_state")
   if state == nil then return invalid("invalid state: no state given") end
   if type(state) ~= "string" then argfail("validate_state", "state string expected, got " .. typename(state)) end
   if expected ~= nil and type(expected) ~= "string" then
@@ -568,7 +692,12 @@ function Client:validate_state(state, expected, opts)
 end
 
 ------------------------------------------------------------------------------------------------
--- HTTP
+--- HTTP.
+-- Endpoints resolve under the base URL. A status of 300 or more gives `nil, err` (RequestError,
+-- with `err.response`) unless `raise_on_error = false`; no answer gives a TransportError (`err.code`:
+-- `timeout`, `connect`, `resolve`, `tls`, `too_large`, `reset`, `empty_reply`, `redirects`, `url`,
+-- `interrupted`, `transport`). Inside a poller task the call yields; elsewhere it blocks, and
+-- Ctrl-C ends it at once.
 -- @section http
 
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
@@ -647,9 +776,9 @@ end
 -- Sends one request, with the retries the client allows; returns a Response or nil, err.
 function Client:_send(method, url, headers, body, flags, raise_on_error, may_retry)
   local attempt = 0
-  local session = self:_session()
+  local session, settings = self:_session()
   while true do
-    local status, h, content, eff = runtime.transfer(session, method, url, headers, body, flags)
+    local status, h, content, eff = runtime.transfer(session, method, url, headers, body, flags, settings)
     local res, err, wait
     if status == nil then
       err = new_error(errors.TransportError, content or h, { code = h, url = errors.safe_url(url),
@@ -672,56 +801,83 @@ function Client:_send(method, url, headers, body, flags, raise_on_error, may_ret
   end
 end
 
---- `request(method, endpoint [, opts])`: opts `params`, `headers`, `json`, `data`, `token`,
--- `raise_on_error` (default true). A Response, or `nil, err`.
-function Client:request(method, endpoint, opts)
+-- The body of request, get and post, tail-called so that argument errors point at the caller and
+-- name the function called (`fname`).
+local function request(self, fname, method, endpoint, opts)
   if not UPPER_METHODS[method] then
-    if type(method) ~= "string" or not method:match("^%a+$") then argfail("request", "method name expected") end
+    if type(method) ~= "string" or not method:match("^%a+$") then argfail(fname, "method name expected") end
     method = method:upper()
   end
-  if type(endpoint) ~= "string" then argfail("request", "endpoint string expected, got " .. typename(endpoint)) end
+  if type(endpoint) ~= "string" then argfail(fname, "endpoint string expected, got " .. typename(endpoint)) end
   opts = opts or NO_OPTIONS
-  if type(opts) ~= "table" then argfail("request", "options table expected") end
+  if type(opts) ~= "table" then argfail(fname, "options table expected") end
   for k in pairs(opts) do
-    if not REQUEST_OPTIONS[k] then argfail("request", format("unknown option '%s'", tostring(k))) end
+    if not REQUEST_OPTIONS[k] then argfail(fname, format("unknown option '%s'", tostring(k))) end
   end
   local cache = resolved[self]
   if cache and cache[0] ~= self.url then cache = nil end      -- the base URL was changed
   local url = cache and cache[endpoint]
   if not url then
     url = self:resolve(endpoint)
-    if endpoint:find("[%s%z]") then argfail("request", "endpoint has spaces or control characters") end
+    if endpoint:find("[%s%z]") then argfail(fname, "endpoint has spaces or control characters") end
     if not cache or cache[1] >= RESOLVED_MAX then cache = { [0] = self.url, [1] = 0 }; resolved[self] = cache end
     cache[endpoint], cache[1] = url, cache[1] + 1
   end
   if opts.params ~= nil then
-    if type(opts.params) ~= "table" then argfail("request", "'params': table expected") end
-    local q = form_encode("request", opts.params)
+    if type(opts.params) ~= "table" then argfail(fname, "'params': table expected") end
+    local q = form_encode(fname, opts.params)
     if q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
   end
   local body, ctype
-  if opts.json ~= nil and opts.data ~= nil then argfail("request", "give 'json' or 'data', not both") end
+  if opts.json ~= nil and opts.data ~= nil then argfail(fname, "give 'json' or 'data', not both") end
   if opts.json ~= nil then
     local msg
     body, msg = core.json_encode(opts.json)
-    if not body then argfail("request", "'json': " .. msg) end
+    if not body then argfail(fname, "'json': " .. msg) end
     ctype = "application/json"
   elseif opts.data ~= nil then
     if type(opts.data) == "string" then body = opts.data
     elseif type(opts.data) == "table" then
-      body, ctype = form_encode("request", opts.data), "application/x-www-form-urlencoded"
-    else argfail("request", "'data': string or table expected") end
+      body, ctype = form_encode(fname, opts.data), "application/x-www-form-urlencoded"
+    else argfail(fname, "'data': string or table expected") end
   end
-  local headers = build_headers("request", opts.headers, opts.token, ctype)
+  local headers = build_headers(fname, opts.headers, opts.token, ctype)
   local raise = opts.raise_on_error
   if raise == nil then raise = true end
   return self:_send(method, url, headers, body, nil, raise, IDEMPOTENT[method])
 end
 
+--- Sends a request.
+-- @tparam string method `"GET"`, `"POST"`, `"PUT"`, `"DELETE"`, `"PATCH"`, `"HEAD"` or `"OPTIONS"`
+-- (any case)
+-- @tparam string endpoint under the base URL (`"api/v1/users"`), or an absolute http(s) URL
+-- @tparam[opt] table opts `params` (query: a table, sorted by name, or an array of `{name, value}`;
+-- values strings, numbers, booleans, or arrays of them), `headers` (name to value), `json` (a
+-- value sent as JSON), `data` (a string body, or a table sent form-encoded), `token` (a Token or an
+-- access-token string: `Authorization: Bearer`), `raise_on_error` (default true)
+-- @treturn Response or `nil, err`
+function Client:request(method, endpoint, opts)
+  check_client(self, "request")
+  return request(self, "request", method, endpoint, opts)
+end
+
 --- GET an endpoint (see `request`).
-function Client:get(endpoint, opts) return self:request("GET", endpoint, opts) end
+-- @tparam string endpoint under the base URL, or an absolute http(s) URL
+-- @tparam[opt] table opts as for `request`
+-- @treturn Response or `nil, err`
+function Client:get(endpoint, opts)
+  check_client(self, "get")
+  return request(self, "get", "GET", endpoint, opts)
+end
+
 --- POST to an endpoint (see `request`).
-function Client:post(endpoint, opts) return self:request("POST", endpoint, opts) end
+-- @tparam string endpoint under the base URL, or an absolute http(s) URL
+-- @tparam[opt] table opts as for `request`
+-- @treturn Response or `nil, err`
+function Client:post(endpoint, opts)
+  check_client(self, "post")
+  return request(self, "post", "POST", endpoint, opts)
+end
 
 -- POSTs a grant to /oauth/token on a fresh connection, exactly once, and builds the Token.
 function Client:_grant(body)
@@ -742,14 +898,20 @@ function Client:_grant(body)
   return make_token(t)
 end
 
---- Exchanges an authorization code for a Token (sent once, never retried).
+--- Exchanges an authorization code for a Token (sent once, on a fresh connection, never retried).
+-- @tparam string code the callback's `code`
+-- @treturn Token or `nil, err` (RequestError, TransportError, DecodeError)
 function Client:token(code)
+  check_client(self, "token")
   if type(code) ~= "string" or code == "" then argfail("token", "authorization code string expected") end
   return self:_grant({ grant_type = "authorization_code", code = code })
 end
 
 --- Exchanges a refresh token (or a Token holding one) for a new Token, where the server allows it.
+-- @tparam Token|string token a Token with a `refresh_token`, or a refresh-token string (else raises)
+-- @treturn Token or `nil, err`
 function Client:refresh(token)
+  check_client(self, "refresh")
   local rt = token
   if type(token) == "table" then rt = token.refresh_token end
   if type(rt) ~= "string" or rt == "" then
@@ -758,7 +920,9 @@ function Client:refresh(token)
   return self:_grant({ grant_type = "refresh_token", refresh_token = rt })
 end
 
---- A poller for async calls: `eternaltwin.poller([opts])` (see eternaltwin.poller).
+--- A poller for async calls (see `eternaltwin.poller`).
+-- @tparam[opt] table opts `max_connections` (default 0: no bound)
+-- @treturn Poller
 function M.poller(opts)
   return require("eternaltwin.poller").new(opts)
 end
