@@ -534,9 +534,12 @@ function ReplayStore:check_and_add(nonce, exp, now)
   return true
 end
 
---- Whether `v` can serve as a replay store: an object whose `check_and_add(nonce, exp [, now])`
--- remembers `nonce` until `exp` (epoch seconds) and returns true the first time, false while it is
--- remembered, or `nil, message` when it cannot tell (the check then fails closed).
+--- Whether `v` can serve as a replay store (for `validate_state`'s `once` and `redeem_ticket`'s
+-- `store`): an object whose `check_and_add(nonce, exp [, now])` remembers `nonce` until `exp` (epoch
+-- seconds) and returns true the first time, false while it remembers it, or `nil, message` when it
+-- cannot tell (the check then fails closed).
+-- @param v any value
+-- @treturn boolean whether it has a `check_and_add` method
 function M.is_replay_store(v)
   local t = type(v)
   if t ~= "table" and t ~= "userdata" then return false end
@@ -564,9 +567,12 @@ local SharedReplayStore = {}
 SharedReplayStore.__index = SharedReplayStore
 SharedReplayStore.__name = "eternaltwin.SharedReplayStore"
 
---- `eternaltwin.SharedReplayStore(dict [, prefix])`: `dict` is an `ngx.shared` dict or its name; keys
--- are `prefix .. nonce` (prefix default "eternaltwin:nonce:"). Entries go with `safe_add`, so a full
--- dict never evicts a live nonce: the check fails closed instead.
+--- A replay store in an nginx shared dict (`lua_shared_dict`), for use inside nginx: every worker
+-- sees every nonce. Entries go in with `safe_add` and a TTL of the ticket's (or state's) remaining
+-- life, so a full dict never evicts a live nonce: the check fails closed instead.
+-- @tparam string|table dict an `ngx.shared` dict, or the name of one
+-- @tparam[opt="eternaltwin:nonce:"] string prefix put before each nonce to make its key
+-- @treturn SharedReplayStore a store for `redeem_ticket`'s `store` or `validate_state`'s `once`
 function M.SharedReplayStore(dict, prefix)
   if type(dict) == "string" then
     local name = dict
@@ -586,6 +592,12 @@ end
 
 function SharedReplayStore.__tostring(s) return format("<eternaltwin.SharedReplayStore %s>", s.prefix) end
 
+--- Records `nonce` until `exp`, unless the dict already holds it.
+-- @tparam string nonce the nonce claim
+-- @tparam number exp epoch seconds until which it is remembered
+-- @tparam[opt] number now epoch seconds (default `os.time()`)
+-- @treturn boolean true if it was new, false if it is known; or `nil, message` when the dict
+-- refused the entry (full)
 function SharedReplayStore:check_and_add(nonce, exp, now)
   local ttl = exp - (now or os.time()) + 1
   if ttl < 1 then ttl = 1 end
