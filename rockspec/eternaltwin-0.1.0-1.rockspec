@@ -46,6 +46,7 @@ build = {
     ["eternaltwin.users"] = "lua/eternaltwin/users.lua",
     ["eternaltwin.user"] = "lua/eternaltwin/user.lua",
     ["eternaltwin.connections"] = "lua/eternaltwin/connections.lua",
+    ["eternaltwin.gate"] = "lua/eternaltwin/gate.lua",
   },
   install = {
     bin = { etwin = "bin/etwin" },

@@ -534,6 +534,79 @@ function ReplayStore:check_and_add(nonce, exp, now)
   return true
 end
 
+--- Whether `v` can serve as a replay store (for `validate_state`'s `once` and `redeem_ticket`'s
+-- `store`): an object whose `check_and_add(nonce, exp [, now])` remembers `nonce` until `exp` (epoch
+-- seconds) and returns true the first time, false while it remembers it, or `nil, message` when it
+-- cannot tell (the check then fails closed).
+-- @param v any value
+-- @treturn boolean whether it has a `check_and_add` method
+function M.is_replay_store(v)
+  local t = type(v)
+  if t ~= "table" and t ~= "userdata" then return false end
+  local ok, f = pcall(function() return v.check_and_add end)
+  return ok and type(f) == "function"
+end
+
+-- Uses up a nonce: true, or nil and why not ("already used", or the store's failure).
+local function use_nonce(store, nonce, exp, now)
+  local ok, msg
+  if getmetatable(store) == ReplayStore then
+    ok = store:check_and_add(nonce, exp, now)
+  else
+    local called
+    called, ok, msg = pcall(store.check_and_add, store, nonce, exp, now)
+    if not called then ok, msg = nil, ok end
+  end
+  if ok then return true end
+  if ok == false then return nil, "already used" end
+  return nil, "replay store failed: " .. tostring(msg or "no answer")
+end
+
+-- A replay store in an nginx shared dict (`lua_shared_dict`): every worker sees every nonce.
+local SharedReplayStore = {}
+SharedReplayStore.__index = SharedReplayStore
+SharedReplayStore.__name = "eternaltwin.SharedReplayStore"
+
+--- A replay store in an nginx shared dict (`lua_shared_dict`), for use inside nginx: every worker
+-- sees every nonce. Entries go in with `safe_add` and a TTL of the ticket's (or state's) remaining
+-- life, so a full dict never evicts a live nonce: the check fails closed instead.
+-- @tparam string|table dict an `ngx.shared` dict, or the name of one
+-- @tparam[opt="eternaltwin:nonce:"] string prefix put before each nonce to make its key
+-- @treturn SharedReplayStore a store for `redeem_ticket`'s `store` or `validate_state`'s `once`
+function M.SharedReplayStore(dict, prefix)
+  if type(dict) == "string" then
+    local name = dict
+    local ngx = rawget(_G, "ngx")
+    local shared = type(ngx) == "table" and ngx.shared
+    dict = shared and shared[name]
+    if not dict then argfail("SharedReplayStore", format("no lua_shared_dict named '%s'", name)) end
+  end
+  local t = type(dict)
+  if (t ~= "table" and t ~= "userdata") or not pcall(function() return dict.safe_add end)
+     or dict.safe_add == nil then
+    argfail("SharedReplayStore", "ngx.shared dict or its name expected, got " .. typename(dict))
+  end
+  if prefix ~= nil and type(prefix) ~= "string" then argfail("SharedReplayStore", "prefix: string expected") end
+  return setmetatable({ dict = dict, prefix = prefix or "eternaltwin:nonce:" }, SharedReplayStore)
+end
+
+function SharedReplayStore.__tostring(s) return format("<eternaltwin.SharedReplayStore %s>", s.prefix) end
+
+--- Records `nonce` until `exp`, unless the dict already holds it.
+-- @tparam string nonce the nonce claim
+-- @tparam number exp epoch seconds until which it is remembered
+-- @tparam[opt] number now epoch seconds (default `os.time()`)
+-- @treturn boolean true if it was new, false if it is known; or `nil, message` when the dict
+-- refused the entry (full)
+function SharedReplayStore:check_and_add(nonce, exp, now)
+  local ttl = exp - (now or os.time()) + 1
+  if ttl < 1 then ttl = 1 end
+  local ok, err = self.dict:safe_add(self.prefix .. nonce, exp, ttl)
+  if ok then return true end
+  if err == "exists" then return false end
+  return nil, err or "the shared dict refused the entry"
+end
+
 local CLAIM_TYPES = { a = "string", as = "string", nonce = "string", iat = "number", rfp = "number",
                       exp = "number" }
 -- The store `opts.once = true` uses on a client made without replay_protection.
@@ -569,8 +642,8 @@ function Client:validate_state(state, expected, opts)
     for k in pairs(opts) do
       if k ~= "leeway" and k ~= "once" then argfail("validate_state", format("unknown option '%s'", tostring(k))) end
     end
-    if opts.once ~= nil and type(opts.once) ~= "boolean" and getmetatable(opts.once) ~= ReplayStore then
-      argfail("validate_state", "once: boolean or ReplayStore expected")
+    if opts.once ~= nil and type(opts.once) ~= "boolean" and not M.is_replay_store(opts.once) then
+      argfail("validate_state", "once: boolean or replay store expected")
     end
     if opts.leeway ~= nil then
       if type(opts.leeway) ~= "number" or opts.leeway < 0 then argfail("validate_state", "leeway: seconds expected") end
@@ -623,8 +696,9 @@ function Client:validate_state(state, expected, opts)
       store = opts.once
     end
   end
-  if store and not store:check_and_add(claims.nonce, claims.exp + leeway, now) then
-    return invalid("invalid state: already used", claims)
+  if store then
+    local ok, why = use_nonce(store, claims.nonce, claims.exp + leeway, now)
+    if not ok then return invalid("invalid state: " .. why, claims) end
   end
   return claims
 end
