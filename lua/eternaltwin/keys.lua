@@ -55,13 +55,13 @@ function Key:encode(claims)
   return tok
 end
 
---- Verifies a JWT's `alg` and signature (not `exp`) and returns its claims and header,
--- or `nil, err` of kind InvalidStateError.
+--- Verifies a JWT's `alg` and signature (not `exp`) and returns its claims alone (the header:
+-- `eternaltwin.core.jwt_header(token)`), or `nil, err` of kind InvalidStateError.
 function Key:decode(token)
   if type(token) ~= "string" then argerror("decode", 1, "string expected, got " .. type(token)) end
-  local claims, header = self._key:decode(token)
-  if not claims then return nil, errors.new(errors.InvalidStateError, "invalid state: " .. header) end
-  return claims, header
+  local claims, msg = self._key:decode(token)
+  if not claims then return nil, errors.new(errors.InvalidStateError, "invalid state: " .. msg) end
+  return claims
 end
 
 --- For the client's hot path: the C key and kid of a built-in key as made (its own methods, a
