@@ -546,7 +546,9 @@ describe("hardening (issue 12)", function()
       assert.are.equal("connect", code)
       -- false: no proxy at all, even with one in the environment (checked through a child).
       local cmd = "U=" .. q(url) .. " http_proxy=http://127.0.0.1:1 HTTP_PROXY=http://127.0.0.1:1 ALL_PROXY=http://127.0.0.1:1 "
-        .. "LUA_PATH=" .. q(package.path) .. " LUA_CPATH=" .. q(package.cpath) .. " lua5.4 -e " .. q(
+        .. "LUA_PATH=" .. q(package.path) .. " LUA_CPATH=" .. q(package.cpath) .. " "
+        -- ETWIN_LUA: how `make check` starts a Lua like this one (with the sanitizer runtime).
+        .. (os.getenv("ETWIN_LUA") or "lua5.4") .. " -e " .. q(
         "local core = require('eternaltwin.core') local url = os.getenv('U') "
         .. "local a = core.session({ proxy = false }):request('GET', url) "
         .. "local b, c = core.session():request('GET', url) "
