@@ -109,16 +109,19 @@ static double distinct(size_t n, int *good)
 
 static void test_linear(void)
 {
-    int good = 1;
-    double small, big;
-    distinct(2000, &good);
-    small = distinct(2000, &good);
-    big = distinct(20000, &good);
+    int good = 1, i;
+    double small = 1e9, big = 1e9, t;
+    for (i = 0; i < 5; i++) {                   /* the best of five: other processes add noise */
+        t = distinct(2000, &good);
+        small = t < small ? t : small;
+        t = distinct(20000, &good);
+        big = t < big ? t : big;
+    }
     ok(good, "20,000 distinct headers kept, repeated names joined");
-    /* A scan of every stored name per line makes this ratio about 100; hashing about 10. */
-    ok(big < small * 40 + 0.005, "header handling is linear in the number of lines");
-    if (!(big < small * 40 + 0.005))
-        printf("# 2000: %.6f s, 20000: %.6f s\n", small, big);
+    /* A scan of every stored name per line made 20,000 lines take 0.6 s (100 times 2,000 lines);
+     * hashed, about 10 times, a few milliseconds. The absolute slack absorbs a loaded machine. */
+    ok(big < small * 30 + 0.1, "header handling is linear in the number of lines");
+    printf("# 2000 lines: %.6f s, 20000 lines: %.6f s\n", small, big);
 }
 
 static void test_curl_line_bound(void)
