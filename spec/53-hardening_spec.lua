@@ -577,6 +577,11 @@ describe("hardening (issue 12)", function()
       assert.are.equal(1, select("#", k:decode(tok)))
       local ck = core.hmac_key("HS256", "also")
       assert.are.equal(1, select("#", ck:decode(tok)))
+      -- A KeyRing too, even over a key of the app's whose decode returns the header as well.
+      local two = { algorithm = "HS256", encode = function(_, c) return k:encode(c) end,
+                    decode = function(_, t) return k:decode(t), core.jwt_header(t) end, kid = "two" }
+      local ring = keys.KeyRing({ two })
+      assert.are.equal(1, select("#", ring:decode(ring:encode({ a = 2 }))))
       assert.are.equal("JWT", core.jwt_header(tok).typ)
     end)
 
