@@ -55,7 +55,8 @@ typedef struct req_args {
 } req_args;
 
 /* Reads method, url, headers, body, flags at stack slots first..first+4. Raises on mistakes,
- * before any C resource is touched. May push one scratch userdata (many headers). */
+ * before any C resource is touched. May push one scratch userdata (many headers). The caller
+ * makes no Lua allocation between this and et_xfer_prepare (see the headers below). */
 static void check_request(lua_State *L, int first, req_args *a)
 {
     size_t len, i, n;
@@ -66,6 +67,33 @@ static void check_request(lua_State *L, int first, req_args *a)
     a->url = luaL_checklstring(L, first + 1, &len);
     luaL_argcheck(L, strlen(a->url) == len, first + 1, "URL contains a NUL byte");
 
+    a->body = NULL;
+    a->bodylen = 0;
+    if (!lua_isnoneornil(L, bi))
+        a->body = luaL_checklstring(L, bi, &a->bodylen);
+    luaL_argcheck(L, !(a->body && a->method == ET_HTTP_HEAD), bi, "a HEAD request has no body");
+
+    a->fresh = 0;
+    a->no_redirects = 0;
+    if (!lua_isnoneornil(L, fi)) {
+        luaL_checktype(L, fi, LUA_TTABLE);
+        lua_getfield(L, fi, "fresh");
+        if (!lua_isnil(L, -1)) {
+            luaL_argcheck(L, lua_isboolean(L, -1), fi, "flag 'fresh': boolean expected");
+            a->fresh = lua_toboolean(L, -1);
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, fi, "redirects");
+        if (!lua_isnil(L, -1)) {
+            luaL_argcheck(L, lua_isboolean(L, -1), fi, "flag 'redirects': boolean expected");
+            a->no_redirects = !lua_toboolean(L, -1);
+        }
+        lua_pop(L, 1);
+    }
+
+    /* The headers last: their strings stay referenced only by the caller's table, so no Lua
+     * allocation (which could run a finalizer that empties that table) may come between taking
+     * these pointers and the request copying them. */
     a->headers = NULL;
     a->nheaders = 0;
     if (!lua_isnoneornil(L, hi)) {
@@ -90,30 +118,6 @@ static void check_request(lua_State *L, int first, req_args *a)
         }
         a->headers = hdrs;
         a->nheaders = n;
-    }
-
-    a->body = NULL;
-    a->bodylen = 0;
-    if (!lua_isnoneornil(L, bi))
-        a->body = luaL_checklstring(L, bi, &a->bodylen);
-    luaL_argcheck(L, !(a->body && a->method == ET_HTTP_HEAD), bi, "a HEAD request has no body");
-
-    a->fresh = 0;
-    a->no_redirects = 0;
-    if (!lua_isnoneornil(L, fi)) {
-        luaL_checktype(L, fi, LUA_TTABLE);
-        lua_getfield(L, fi, "fresh");
-        if (!lua_isnil(L, -1)) {
-            luaL_argcheck(L, lua_isboolean(L, -1), fi, "flag 'fresh': boolean expected");
-            a->fresh = lua_toboolean(L, -1);
-        }
-        lua_pop(L, 1);
-        lua_getfield(L, fi, "redirects");
-        if (!lua_isnil(L, -1)) {
-            luaL_argcheck(L, lua_isboolean(L, -1), fi, "flag 'redirects': boolean expected");
-            a->no_redirects = !lua_toboolean(L, -1);
-        }
-        lua_pop(L, 1);
     }
 }
 
@@ -746,9 +750,7 @@ static int l_multi_add(lua_State *L)
     check_multi(L, 1);
     check_session(L, 2);
     lua_settop(L, 7);
-    check_request(L, 3, &a);
-    if (lua_gettop(L) == 7)
-        lua_pushnil(L);                         /* 8: a possible scratch array */
+    lua_pushnil(L);                             /* 8: unused (kept: the slots below are fixed) */
     t = l_newud(L, sizeof *t);                  /* 9: the transfer, closed until added */
     et_xfer_init(&t->x);
     t->m = NULL;
@@ -757,10 +759,11 @@ static int l_multi_add(lua_State *L)
     t->deadline = 0;
     t->pins = t->close_pending = 0;
     luaL_setmetatable(L, ET_XFER_MT);
+    multi_forked(L, check_multi(L, 1));
+    check_request(L, 3, &a);                    /* may push a scratch array at 10 */
     /* Taken after the allocations above, which may have run a finalizer that closed either. */
     m = check_multi(L, 1);
     s = check_session(L, 2);
-    multi_forked(L, m);
 
     e = pool_get(m);
     if (!e)
