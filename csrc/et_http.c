@@ -64,6 +64,18 @@ void et_headers_init(et_headers_t *h)
     h->items = NULL;
     h->n = h->cap = 0;
     h->bytes = 0;
+    h->total = 0;
+    h->index = NULL;
+    h->icap = 0;
+    h->in_block = 0;
+}
+
+/* Drops the headers of a block but keeps the transfer's running total. */
+static void headers_drop(et_headers_t *h)
+{
+    size_t total = h->total;
+    et_headers_clear(h);
+    h->total = total;
 }
 
 void et_headers_clear(et_headers_t *h)
@@ -74,6 +86,7 @@ void et_headers_clear(et_headers_t *h)
         et_buf_free(&h->items[i].value);
     }
     free(h->items);
+    free(h->index);
     et_headers_init(h);
 }
 
@@ -120,14 +133,46 @@ static int name_eq(const char *stored, const char *name, size_t n)
     return stored[n] == '\0';
 }
 
+/* FNV-1a over the lower-cased name. */
+static size_t name_hash(const char *name, size_t n)
+{
+    size_t i, v = (size_t)2166136261u;
+    for (i = 0; i < n; i++) {
+        v ^= (unsigned char)lower(name[i]);
+        v *= (size_t)16777619u;
+    }
+    return v;
+}
+
+/* Rebuilds the index with cap slots (a power of two). */
+static int index_rebuild(et_headers_t *h, size_t cap)
+{
+    size_t i, *idx = calloc(cap, sizeof *idx);
+    if (!idx)
+        return ET_ENOMEM;
+    for (i = 0; i < h->n; i++) {
+        size_t j = name_hash(h->items[i].name, strlen(h->items[i].name)) & (cap - 1);
+        while (idx[j])
+            j = (j + 1) & (cap - 1);
+        idx[j] = i + 1;
+    }
+    free(h->index);
+    h->index = idx;
+    h->icap = cap;
+    return ET_OK;
+}
+
 /* Adds a value to a header: joined to an existing one with ", " ("\n" for set-cookie). */
 static int headers_add(et_headers_t *h, const char *name, size_t nlen, const char *val, size_t vlen)
 {
-    size_t i;
+    size_t i, slot = 0;
     et_hdr_t *e = NULL;
-    for (i = 0; i < h->n; i++) {
-        if (name_eq(h->items[i].name, name, nlen)) {
-            e = &h->items[i];
+    if (h->icap < 2 * (h->n + 1) && index_rebuild(h, h->icap ? h->icap * 2 : 32) != ET_OK)
+        return ET_ENOMEM;
+    for (slot = name_hash(name, nlen) & (h->icap - 1); h->index[slot];
+         slot = (slot + 1) & (h->icap - 1)) {
+        if (name_eq(h->items[h->index[slot] - 1].name, name, nlen)) {
+            e = &h->items[h->index[slot] - 1];
             break;
         }
     }
@@ -158,8 +203,24 @@ static int headers_add(et_headers_t *h, const char *name, size_t nlen, const cha
         free(e->name);
         return ET_ENOMEM;
     }
-    h->n++;
+    h->index[slot] = ++h->n;
     return ET_OK;
+}
+
+/* "HTTP/" DIGIT ["." DIGIT] SP 3DIGIT: a status line (RFC 9112 4), not a header named "HTTP/x". */
+static int is_status_line(const char *s, size_t n)
+{
+    size_t i = 5;
+    if (n < 12 || memcmp(s, "HTTP/", 5) != 0 || !(s[i] >= '0' && s[i] <= '9'))
+        return 0;
+    i++;
+    if (s[i] == '.') {
+        if (!(s[i + 1] >= '0' && s[i + 1] <= '9'))
+            return 0;
+        i += 2;
+    }
+    return i + 4 <= n && s[i] == ' ' && s[i + 1] >= '0' && s[i + 1] <= '9' && s[i + 2] >= '0' &&
+           s[i + 2] <= '9' && s[i + 3] >= '0' && s[i + 3] <= '9';
 }
 
 int et_headers_feed(et_headers_t *h, const char *line, size_t len)
@@ -167,11 +228,15 @@ int et_headers_feed(et_headers_t *h, const char *line, size_t len)
     const char *colon, *v, *end;
     size_t nlen;
 
-    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
-        et_headers_clear(h);                    /* a new response: keep only the final one */
+    if (len > ET_HTTP_MAX_HEADER_TOTAL - h->total)
+        return 1;
+    h->total += len;
+    if (!h->in_block && is_status_line(line, len)) {
+        headers_drop(h);                        /* a new response: keep only the final one */
         if (len > ET_HTTP_MAX_HEADER_BYTES)
             return 1;                           /* (else the bound below would wrap around) */
         h->bytes = len;
+        h->in_block = 1;
         return ET_OK;
     }
     if (len > ET_HTTP_MAX_HEADER_BYTES - h->bytes)
@@ -179,8 +244,10 @@ int et_headers_feed(et_headers_t *h, const char *line, size_t len)
     h->bytes += len;
     while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
         len--;
-    if (len == 0)
-        return ET_OK;                           /* end of a header block */
+    if (len == 0) {
+        h->in_block = 0;                        /* end of a header block */
+        return ET_OK;
+    }
     end = line + len;
     if (is_ows(line[0])) {                      /* obsolete line folding: continues the last value */
         et_hdr_t *last;
@@ -226,13 +293,15 @@ void et_http_opts_init(et_http_opts_t *o)
     o->max_body_size = ET_DEFAULT_MAX_BODY;
     o->ca_file = NULL;
     o->user_agent = NULL;
+    o->proxy = NULL;
 }
 
 void et_http_opts_free(et_http_opts_t *o)
 {
     free(o->ca_file);
     free(o->user_agent);
-    o->ca_file = o->user_agent = NULL;
+    free(o->proxy);
+    o->ca_file = o->user_agent = o->proxy = NULL;
 }
 
 int et_http_opts_set_str(char **slot, const char *s)
@@ -419,8 +488,15 @@ int et_xfer_configure(et_xfer_t *x, CURL *easy, const et_http_opts_t *o)
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
     SETOPT(CURLOPT_SSL_VERIFYPEER, o->verify_ssl ? 1L : 0L);
     SETOPT(CURLOPT_SSL_VERIFYHOST, o->verify_ssl ? 2L : 0L);
-    if (o->ca_file)
+    if (o->ca_file) {
+        /* The file alone: Debian's libcurl also keeps its built-in CApath (/etc/ssl/certs), which
+         * would let the system store vouch for a server the file does not. */
         SETOPT(CURLOPT_CAINFO, o->ca_file);
+        SETOPT(CURLOPT_CAPATH, (char *)NULL);
+    }
+    if (o->proxy)                               /* "": no proxy, whatever the environment says */
+        SETOPT(CURLOPT_PROXY, o->proxy);
+    x->allow_redirects = o->allow_redirects;
     SETOPT(CURLOPT_FOLLOWLOCATION, o->allow_redirects ? 1L : 0L);
     SETOPT(CURLOPT_MAXREDIRS, o->max_redirects);
     if (o->user_agent)
@@ -517,6 +593,7 @@ int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const cha
     /* A HEAD response declares the length of a body that never comes: no limit to check. */
     SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)(m == ET_HTTP_HEAD ? 0 : x->max_body));
     SETOPT(CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
+    SETOPT(CURLOPT_FOLLOWLOCATION, x->allow_redirects && !x->no_redirects ? 1L : 0L);
     SETOPT(CURLOPT_PIPEWAIT, pipewait ? 1L : 0L);
     return ET_OK;
 nomem:
@@ -629,6 +706,14 @@ int et_xfer_finish(et_xfer_t *x, CURLcode rc)
         x->code = ET_HTTP_INTERRUPTED;
         et_buf_free(&x->body);
         return set_message(x, "interrupted (SIGINT)");
+    }
+    if (rc == CURLE_OUT_OF_MEMORY && x->abort_reason == ET_ABORT_NONE && x->headers.in_block) {
+        /* Inside a header block: curl's own bound on one header line (CURL_MAX_HTTP_HEADER,
+         * "Avoided giant realloc for header"), which curl reports as out of memory. */
+        x->code = ET_HTTP_TOO_LARGE;
+        snprintf(detail, sizeof detail, "a response header line exceeds libcurl's bound");
+        et_buf_free(&x->body);
+        return set_message(x, detail);
     }
     if (x->abort_reason == ET_ABORT_NOMEM) {
         x->code = ET_HTTP_TRANSPORT;

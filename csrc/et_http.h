@@ -61,11 +61,20 @@ typedef struct et_hdr {
     et_buf_t value;
 } et_hdr_t;
 
+/* Largest total size of all header blocks of one transfer (1xx, redirects, final). */
+#ifndef ET_HTTP_MAX_HEADER_TOTAL
+#define ET_HTTP_MAX_HEADER_TOTAL (4 * ET_HTTP_MAX_HEADER_BYTES)
+#endif
+
 /* Response headers of the latest response seen (reset on each status line). */
 typedef struct et_headers {
     et_hdr_t *items;
     size_t n, cap;
     size_t bytes;          /* raw bytes of this block, bounded by ET_HTTP_MAX_HEADER_BYTES */
+    size_t total;          /* raw bytes of every block, bounded by ET_HTTP_MAX_HEADER_TOTAL */
+    size_t *index;         /* open addressing over names: item index + 1, 0 empty */
+    size_t icap;           /* slots in index (a power of two, at least twice n), 0 none */
+    int in_block;          /* a status line was seen and its block has not ended */
 } et_headers_t;
 
 /* Session settings, copied into every transfer made with them. */
@@ -78,6 +87,7 @@ typedef struct et_http_opts {
     size_t max_body_size;     /* inclusive */
     char *ca_file;            /* owned copies, or NULL */
     char *user_agent;
+    char *proxy;              /* "" no proxy at all; NULL the environment's (curl's default) */
 } et_http_opts_t;
 
 /* Why a callback stopped the transfer (curl then says CURLE_WRITE_ERROR). */
@@ -88,6 +98,8 @@ typedef struct et_xfer {
     struct curl_slist *req_headers;   /* kept until the transfer is over */
     et_buf_t body;
     size_t max_body;
+    int allow_redirects;              /* the session's setting... */
+    int no_redirects;                 /* ...overridden for one request (code exchange) */
     et_headers_t headers;
     int abort_reason;
     char errbuf[CURL_ERROR_SIZE];
@@ -108,9 +120,11 @@ int et_buf_append_limited(et_buf_t *b, const char *p, size_t n, size_t limit);
 
 void et_headers_init(et_headers_t *h);
 void et_headers_clear(et_headers_t *h);
-/* Feeds one raw header line (as curl gives it, CRLF included). A line starting with "HTTP/"
- * starts a new response and drops what came before. ET_OK, 1 over ET_HTTP_MAX_HEADER_BYTES,
- * ET_ENOMEM. */
+/* Feeds one raw header line (as curl gives it, CRLF included). A status line ("HTTP/1.1 200 OK",
+ * "HTTP/2 200") outside a header block starts a new response and drops what came before; inside a
+ * block, a line starting with "HTTP/" is an ordinary (ignored: not a token) header line. ET_OK,
+ * 1 over ET_HTTP_MAX_HEADER_BYTES for a block or ET_HTTP_MAX_HEADER_TOTAL for all, ET_ENOMEM.
+ * Each line costs O(1) expected time (names are hashed). */
 int et_headers_feed(et_headers_t *h, const char *line, size_t len);
 /* Value of a lower-case name, or NULL. */
 const et_hdr_t *et_headers_find(const et_headers_t *h, const char *name);

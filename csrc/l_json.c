@@ -403,9 +403,20 @@ static size_t number_len(const char *s, size_t n)
  * ("01", "1.", "+1"). Messages name the 1-based byte offset. */
 static int prescan(const char *s, size_t n, char *err, size_t errlen)
 {
-    size_t i, depth = 0, len;
+    size_t i, depth = 0, len, values = 0;
     int in_str = 0;
+    if (n > ET_JSON_MAX_BYTES) {
+        snprintf(err, errlen, "json: text longer than %d bytes", ET_JSON_MAX_BYTES);
+        return 0;
+    }
     for (i = 0; i < n; i++) {
+        /* Each value (and key) starts with one of these outside a string: count them. */
+        if (!in_str && (s[i] == '"' || s[i] == '[' || s[i] == '{' || s[i] == '-' || is_digit(s[i]) ||
+                        s[i] == 't' || s[i] == 'f' || s[i] == 'n') &&
+            ++values > ET_JSON_MAX_ELEMENTS) {
+            snprintf(err, errlen, "json: more than %d values at byte %zu", ET_JSON_MAX_ELEMENTS, i + 1);
+            return 0;
+        }
         char c = s[i];
         if (in_str) {
             if ((unsigned char)c < 0x20) {
@@ -590,4 +601,10 @@ void l_json_open(lua_State *L)
         lua_setfield(L, LUA_REGISTRYINDEX, ET_NULL_KEY);
     }
     lua_setfield(L, -2, "null");
+    lua_pushinteger(L, ET_JSON_MAX_ELEMENTS);
+    lua_setfield(L, -2, "JSON_MAX_ELEMENTS");
+    lua_pushinteger(L, ET_JSON_MAX_DEPTH);
+    lua_setfield(L, -2, "JSON_MAX_DEPTH");
+    lua_pushinteger(L, ET_JSON_MAX_BYTES);
+    lua_setfield(L, -2, "JSON_MAX_BYTES");
 }

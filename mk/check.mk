@@ -76,9 +76,10 @@ FUZZ_SECONDS  ?= 60
 FUZZ_BUILD    ?= build-fuzz
 FUZZ_CC       ?= clang
 FUZZ_TARGETS   = $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
-# Small limits so the fuzzer reaches them (the header block bound, the JWT size bound).
+# Small limits so the fuzzer reaches them (the header block bound, the JSON value count, the JWT
+# size bound).
 FUZZ_CFLAGS    = -g -O1 -Wno-constant-conversion -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-                 -DET_HTTP_MAX_HEADER_BYTES=2048 -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc \
+                 -DET_HTTP_MAX_HEADER_BYTES=2048 -DET_JSON_MAX_ELEMENTS=64 -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc \
                  $(shell pkg-config --cflags $(LUA_PC) $(PKGS) 2>/dev/null)
 FUZZ_LIBS      = $(shell pkg-config --libs $(LUA_PC) $(PKGS) 2>/dev/null)
 FUZZ_OBJ       = $(CORE_SRC:csrc/%.c=$(FUZZ_BUILD)/obj/%.o) $(BIND_SRC:csrc/%.c=$(FUZZ_BUILD)/obj/%.o)

@@ -262,6 +262,8 @@ function M.request(settings, method, url, headers, body, flags)
     end
   end
   local fresh = flags and flags.fresh or false
+  -- flags.redirects == false: never follow, whatever allow_redirects says (code exchange, refresh).
+  local follow = settings.allow_redirects and not (flags and flags.redirects == false)
   local timeout_s = settings.timeout or 0
   local deadline
   if timeout_s > 0 then
@@ -278,7 +280,7 @@ function M.request(settings, method, url, headers, body, flags)
       return nil, h, describe(method, url) .. ": " .. content
     end
     local loc = h.location
-    if not (settings.allow_redirects and REDIRECT[status] and loc) then
+    if not (follow and REDIRECT[status] and loc) then
       return status, h, content, url
     end
     if redirects >= max_redirects then

@@ -147,9 +147,14 @@ function Token:seconds_left()
   return left > 0 and left or 0
 end
 
+-- Largest expires_in accepted (ten years): beyond it, or not finite, a server is broken or hostile
+-- (an infinite expiration never expires, and a huge one has no integer representation).
+local MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
+
 local function check_token_fields(t)
   if type(t.access_token) ~= "string" or t.access_token == "" then return "access_token" end
-  if type(t.expires_in) ~= "number" or t.expires_in ~= t.expires_in then return "expires_in" end
+  local e = t.expires_in
+  if type(e) ~= "number" or not (e >= -MAX_EXPIRES_IN and e <= MAX_EXPIRES_IN) then return "expires_in" end
   if type(t.token_type) ~= "string" then return "token_type" end
   if t.refresh_token ~= nil and t.refresh_token ~= core.null and type(t.refresh_token) ~= "string" then
     return "refresh_token"
@@ -250,7 +255,7 @@ local OPTION_TYPES = {
   timeout = "posnum", connect_timeout = "posnum", verify_ssl = "boolean", ca_file = "string",
   allow_redirects = "boolean", user_agent = "string", retries = "count", retry_max_wait = "nonneg",
   max_connections = "count", max_body_size = "posint", max_redirects = "count",
-  replay_protection = "replay",
+  replay_protection = "replay", proxy = "proxy",
 }
 
 local DEFAULTS = {
@@ -269,6 +274,7 @@ local function check_option(name, v)
     local n = tonumber(v)
     ok = (type(v) == "number" or (type(v) == "string" and v:match("^%d+$"))) and n and n >= 1 and n <= 65535
       and n % 1 == 0
+  elseif want == "proxy" then ok = v == false or type(v) == "string"
   elseif want == "replay" then
     ok = type(v) == "boolean" or (math_type(v) == "integer" and v > 0)
   elseif want == "posnum" then ok = type(v) == "number" and v > 0 and v < math.huge
@@ -279,7 +285,7 @@ local function check_option(name, v)
   if not ok then
     local expect = ({ key = "a key (table with algorithm, encode, decode)", scheme = '"http" or "https"',
       port = "port number 1-65535", posnum = "positive number", nonneg = "non-negative number",
-      count = "non-negative integer", posint = "positive integer",
+      count = "non-negative integer", posint = "positive integer", proxy = "string or false",
       replay = "boolean or positive integer (store size)" })[want] or want
     argfail("eternaltwin.new", format("option '%s': %s expected, got %s", name, expect, typename(v)), 3)
   end
@@ -294,6 +300,11 @@ local function normalise_url(o)
       argfail("eternaltwin.new", "option 'url': http:// or https:// URL expected", 3)
     end
     if o.url:find("[%s?#]") then argfail("eternaltwin.new", "option 'url': no spaces, query or fragment", 3) end
+    -- Credentials in the URL would reach tostring, the state's `as` claim, the authorization URL
+    -- (the browser) and error URLs: refused (the message does not repeat them).
+    if o.url:match("^[^:]+://([^/]*)"):find("@", 1, true) then
+      argfail("eternaltwin.new", "option 'url': userinfo (user:password@) is not allowed", 3)
+    end
     return o.url:sub(-1) == "/" and o.url or o.url .. "/"
   end
   if o.host == nil then argfail("eternaltwin.new", "option 'url' or 'host' is required", 3) end
@@ -380,6 +391,7 @@ function M.new(client_id, client_secret, redirect_uri, state_key, opts)
     retry_max_wait = o.retry_max_wait,
     max_connections = o.max_connections,
     max_body_size = o.max_body_size,
+    proxy = o.proxy,
   }, Client)
   if o.replay_protection then
     self.replay_store = M.ReplayStore(o.replay_protection == true and 100000 or o.replay_protection)
@@ -401,7 +413,7 @@ function Client:_session()
     s.settings = {
       timeout = self.timeout, connect_timeout = self.connect_timeout, verify_ssl = self.verify_ssl,
       ca_file = self.ca_file, allow_redirects = self.allow_redirects, max_redirects = self.max_redirects,
-      user_agent = self.user_agent, max_body_size = self.max_body_size,
+      user_agent = self.user_agent, max_body_size = self.max_body_size, proxy = self.proxy,
     }
     s.session = core.session(s.settings)
   end
@@ -417,13 +429,32 @@ function Client:close()
 end
 Client.__close = Client.close
 
---- Resolves an endpoint under the base URL; an absolute http(s) URL is used as is.
+-- Does a relative path climb above its base through `..` segments (which curl resolves)?
+local function climbs(path)
+  local depth = 0
+  for seg in (path:match("^[^?#]*") .. "/"):gmatch("([^/]*)/") do
+    if seg == ".." then
+      depth = depth - 1
+      if depth < 0 then return true end
+    elseif seg ~= "." and seg ~= "" then
+      depth = depth + 1
+    end
+  end
+  return false
+end
+
+--- Resolves an endpoint under the base URL; an absolute http(s) URL is used as is. An endpoint
+-- whose `..` segments climb above the base URL raises.
 -- @tparam string endpoint such as `"api/v1/clock"` (a leading `/` is dropped)
 -- @treturn string the URL
 function Client:resolve(endpoint)
   check_client(self, "resolve")
   if endpoint:match("^[hH][tT][tT][pP][sS]?://") then return endpoint end
-  return self.url .. endpoint:gsub("^/+", "")
+  endpoint = endpoint:gsub("^/+", "")
+  if endpoint:find(".", 1, true) and climbs(endpoint) then
+    argfail("request", "endpoint climbs above the base URL ('..' segments)", 3)
+  end
+  return self.url .. endpoint
 end
 
 -- Endpoints already resolved and checked by `request`, so a repeated call skips the pattern
@@ -458,7 +489,7 @@ end
 -- @treturn string the JWT, or `nil, err` (KeyError) when the key cannot sign
 function Client:generate_state(expiration, nonce)
   check_client(self, "generate_state")
-  if expiration ~= nil and (type(expiration) ~= "number" or expiration ~= expiration) then
+  if expiration ~= nil and (type(expiration) ~= "number" or not (expiration > -math.huge and expiration < math.huge)) then
     argfail("generate_state", "expiration: number of seconds expected")
   end
   if nonce ~= nil and type(nonce) ~= "string" then argfail("generate_state", "nonce: string expected") end
@@ -491,30 +522,63 @@ ReplayStore.__name = "eternaltwin.ReplayStore"
 --- An in-process store of the nonces of accepted states, bounded, to accept each state once.
 -- When full of live entries, the entry closest to expiry is forgotten first. Give it as
 -- `validate_state(state, expected, { once = store })`, or use the client option `replay_protection`.
+-- Every check costs O(log n): a binary min-heap of expiries (`heap`: nonces, `exps`: their
+-- expiries, `pos`: nonce -> heap index) beside the map `seen` (nonce -> expiry).
 -- @tparam[opt=100000] integer max_entries the most nonces remembered at once
 -- @treturn ReplayStore
 function M.ReplayStore(max_entries)
   if max_entries ~= nil and (math_type(max_entries) ~= "integer" or max_entries < 1) then
     argfail("ReplayStore", "max_entries: positive integer expected")
   end
-  return setmetatable({ seen = {}, count = 0, max = max_entries or 100000 }, ReplayStore)
+  return setmetatable({ seen = {}, count = 0, max = max_entries or 100000, heap = {}, exps = {}, pos = {} },
+    ReplayStore)
 end
 
 function ReplayStore.__tostring(r) return format("<eternaltwin.ReplayStore %d/%d>", r.count, r.max) end
 
--- Drops expired entries; if still full, the one expiring soonest.
+local function heap_swap(r, i, j)
+  local h, e, pos = r.heap, r.exps, r.pos
+  h[i], h[j], e[i], e[j] = h[j], h[i], e[j], e[i]
+  pos[h[i]], pos[h[j]] = i, j
+end
+
+local function heap_up(r, i)
+  local e = r.exps
+  while i > 1 do
+    local p = (i - i % 2) / 2
+    if e[p] <= e[i] then break end
+    heap_swap(r, i, p)
+    i = p
+  end
+end
+
+local function heap_down(r, i)
+  local e, n = r.exps, r.count
+  while true do
+    local l = 2 * i
+    if l > n then break end
+    local c = (l < n and e[l + 1] < e[l]) and l + 1 or l
+    if e[i] <= e[c] then break end
+    heap_swap(r, i, c)
+    i = c
+  end
+end
+
+-- Removes the entry at heap index i.
+local function heap_remove(r, i)
+  local n = r.count
+  local nonce = r.heap[i]
+  if i ~= n then heap_swap(r, i, n) end
+  r.heap[n], r.exps[n] = nil, nil
+  r.pos[nonce], r.seen[nonce] = nil, nil
+  r.count = n - 1
+  if i < n then heap_up(r, i); heap_down(r, i) end
+end
+
+-- Drops expired entries (soonest first); if still full, the one expiring soonest.
 function ReplayStore:_make_room(now)
-  for nonce, exp in pairs(self.seen) do
-    if exp < now then self.seen[nonce] = nil; self.count = self.count - 1 end
-  end
-  if self.count >= self.max then
-    local victim, soonest
-    for nonce, exp in pairs(self.seen) do
-      if not soonest or exp < soonest then victim, soonest = nonce, exp end
-    end
-    self.seen[victim] = nil
-    self.count = self.count - 1
-  end
+  while self.count > 0 and self.exps[1] < now do heap_remove(self, 1) end
+  if self.count >= self.max then heap_remove(self, 1) end
 end
 
 --- Records `nonce` (valid until `exp`); false if it was already recorded and has not expired.
@@ -526,11 +590,18 @@ function ReplayStore:check_and_add(nonce, exp, now)
   now = now or os.time()
   local known = self.seen[nonce]
   if known and known >= now then return false end
-  if not known then
-    if self.count >= self.max then self:_make_room(now) end
-    self.count = self.count + 1
+  if known then
+    local i = self.pos[nonce]
+    self.seen[nonce], self.exps[i] = exp, exp
+    heap_up(self, i)
+    heap_down(self, self.pos[nonce])
+    return true
   end
-  self.seen[nonce] = exp
+  if self.count >= self.max then self:_make_room(now) end
+  local n = self.count + 1
+  self.count = n
+  self.seen[nonce], self.heap[n], self.exps[n], self.pos[nonce] = exp, nonce, exp, n
+  heap_up(self, n)
   return true
 end
 
@@ -646,7 +717,10 @@ function Client:validate_state(state, expected, opts)
       argfail("validate_state", "once: boolean or replay store expected")
     end
     if opts.leeway ~= nil then
-      if type(opts.leeway) ~= "number" or opts.leeway < 0 then argfail("validate_state", "leeway: seconds expected") end
+      local l = opts.leeway
+      if type(l) ~= "number" or not (l >= 0 and l < math.huge) then
+        argfail("validate_state", "leeway: finite non-negative number of seconds expected")
+      end
       leeway = opts.leeway
     end
   end
@@ -891,12 +965,22 @@ function Client:post(endpoint, opts)
   return request(self, "post", "POST", endpoint, opts)
 end
 
+local GRANT_FLAGS = { fresh = true, redirects = false }
+-- Largest token response decoded: a token response is a few hundred bytes.
+local MAX_TOKEN_RESPONSE = 64 * 1024
+
 -- POSTs a grant to /oauth/token on a fresh connection, exactly once, and builds the Token.
 function Client:_grant(body)
   local json = core.json_encode(body)
   local headers = { secrets[self].basic, "Content-Type: application/json", "Accept: application/json" }
-  local res, err = self:_send("POST", self:resolve("oauth/token"), headers, json, { fresh = true }, true, false)
+  -- Never redirected: a 3xx is an error, so the code or refresh token goes to the configured
+  -- server only, and only its answer becomes the Token.
+  local res, err = self:_send("POST", self:resolve("oauth/token"), headers, json, GRANT_FLAGS, true, false)
   if not res then return nil, err end
+  if #res.content > MAX_TOKEN_RESPONSE then
+    return nil, new_error(errors.DecodeError, format("token response too large (%d bytes, at most %d)",
+      #res.content, MAX_TOKEN_RESPONSE), { response = res })
+  end
   local t, derr = res:json()
   if not t then return nil, derr end
   if type(t) ~= "table" then

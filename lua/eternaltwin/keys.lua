@@ -65,14 +65,14 @@ function Key:encode(claims)
 end
 
 --- Verifies a JWT's `alg` and signature (not `exp`: the client checks it).
+-- The header is not returned: read it with `eternaltwin.core.jwt_header(token)`.
 -- @tparam string token the JWT
--- @treturn table the claims
--- @treturn table the header; or `nil, err` of kind InvalidStateError
+-- @treturn table the claims, or `nil, err` of kind InvalidStateError
 function Key:decode(token)
   if type(token) ~= "string" then argerror("decode", 1, "string expected, got " .. type(token)) end
-  local claims, header = self._key:decode(token)
-  if not claims then return nil, errors.new(errors.InvalidStateError, "invalid state: " .. header) end
-  return claims, header
+  local claims, msg = self._key:decode(token)
+  if not claims then return nil, errors.new(errors.InvalidStateError, "invalid state: " .. msg) end
+  return claims
 end
 
 -- For the client's hot path: the C key and kid of a built-in key as made (its own methods, a
@@ -176,7 +176,7 @@ function M._call(kind, key, method, arg)
     if errors.is_error(b) then return nil, b end
     return nil, errors.new(kind, format("state key %s failed: %s", method, tostring(b or "no result")))
   end
-  return a, b
+  return a -- alone: a key whose decode also returns its header must not look like `v, err`
 end
 
 local KeyRing = {}
@@ -237,7 +237,7 @@ function KeyRing:decode(token)
   local last
   for i = 1, #self.keys do
     local claims, h = M._call(errors.InvalidStateError, self.keys[i], "decode", token)
-    if claims then return claims, h end
+    if claims then return claims end
     last = h
   end
   return nil, last

@@ -192,7 +192,9 @@ function Poller:sockets() return self.multi:sockets() end
 function Poller:step(timeout)
   check_outside(self, "step")
   timeout = timeout or 0
-  if type(timeout) ~= "number" or timeout < 0 then error("bad argument #1 to 'step' (seconds expected)", 2) end
+  if type(timeout) ~= "number" or not (timeout >= 0 and timeout < math.huge) then
+    error("bad argument #1 to 'step' (finite non-negative seconds expected)", 2)
+  end
   run_ready(self)
   collect(self)
   if #self.ready == 0 and timeout > 0 and self.live > 0 then
@@ -211,8 +213,8 @@ end
 -- @treturn integer the number of live tasks (0 when all finished)
 function Poller:run(timeout)
   check_outside(self, "run")
-  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
-    error("bad argument #1 to 'run' (seconds expected)", 2)
+  if timeout ~= nil and (type(timeout) ~= "number" or not (timeout >= 0 and timeout < math.huge)) then
+    error("bad argument #1 to 'run' (finite non-negative seconds expected)", 2)
   end
   local deadline = timeout and monotime() + timeout
   while self.live > 0 do

@@ -154,8 +154,14 @@ end
 -- Decodes a response's JSON object, or nil, err.
 -- The JSON object of an API call's result (`res, err` as the client returns them): `data, res`,
 -- or `nil, err` when the call failed or the body is not a JSON object.
+local MAX_USER_RESPONSE = 1024 * 1024 -- a user is about 300 bytes; a search page of 100, 30 KB
+
 local function json_object(what, res, err)
   if not res then return nil, err end
+  if #res.content > MAX_USER_RESPONSE then
+    return decode_error(format("%s: response too large (%d bytes, at most %d)", what, #res.content,
+      MAX_USER_RESPONSE), res)
+  end
   local data, derr = res:json()
   if data == nil then return nil, derr end
   if type(data) ~= "table" or data == null then return decode_error(what .. ": JSON object expected", res) end

@@ -53,7 +53,11 @@ function Users:get(user_id, token)
     error("bad argument #1 to 'users:get' (user id string expected)", 2)
   end
   check_token("users:get", token)
-  return self.client:get("api/v1/users/" .. core.path_encode(user_id), { token = token })
+  -- "." and ".." are unreserved, so path_encode keeps them; curl would then resolve them as dot
+  -- segments (`/api/v1/` or `/api/v1/users/`, with the token): spelled %2E instead.
+  local seg = core.path_encode(user_id)
+  if seg == "." or seg == ".." then seg = seg:gsub("%.", "%%2E") end
+  return self.client:get("api/v1/users/" .. seg, { token = token })
 end
 
 --- Searches users by (part of) their display name: `GET /api/v1/users?q=&limit=&offset=`.
