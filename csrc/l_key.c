@@ -384,6 +384,8 @@ static int l_key_can_sign(lua_State *L)
     return 1;
 }
 
+#if ET_HAVE_CLOSE
+/* __close (5.4's to-be-closed variables): frees the key now, or once the method using it is done. */
 static int l_key_close(lua_State *L)
 {
     l_key *ud = luaL_checkudata(L, 1, ET_KEY_MT);
@@ -395,6 +397,7 @@ static int l_key_close(lua_State *L)
     ud->k = NULL;
     return 0;
 }
+#endif
 
 static int l_key_gc(lua_State *L)
 {
