@@ -1,6 +1,7 @@
 -- Hardening, second round (issue 12): one regression check per defect found with hostile servers,
 -- finalizers and odd arguments. Hostile raw responses come from spec/support/hostile.lua (a
 -- luasocket server the nginx mock cannot imitate); the rest runs against the mock.
+local V = require("spec.support.compat")
 local eternaltwin = require("eternaltwin")
 local core = require("eternaltwin.core")
 local keys = require("eternaltwin.keys")
@@ -51,7 +52,7 @@ end
 -- An unreachable object whose finalizer calls fn (made in a function of its own, so no register
 -- of the caller keeps it alive).
 local function arm(fn)
-  setmetatable({}, { __gc = fn })
+  V.on_gc(fn)
 end
 
 -- Runs fn with a collector that runs often and calls pending finalizers at the end of each
@@ -611,22 +612,19 @@ describe("hardening (issue 12)", function()
       local c = client()
       local env = "env -i PATH=/usr/bin:/bin ETERNALTWIN_URL=" .. q(mock.get().url) .. " "
       local function run(cmdline)
-        local p = io.popen(cmdline .. " 2>&1")
-        local out = p:read("*a")
-        local _, _, code = p:close()
-        return out, code
+        return V.run(cmdline .. " 2>&1")
       end
-      local out, code = run("echo not-a-token | " .. env .. q(ROOT .. "/bin/etwin") .. " me -")
+      local out, code = run("echo not-a-token | " .. env .. V.lua .. " " .. q(ROOT .. "/bin/etwin") .. " me -")
       assert.are.equal(1, code, out)
       assert.matches("Unauthorized", out, 1, true)
-      out, code = run(env .. "ETERNALTWIN_ACCESS_TOKEN=not-a-token " .. q(ROOT .. "/bin/etwin") .. " me")
+      out, code = run(env .. "ETERNALTWIN_ACCESS_TOKEN=not-a-token " .. V.lua .. " " .. q(ROOT .. "/bin/etwin") .. " me")
       assert.are.equal(1, code, out)
       assert.matches("Unauthorized", out, 1, true)
-      out, code = run(env .. q(ROOT .. "/bin/etwin") .. " me")
+      out, code = run(env .. V.lua .. " " .. q(ROOT .. "/bin/etwin") .. " me")
       assert.are.equal(2, code, out)
       assert.matches("ETERNALTWIN_ACCESS_TOKEN", out, 1, true)
       out, code = run("echo bad-code | " .. env .. "ETERNALTWIN_CLIENT_ID=demo@clients ETERNALTWIN_CLIENT_SECRET=dev_secret "
-        .. q(ROOT .. "/bin/etwin") .. " token -")
+        .. V.lua .. " " .. q(ROOT .. "/bin/etwin") .. " token -")
       assert.are.equal(1, code, out)
       assert.is_nil(out:find("missing", 1, true))
       assert(c)

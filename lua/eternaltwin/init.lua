@@ -346,6 +346,9 @@ end
 -- @tfield integer max_connections bound on the open connections of a poller (default 0: none)
 -- @tfield boolean|integer replay_protection true, or a store size (default off): `validate_state`
 -- accepts each state once (see `ReplayStore`)
+-- @tfield string|boolean proxy the proxy for every request: a URL string, `false` for none, or nil
+-- (default) for the environment's (`http_proxy`, `https_proxy`, `ALL_PROXY`, `no_proxy`), as Python's
+-- requests does
 
 --- Creates a client.
 -- `eternaltwin.new(client_id, client_secret, redirect_uri, state_key [, opts])` or
