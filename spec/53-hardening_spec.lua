@@ -51,6 +51,13 @@ end
 
 -- An unreachable object whose finalizer calls fn (made in a function of its own, so no register
 -- of the caller keeps it alive).
+-- Allocates n small tables and drops them (work for the collector).
+local function make_garbage(n)
+  local junk = {}
+  for i = 1, n do junk[i] = { i } end
+  return #junk
+end
+
 local function arm(fn)
   V.on_gc(fn)
 end
@@ -84,9 +91,7 @@ describe("hardening (issue 12)", function()
         for round = 1, 60 do
           local s = core.session()
           arm(function() s:close() end)
-          local junk = {}
-          for i = 1, round * 20 do junk[i] = { i } end
-          junk = nil
+          make_garbage(round * 20)
           -- Closed before the request starts: it raises; closed while the result is built: the
           -- result is whole and the session closes right after.
           local ok, status, headers = pcall(s.request, s, "GET", url)
@@ -117,9 +122,7 @@ describe("hardening (issue 12)", function()
             m:poll(0.05)
           end
           arm(function() t:cancel() end)
-          local junk = {}
-          for i = 1, round * 20 do junk[i] = { i } end
-          junk = nil
+          make_garbage(round * 20)
           local status, headers = t:result()
           if status ~= nil then
             local n = 0
@@ -139,9 +142,7 @@ describe("hardening (issue 12)", function()
         for round = 1, 200 do
           local s = core.session({ user_agent = "UA-" .. round })
           arm(function() s:close() end)
-          local junk = {}
-          for i = 1, round * 7 % 300 do junk[i] = { i } end
-          junk = nil
+          make_garbage(round * 7 % 300)
           local hdrs = {}
           for i = 1, 40 do hdrs[i] = "X-Pad-" .. i .. ": " .. ("v"):rep(round % 50) end
           local ok, t = pcall(m.add, m, s, "GET", url, hdrs)
@@ -168,9 +169,7 @@ describe("hardening (issue 12)", function()
           local s, m = core.session(), core.multi()
           for _ = 1, 20 do m:add(s, "GET", url) end
           arm(function() m:close() end)
-          local junk = {}
-          for i = 1, round * 10 do junk[i] = { i } end
-          junk = nil
+          make_garbage(round * 10)
           for _ = 1, 100 do
             local ok, running = pcall(m.perform, m)
             if not ok then break end                  -- closed by the finalizer: raises, no crash
@@ -201,9 +200,7 @@ describe("hardening (issue 12)", function()
           local input = header .. "." .. b64(core.json_encode({ a = "x", n = round }))
           local tok = input .. "." .. b64(k:sign(input))
           arm(function() close_key(k) end)
-          local junk = {}
-          for i = 1, round * 13 % 700 do junk[i] = { i } end
-          junk = nil
+          make_garbage(round * 13 % 700)
           local ok, claims, msg = pcall(k.decode, k, tok)
           if ok then
             assert(claims, msg)
@@ -218,9 +215,7 @@ describe("hardening (issue 12)", function()
         for round = 1, 60 do
           local k = core.hmac_key("HS256", "secret")
           arm(function() close_key(k) end)
-          local junk = {}
-          for i = 1, round * 10 do junk[i] = { i } end
-          junk = nil
+          make_garbage(round * 10)
           local ok, tok = pcall(k.encode, k, { a = "x", n = round }, "kid-" .. round)
           if ok then
             assert.are.equal(2, #tok:gsub("[^.]", ""))
