@@ -14,6 +14,7 @@ local setmetatable, type, tostring, rawget = setmetatable, type, tostring, rawge
 
 local KINDS = {
   "InvalidStateError", -- a state JWT failed validation (`err.state`: claims when the signature held)
+  "InvalidTicketError", -- a game ticket was refused (`err.ticket`: claims when the signature held)
   "RequestError",      -- the server answered with a status >= 300 (`err.response`, `status_code`, `url`)
   "TransportError",    -- no usable answer (`err.code`: timeout, connect, resolve, tls, too_large, ...)
   "DecodeError",       -- a body was not the JSON expected
