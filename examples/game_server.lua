@@ -221,11 +221,15 @@ if opts.serve then
   io.stdout:flush()
 else
   print(("game:    listening on %s:%d, audience %s"):format(opts.host, port, AUDIENCE))
-  demo(port, function(ok, why)
+  local guard = uv.new_timer()
+  local function finish(ok, why)
     if not ok then rc = 1; io.stderr:write("game_server: demo failed: ", tostring(why), "\n") end
     print(ok and "game_server: the player was greeted by name and the replay refused" or "game_server: FAILED")
-    server:close()
-  end)
+    -- Everything closes, so uv.run returns (also what a stuck exchange leaves open).
+    uv.walk(function(h) if not h:is_closing() then h:close() end end)
+  end
+  guard:start(10000, 0, function() finish(false, "no answer within 10 s") end)
+  demo(port, finish)
 end
 uv.run()
 if opts.pidfile then os.remove(opts.pidfile) end

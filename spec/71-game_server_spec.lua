@@ -69,7 +69,7 @@ describe("examples/game_server.lua --serve", function()
 
   setup(function()
     pidfile = os.tmpname()
-    proc = assert(io.popen(("GAME_TICKET_KEY=%s GAME_AUDIENCE=%s exec lua5.4 examples/game_server.lua --serve "
+    proc = assert(io.popen(("GAME_TICKET_KEY=%s GAME_AUDIENCE=%s exec timeout 300 lua5.4 examples/game_server.lua --serve "
       .. "--port 0 --ticket-timeout 1 --pidfile %s 2>/dev/null"):format(q(SECRET), q(AUD), q(pidfile))))
     port = tonumber((proc:read("l") or ""):match("^listening (%d+)$"))
     assert(port, "the game server did not start")
@@ -188,7 +188,7 @@ end)
 describe("examples/game_server.lua demo", function()
   for _, where in ipairs({ { ".", "examples/game_server.lua" }, { "examples", "game_server.lua" } }) do
     it("runs from " .. where[1] .. " without LUA_PATH", function()
-      local f = io.popen(("cd %s && env -u LUA_PATH -u LUA_CPATH lua5.4 %s 2>&1; echo rc=$?"):format(where[1], where[2]))
+      local f = io.popen(("cd %s && env -u LUA_PATH -u LUA_CPATH timeout 60 lua5.4 %s 2>&1; echo rc=$?"):format(where[1], where[2]))
       local out = f:read("a")
       f:close()
       assert.truthy(out:find("server:  WELCOME Alice", 1, true), out)
