@@ -353,7 +353,7 @@ else:
 
   local function py(mode, alg, keyfile, aud, arg)
     local p = io.popen(("%s %s %s %s %s '%s' '%s' 2>&1"):format(PY, path("tickets.py"), mode, alg, path(keyfile), aud, arg))
-    local out = p:read("a")
+    local out = p:read("*a")
     p:close()
     return (out:gsub("%s+$", ""))
   end
