@@ -11,6 +11,7 @@ local AUD = "game.test"
 local ALICE = "c5020923-b4b2-51a5-8a1d-ee5a10de03a3"
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local LUA = os.getenv("LUA") or "lua5.4"    -- the interpreter `make test LUA=X` runs
 
 -- The web site: knows the player after sign-in, issues tickets with the shared key.
 local web = eternaltwin.new{ client_id = "demo@clients", client_secret = "dev_secret",
@@ -69,8 +70,8 @@ describe("examples/game_server.lua --serve", function()
 
   setup(function()
     pidfile = os.tmpname()
-    proc = assert(io.popen(("GAME_TICKET_KEY=%s GAME_AUDIENCE=%s exec timeout 300 lua5.4 examples/game_server.lua --serve "
-      .. "--port 0 --ticket-timeout 1 --pidfile %s 2>/dev/null"):format(q(SECRET), q(AUD), q(pidfile))))
+    proc = assert(io.popen(("GAME_TICKET_KEY=%s GAME_AUDIENCE=%s exec timeout 300 %s examples/game_server.lua --serve "
+      .. "--port 0 --ticket-timeout 1 --pidfile %s 2>/dev/null"):format(q(SECRET), q(AUD), LUA, q(pidfile))))
     port = tonumber((proc:read("*l") or ""):match("^listening (%d+)$"))
     assert(port, "the game server did not start")
   end)
@@ -188,8 +189,8 @@ end)
 describe("examples/game_server.lua demo", function()
   for _, where in ipairs({ { ".", "examples/game_server.lua" }, { "examples", "game_server.lua" } }) do
     it("runs from " .. where[1] .. " without LUA_PATH", function()
-      local f = io.popen(("cd %s && env -u LUA_PATH -u LUA_CPATH timeout 60 lua5.4 %s 2>&1; echo rc=$?")
-        :format(where[1], where[2]))
+      local f = io.popen(("cd %s && env -u LUA_PATH -u LUA_CPATH timeout 60 %s %s 2>&1; echo rc=$?")
+        :format(where[1], LUA, where[2]))
       local out = f:read("*a")
       f:close()
       assert.truthy(out:find("server:  WELCOME Alice", 1, true), out)
