@@ -25,17 +25,14 @@
 -- Without a ticket within --ticket-timeout seconds: ERR no ticket in time, then it closes.
 
 ------------------------------------------------------------------------------------------------
--- Find the module from a checkout: lua/ and build/ beside this script's folder.
+-- The checkout's lua/ and build/ go first on the module paths (found from this file's own path), so
+-- this runs from the repository root or from examples/ without LUA_PATH.
 do
-  local dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-  local root = dir .. "/.."
-  local f = io.open(root .. "/lua/eternaltwin/init.lua")
-  if f then
-    f:close()
-    local build = rawget(_G, "jit") and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
-    package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
-    package.cpath = root .. "/build/" .. build .. "/?.so;" .. root .. "/build/?.so;" .. package.cpath
-  end
+  local root = ((arg and arg[0] or ""):match("^(.*)[/\\][^/\\]*$") or ".") .. "/.."
+  package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/?.lua;" .. package.path
+  -- The build for the running Lua: build/ for 5.4, build/lua5.1/ ... build/luajit/ for the others.
+  local lua = type(jit) == "table" and "luajit" or "lua" .. _VERSION:match("%d+%.%d+")
+  package.cpath = root .. (lua == "lua5.4" and "/build/" or "/build/" .. lua .. "/") .. "?.so;" .. package.cpath
 end
 
 local uv = require("luv")
