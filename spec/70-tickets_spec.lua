@@ -405,3 +405,91 @@ describe("eternaltwin.errors", function()
     assert.is_true(found)
   end)
 end)
+
+describe("tickets inside nginx (a real lua_shared_dict, two workers)", function()
+  local openresty = require("spec.support.openresty")
+  local srv
+  setup(function()
+    local ok, why = openresty.available()
+    if not ok then return end
+    srv = openresty.start{ workers = 2, http = ([[
+      lua_shared_dict tickets 1m;
+      lua_shared_dict tiny 12k;
+      init_by_lua_block {
+        eternaltwin = require("eternaltwin")
+        GAME = eternaltwin.new{ client_id = "game@clients", client_secret = "unused", redirect_uri = "http://x/",
+          state_key = require("eternaltwin.keys").HS256Key("game state"), url = "http://localhost:50320/",
+          ticket_key = require("eternaltwin.keys").HS256Key(%q) }
+      }
+    ]]):format(SECRET) }
+    assert(why == nil)
+  end)
+  teardown(function() if srv then srv:stop() end end)
+
+  local function run(code)
+    local res, status = srv:run(code)
+    assert(status == 200, "nginx /run failed: " .. tostring(res.error) .. "\n" .. srv:log())
+    return res
+  end
+
+  it("a ticket passes once across the workers; the store fails closed when the dict is full", function()
+    if not srv then return pending("nginx or the LuaJIT build is missing") end
+    local t = assert(client():issue_ticket(ID, { audience = AUD, data = { display_name = "Alice" } }))
+    local redeem = ([[
+      local store = eternaltwin.SharedReplayStore("tickets")
+      local claims, err = GAME:redeem_ticket(%q, { audience = %q, store = store })
+      return { name = claims and claims.data.display_name, err = err and err.message, worker = ngx.worker.id() }
+    ]]):format(t, AUD)
+    local ok, used = 0, 0
+    for _ = 1, 12 do
+      local r = run(redeem)
+      if r.name == "Alice" then ok = ok + 1 end
+      if r.err == "invalid ticket: already used" then used = used + 1 end
+    end
+    assert.are.same({ 1, 11 }, { ok, used })
+    -- The marker sits in the dict with the ticket's remaining life.
+    local nonce = payload(t).nonce
+    local r = run(([[
+      local d = ngx.shared.tickets
+      local v = d:get("eternaltwin:nonce:" .. %q)
+      return { exp = v, ttl = d:ttl("eternaltwin:nonce:" .. %q) }
+    ]]):format(nonce, nonce))
+    assert.are.equal(payload(t).exp, r.exp)
+    assert.is_true(r.ttl > 50 and r.ttl <= 61, tostring(r.ttl))
+
+    -- A full dict: safe_add never evicts, so the redeem fails closed and the ticket stays unused.
+    local t2 = assert(client():issue_ticket(ID, { audience = AUD }))
+    r = run(([[
+      local d = ngx.shared.tiny
+      local i = 0
+      for _, size in ipairs({ 200, 1 }) do
+        while true do
+          i = i + 1
+          if not d:safe_add("junk" .. i, ("x"):rep(size), 600) then break end
+        end
+      end
+      local store = eternaltwin.SharedReplayStore(d, "t:")
+      local claims, err = GAME:redeem_ticket(%q, { audience = %q, store = store })
+      local again = GAME:redeem_ticket(%q, { audience = %q, store = eternaltwin.SharedReplayStore("tickets") })
+      return { err = err and err.message, again = again and again.sub }
+    ]]):format(t2, AUD, t2, AUD))
+    assert.are.equal("invalid ticket: replay store failed: no memory", r.err)
+    assert.are.equal(ID, r.again)
+  end)
+
+  it("tickets issued inside nginx (LuaJIT) redeem outside, and the reverse", function()
+    if not srv then return pending("nginx or the LuaJIT build is missing") end
+    local r = run(([[
+      return { t = assert(GAME:issue_ticket(%q, { audience = %q, data = { display_name = "Bob" } })) }
+    ]]):format(ID, AUD))
+    local got = assert(client(keys.HS256Key("other"), { ticket_key = keys.HS256Key(SECRET) })
+      :redeem_ticket(r.t, { audience = AUD }))
+    assert.are.equal("Bob", got.data.display_name)
+    local t = client():issue_ticket(ID, { audience = AUD })
+    r = run(([[
+      local c, err = GAME:redeem_ticket(%q, { audience = %q })
+      return { sub = c and c.sub, err = err and err.message }
+    ]]):format(t, AUD))
+    assert.are.equal(ID, r.sub)
+  end)
+end)

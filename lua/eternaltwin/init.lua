@@ -346,6 +346,8 @@ end
 -- @tfield integer max_connections bound on the open connections of a poller (default 0: none)
 -- @tfield boolean|integer replay_protection true, or a store size (default off): `validate_state`
 -- accepts each state once (see `ReplayStore`)
+-- @tfield key ticket_key signs and checks game tickets in place of `state_key` (see
+-- `Client:issue_ticket`); states keep `state_key`
 
 --- Creates a client.
 -- `eternaltwin.new(client_id, client_secret, redirect_uri, state_key [, opts])` or
@@ -810,10 +812,15 @@ local function ticket_audience(fname, opts, allowed)
   return aud
 end
 
---- A single-use ticket for a game server: `issue_ticket(user_id, { audience = .. [, ttl = 60] [, data = {..}] })`.
--- Signed with `ticket_key` (or `state_key`); claims `a = "ticket"`, `sub`, `aud`, `iat`, `exp`, `nonce`
--- and `data` when given. Needs no request to Eternaltwin.
--- @return the ticket (a JWT), or `nil, err` (KeyError) when the key cannot sign
+--- A short-lived, single-use ticket that hands a signed-in player to a game server.
+-- Signed with the `ticket_key` option (or `state_key`); claims `a = "ticket"`, `sub`, `aud`, `iat`,
+-- `exp`, `nonce` (32 random hex characters) and `data` when given. Makes no request to Eternaltwin.
+-- Raises on argument mistakes (see the README, "Game servers").
+-- @tparam string user_id the player's Eternaltwin user id (1 to 256 bytes)
+-- @tparam table opts `audience` (required: the game server it is for, 1 to 256 bytes), `ttl`
+-- (whole seconds, 1 to 600, default 60), `data` (a table, at most 4096 bytes as JSON, such as
+-- `{ display_name = .. }`; signed, not encrypted)
+-- @treturn string the ticket (a JWT), or `nil, err` (KeyError) when the key cannot sign
 function Client:issue_ticket(user_id, opts)
   check_client(self, "issue_ticket")
   if type(user_id) ~= "string" or user_id == "" or #user_id > TICKET_MAX_ID then
@@ -857,11 +864,15 @@ function Client:_ticket_store()
   return s
 end
 
---- Redeems a ticket, once: `redeem_ticket(ticket, { audience = .. [, store = ..] [, leeway = 0] })`.
+--- Redeems a ticket, once, on the game server.
 -- Checks, in this order: size, signature and algorithm, that it is a ticket (not a state), the
 -- claims' presence and types, the audience, `iat`, `exp` and the lifetime (at most 600 s), then
 -- uses it up in the replay store. A ticket that fails a check is not used up.
--- @return the claims, or `nil, err` of kind InvalidTicketError (`err.ticket`: claims when signed)
+-- @tparam string ticket what the game client sent (nil gives an InvalidTicketError)
+-- @tparam table opts `audience` (required: this game server's), `store` (a replay store, see
+-- `is_replay_store`; default the client's own), `leeway` (seconds of clock skew, default 0)
+-- @treturn table the claims (`sub` the user id, `data`...), or `nil, err` of kind
+-- InvalidTicketError (`err.ticket`: the claims when the signature held)
 function Client:redeem_ticket(ticket, opts)
   check_client(self, "redeem_ticket")
   local audience = ticket_audience("redeem_ticket", opts, REDEEM_OPTIONS)
