@@ -11,7 +11,7 @@ local AUD = "game.test"
 local ALICE = "c5020923-b4b2-51a5-8a1d-ee5a10de03a3"
 
 local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local LUA = os.getenv("LUA") or "lua5.4"    -- the interpreter `make test LUA=X` runs
+local LUA = os.getenv("ETWIN_LUA") or "lua5.4"   -- the Lua under test (tools/run-tests.sh, make check)
 
 -- The web site: knows the player after sign-in, issues tickets with the shared key.
 local web = eternaltwin.new{ client_id = "demo@clients", client_secret = "dev_secret",
