@@ -17,7 +17,7 @@ else
 end
 -- The client's own replay store, as a game server that passes no `store` has. A fresh client every
 -- 50,000 redeems keeps that store (100,000 entries) below capacity, the state a game server should
--- run in (size the store above redeems/s x ttl); a store full of live nonces is not measured here.
+-- run in (size the store above redeems/s x ttl); bench/replay.lua measures a full one.
 local function new_client()
   return eternaltwin.new("bench@clients", "secret", "http://localhost/cb", key, { url = url })
 end
