@@ -346,6 +346,8 @@ end
 -- @tfield integer max_connections bound on the open connections of a poller (default 0: none)
 -- @tfield boolean|integer replay_protection true, or a store size (default off): `validate_state`
 -- accepts each state once (see `ReplayStore`)
+-- @tfield string|boolean proxy nil: the environment's (`http_proxy`, `HTTPS_PROXY`, `ALL_PROXY`,
+-- `NO_PROXY`); false: no proxy whatever the environment says; a string: that proxy URL
 -- @tfield key ticket_key signs and checks game tickets in place of `state_key` (see
 -- `Client:issue_ticket`); states keep `state_key`
 
