@@ -75,7 +75,7 @@ local function log(fmt, ...) io.stderr:write(("game_server: " .. fmt .. "\n"):fo
 -- A name fit for one protocol line: printable, at most 64 bytes.
 local function display_name(claims)
   local name = type(claims.data) == "table" and claims.data.display_name
-  if type(name) ~= "string" or name == "" then return "player " .. claims.sub end
+  if type(name) ~= "string" or name == "" then name = "player " .. claims.sub end
   return (name:gsub("[%c]", "?"):sub(1, 64))
 end
 
@@ -135,6 +135,7 @@ local function serve(host, port)
         local line, rest = c.buf:match("^([^\n]*)\n(.*)$")
         if not line then break end
         c.buf = rest
+        if #line > MAX_LINE then return refuse("line too long") end
         on_line((line:gsub("\r$", "")))
       end
       if not c.closed and #c.buf > MAX_LINE then refuse("line too long") end

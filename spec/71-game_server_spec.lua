@@ -167,6 +167,13 @@ describe("examples/game_server.lua --serve", function()
     assert.are.equal("ERR line too long", d:line())
     assert.is_true(d:closed())
     d:close()
+    local e = connect(port)                     -- a whole line, too long, while playing
+    e:send(ticket_for("Alice"))
+    assert.are.equal("WELCOME Alice", e:line())
+    e:send(("y"):rep(9000))
+    assert.are.equal("ERR line too long", e:line())
+    assert.is_true(e:closed())
+    e:close()
   end)
 
   it("stops on SIGTERM, exit status 0", function()
