@@ -102,7 +102,7 @@ local ok, err = pcall(function()
   io.stderr:write(("bench: %d rounds, %s per round, mock on %s, %s\n"):format(rounds, seconds .. " s", BASE,
     PIN ~= "" and "server and clients pinned to CPU " .. (ncpu - 1) or "not pinned"))
 
-  -- 1. State round trip per algorithm, against bench/limit.
+  -- 1. State round trip per algorithm, against bench/limit; ticket redeem beside it.
   for _, alg in ipairs({ "HS256", "RS256", "PS256", "ES256", "EdDSA" }) do
     local lua_v, c_v = {}, {}
     local args = ("%s %s %s %s 1"):format(alg, keys[alg], BASE, seconds / 2)
@@ -111,6 +111,10 @@ local ok, err = pcall(function()
       c_v[r] = one(BUILD .. "/limit " .. args, "round 1 ([%d.]+)")
     end
     row("state round trip " .. alg, "rt/s", lua_v, "C limit", c_v, alg == "HS256" and 0.5 or 0.9)
+    -- A game server's hot path: redeeming a ticket (verify, claims, replay store). No ceiling.
+    local t_v = {}
+    for r = 1, rounds do t_v[r] = lua_round("bench/ticket.lua " .. args) end
+    row("  ticket redeem " .. alg, "redeem/s", t_v)
   end
 
   -- 2. Blocking GET with keep-alive, against wrk -t1 -c1.

@@ -1,9 +1,10 @@
 -- SPDX-License-Identifier: MIT
 --- Error objects returned as the second value of failed calls.
 -- Every error has `kind`, `message` and a boolean `retryable`, and kind-specific fields:
--- InvalidStateError `state` (the claims, when the signature held); RequestError `response`,
--- `status_code`, `url`; TransportError `code` (`timeout`, `connect`, `resolve`, `tls`, `too_large`,
--- `reset`, `empty_reply`, `redirects`, `url`, `interrupted`, `transport`) and `url`; DecodeError
+-- InvalidStateError `state` (the claims, when the signature held); InvalidTicketError `ticket`
+-- (likewise); RequestError `response`, `status_code`, `url`; TransportError `code` (`timeout`,
+-- `connect`, `resolve`, `tls`, `too_large`, `reset`, `empty_reply`, `redirects`, `url`,
+-- `interrupted`, `transport`) and `url`; DecodeError
 -- `response` when a body was at fault. `tostring(err)` and `"failed: " .. err` give the message;
 -- `error(err)` works with `pcall`. `print(errors)` lists the kinds.
 -- `errors.RequestError == "RequestError"` and so on for every kind, so `err.kind == errors.RequestError`
@@ -14,6 +15,7 @@ local setmetatable, type, tostring, rawget = setmetatable, type, tostring, rawge
 
 local KINDS = {
   "InvalidStateError", -- a state JWT failed validation (`err.state`: claims when the signature held)
+  "InvalidTicketError", -- a game ticket was refused (`err.ticket`: claims when the signature held)
   "RequestError",      -- the server answered with a status >= 300 (`err.response`, `status_code`, `url`)
   "TransportError",    -- no usable answer (`err.code`: timeout, connect, resolve, tls, too_large, ...)
   "DecodeError",       -- a body was not the JSON expected

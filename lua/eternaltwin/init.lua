@@ -255,7 +255,7 @@ local OPTION_TYPES = {
   timeout = "posnum", connect_timeout = "posnum", verify_ssl = "boolean", ca_file = "string",
   allow_redirects = "boolean", user_agent = "string", retries = "count", retry_max_wait = "nonneg",
   max_connections = "count", max_body_size = "posint", max_redirects = "count",
-  replay_protection = "replay", proxy = "proxy",
+  replay_protection = "replay", proxy = "proxy", ticket_key = "key",
 }
 
 local DEFAULTS = {
@@ -346,9 +346,10 @@ end
 -- @tfield integer max_connections bound on the open connections of a poller (default 0: none)
 -- @tfield boolean|integer replay_protection true, or a store size (default off): `validate_state`
 -- accepts each state once (see `ReplayStore`)
--- @tfield string|boolean proxy the proxy for every request: a URL string, `false` for none, or nil
--- (default) for the environment's (`http_proxy`, `https_proxy`, `ALL_PROXY`, `no_proxy`), as Python's
--- requests does
+-- @tfield string|boolean proxy nil: the environment's (`http_proxy`, `HTTPS_PROXY`, `ALL_PROXY`,
+-- `NO_PROXY`); false: no proxy whatever the environment says; a string: that proxy URL
+-- @tfield key ticket_key signs and checks game tickets in place of `state_key` (see
+-- `Client:issue_ticket`); states keep `state_key`
 
 --- Creates a client.
 -- `eternaltwin.new(client_id, client_secret, redirect_uri, state_key [, opts])` or
@@ -382,6 +383,7 @@ function M.new(client_id, client_secret, redirect_uri, state_key, opts)
     client_id = o.client_id,
     redirect_uri = o.redirect_uri,
     state_key = o.state_key,
+    ticket_key = o.ticket_key,
     url = normalise_url(o),
     timeout = o.timeout,
     connect_timeout = o.connect_timeout,
@@ -745,6 +747,7 @@ function Client:validate_state(state, expected, opts)
   if not (type(a) == "string" and type(as) == "string" and type(iat) == "number" and iat == iat
           and type(rfp) == "number" and rfp == rfp and type(exp) == "number" and exp == exp
           and type(nonce) == "string") then
+    if a == "ticket" then return invalid("invalid state: this is a ticket, not a state", claims) end
     for _, name in ipairs(CLAIM_ORDER) do
       local v = claims[name]
       if v == nil then return invalid(format("invalid state: claim '%s' is missing", name), claims) end
@@ -777,6 +780,158 @@ function Client:validate_state(state, expected, opts)
     local ok, why = use_nonce(store, claims.nonce, claims.exp + leeway, now)
     if not ok then return invalid("invalid state: " .. why, claims) end
   end
+  return claims
+end
+
+------------------------------------------------------------------------------------------------
+-- Game tickets: a signed-in player handed from the web to a game server.
+-- @section tickets
+
+local TICKET_MAX_TTL = 600        -- seconds, on both sides
+local TICKET_MAX_LEN = 8192       -- bytes of a ticket redeem reads at all (the JWT bound of the core)
+local TICKET_MAX_DATA = 4096      -- bytes of `data` as JSON
+local TICKET_MAX_ID = 256         -- bytes of a user id or an audience
+local TICKET_ORDER = { "a", "sub", "aud", "iat", "exp", "nonce" }
+local TICKET_TYPES = { a = "string", sub = "string", aud = "string", iat = "number", exp = "number",
+                       nonce = "string" }
+local ISSUE_OPTIONS = { audience = true, ttl = true, data = true }
+local REDEEM_OPTIONS = { audience = true, store = true, leeway = true }
+
+local function refuse(msg, claims)
+  return nil, new_error(errors.InvalidTicketError, "invalid ticket: " .. msg, { ticket = claims })
+end
+
+-- The options table both sides take; returns the audience.
+local function ticket_audience(fname, opts, allowed)
+  if type(opts) ~= "table" then argfail(fname, "options table with 'audience' expected, got " .. typename(opts), 3) end
+  for k in pairs(opts) do
+    if not allowed[k] then argfail(fname, format("unknown option '%s'", tostring(k)), 3) end
+  end
+  local aud = opts.audience
+  if type(aud) ~= "string" or aud == "" or #aud > TICKET_MAX_ID then
+    argfail(fname, format("'audience': string of 1 to %d bytes expected, got %s", TICKET_MAX_ID, typename(aud)), 3)
+  end
+  return aud
+end
+
+--- A short-lived, single-use ticket that hands a signed-in player to a game server.
+-- Signed with the `ticket_key` option (or `state_key`); claims `a = "ticket"`, `sub`, `aud`, `iat`,
+-- `exp`, `nonce` (32 random hex characters) and `data` when given. Makes no request to Eternaltwin.
+-- Raises on argument mistakes (see the README, "Game servers").
+-- @tparam string user_id the player's Eternaltwin user id (1 to 256 bytes)
+-- @tparam table opts `audience` (required: the game server it is for, 1 to 256 bytes), `ttl`
+-- (whole seconds, 1 to 600, default 60), `data` (a table, at most 4096 bytes as JSON, such as
+-- `{ display_name = .. }`; signed, not encrypted)
+-- @treturn string the ticket (a JWT), or `nil, err` (KeyError) when the key cannot sign
+function Client:issue_ticket(user_id, opts)
+  check_client(self, "issue_ticket")
+  if type(user_id) ~= "string" or user_id == "" or #user_id > TICKET_MAX_ID then
+    argfail("issue_ticket", format("user id: string of 1 to %d bytes expected, got %s", TICKET_MAX_ID, typename(user_id)))
+  end
+  local audience = ticket_audience("issue_ticket", opts, ISSUE_OPTIONS)
+  local ttl = opts.ttl
+  if ttl == nil then
+    ttl = 60
+  elseif math_type(ttl) ~= "integer" or ttl < 1 or ttl > TICKET_MAX_TTL then
+    argfail("issue_ticket", format("'ttl': whole seconds from 1 to %d expected", TICKET_MAX_TTL))
+  end
+  local data = opts.data
+  if data ~= nil then
+    if type(data) ~= "table" then argfail("issue_ticket", "'data': table expected, got " .. typename(data)) end
+    local json, msg = core.json_encode(data)
+    if not json then argfail("issue_ticket", "'data': " .. msg) end
+    if #json > TICKET_MAX_DATA then
+      argfail("issue_ticket", format("'data': %d bytes of JSON, at most %d allowed", #json, TICKET_MAX_DATA))
+    end
+  end
+  local nonce, msg = core.random_hex(16)
+  if not nonce then return nil, new_error(errors.KeyError, "cannot make a nonce: " .. msg) end
+  local now = os.time()
+  local claims = { a = "ticket", sub = user_id, aud = audience, iat = now, exp = now + ttl, nonce = nonce,
+                   data = data }
+  local key = self.ticket_key or self.state_key
+  local ckey, kid = builtin_key(key)
+  if ckey then
+    local tok, emsg = ckey:encode(claims, kid)
+    if not tok then return nil, new_error(errors.KeyError, "cannot sign: " .. emsg) end
+    return tok
+  end
+  return keys._call(errors.KeyError, key, "encode", claims)
+end
+
+-- The store redeem_ticket uses without `store`: the client's own, made on first use.
+function Client:_ticket_store()
+  local s = self.ticket_store
+  if not s then s = M.ReplayStore(); self.ticket_store = s end
+  return s
+end
+
+--- Redeems a ticket, once, on the game server.
+-- Checks, in this order: size, signature and algorithm, that it is a ticket (not a state), the
+-- claims' presence and types, the audience, `iat`, `exp` and the lifetime (at most 600 s), then
+-- uses it up in the replay store. A ticket that fails a check is not used up.
+-- @tparam string ticket what the game client sent (nil gives an InvalidTicketError)
+-- @tparam table opts `audience` (required: this game server's), `store` (a replay store, see
+-- `is_replay_store`; default the client's own), `leeway` (seconds of clock skew, default 0)
+-- @treturn table the claims (`sub` the user id, `data`...), or `nil, err` of kind
+-- InvalidTicketError (`err.ticket`: the claims when the signature held)
+function Client:redeem_ticket(ticket, opts)
+  check_client(self, "redeem_ticket")
+  local audience = ticket_audience("redeem_ticket", opts, REDEEM_OPTIONS)
+  local store, leeway = opts.store, opts.leeway
+  if store ~= nil and not M.is_replay_store(store) then
+    argfail("redeem_ticket", "'store': replay store expected (an object with check_and_add)")
+  end
+  if leeway == nil then
+    leeway = 0
+  elseif type(leeway) ~= "number" or not (leeway >= 0 and leeway < math.huge) then
+    argfail("redeem_ticket", "'leeway': non-negative finite number of seconds expected")
+  end
+  if ticket == nil then return refuse("no ticket given") end
+  if type(ticket) ~= "string" then argfail("redeem_ticket", "ticket string expected, got " .. typename(ticket)) end
+  if #ticket > TICKET_MAX_LEN then return refuse(format("longer than %d bytes", TICKET_MAX_LEN)) end
+  local key, claims = self.ticket_key or self.state_key
+  local ckey = builtin_key(key)
+  if ckey then
+    local msg
+    claims, msg = ckey:claims(ticket)
+    if not claims then return refuse(msg) end
+  else
+    local err
+    claims, err = keys._call(errors.InvalidTicketError, key, "decode", ticket)
+    if not claims then
+      -- Lua keys and key rings speak of states: say ticket.
+      local why = tostring(err and err.message or err):gsub("^invalid state: ", ""):gsub("^state key ", "key ")
+      return refuse(why)
+    end
+    if type(claims) ~= "table" then return refuse("key returned no claims") end
+  end
+  local a, sub, aud, iat, exp, nonce = claims.a, claims.sub, claims.aud, claims.iat, claims.exp, claims.nonce
+  -- The common case in one test; any doubt goes through the checks in TICKET_ORDER for the message.
+  if not (a == "ticket" and type(sub) == "string" and type(aud) == "string" and type(iat) == "number"
+          and iat == iat and type(exp) == "number" and exp == exp and type(nonce) == "string") then
+    if a == "authorize" then return refuse("this is a state, not a ticket", claims) end
+    for _, name in ipairs(TICKET_ORDER) do
+      local v = claims[name]
+      if v == nil then return refuse(format("claim '%s' is missing", name), claims) end
+      if type(v) ~= TICKET_TYPES[name] or v ~= v then
+        return refuse(format("claim '%s' must be a %s", name, TICKET_TYPES[name]), claims)
+      end
+    end
+    return refuse("action is not 'ticket'", claims)
+  end
+  if sub == "" then return refuse("claim 'sub' is empty", claims) end
+  local data = claims.data
+  if data ~= nil and type(data) ~= "table" then return refuse("claim 'data' must be a table", claims) end
+  if aud ~= audience then return refuse("issued for another audience", claims) end
+  local now = os.time()
+  if iat > now + leeway then return refuse("issued in the future", claims) end
+  if exp + leeway < now then return refuse("expired", claims) end
+  if exp - iat > TICKET_MAX_TTL then
+    return refuse(format("lifetime over %d seconds", TICKET_MAX_TTL), claims)
+  end
+  local ok, why = use_nonce(store or self:_ticket_store(), nonce, exp + leeway, now)
+  if not ok then return refuse(why, claims) end
   return claims
 end
 
