@@ -70,8 +70,16 @@ test-c-%: $(BUILD)/test_%
 
 # Everything: C core tests, the rockspec install, the busted specs (which start the mock).
 # Ends with `tests: N passed, N failed`. Extra busted arguments: make test SPECS="spec/2*"
-test: deps all $(C_TEST_BIN)
+test: deps all $(C_TEST_BIN) nginx-module
 	@LUA=$(LUA) tools/run-tests.sh $(SPECS)
+
+# The OpenResty specs (spec/80-openresty_spec.lua) run inside nginx, whose Lua is LuaJIT whatever
+# LUA is: they need the LuaJIT build (build/luajit) as well.
+.PHONY: nginx-module
+nginx-module:
+ifneq ($(LUA),luajit)
+	@$(MAKE) --no-print-directory LUA=luajit all
+endif
 
 demo: deps all
 	$(LUA) examples/login.lua

@@ -31,4 +31,14 @@
 #define ET_JSON_MAX_DEPTH 128
 #endif
 
+/* Most values (scalars, arrays, objects and object keys, each counting one) and largest text a
+ * JSON decode accepts: what a decode may cost in memory is bounded by them (cJSON and Lua take
+ * about 100 bytes per value, plus the strings' bytes). */
+#ifndef ET_JSON_MAX_ELEMENTS
+#define ET_JSON_MAX_ELEMENTS 100000
+#endif
+#ifndef ET_JSON_MAX_BYTES
+#define ET_JSON_MAX_BYTES (16 * 1024 * 1024)
+#endif
+
 #endif

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* HTTP transfer state: easy-handle options, body and header capture, CURLcode mapping. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,10 @@ void et_headers_init(et_headers_t *h)
     h->n = h->cap = 0;
     h->bytes = 0;
     h->kept = 0;
+    h->total = 0;
+    h->index = NULL;
+    h->icap = 0;
+    h->in_block = 0;
 }
 
 void et_headers_restart(et_headers_t *h)
@@ -79,6 +84,18 @@ void et_headers_restart(et_headers_t *h)
         h->kept = h->n;
     h->n = 0;
     h->bytes = 0;
+    h->total = 0;
+    h->in_block = 0;
+    if (h->index)
+        memset(h->index, 0, h->icap * sizeof *h->index);
+}
+
+/* Drops the headers of a block (storage kept) but keeps the transfer's running total. */
+static void headers_drop(et_headers_t *h)
+{
+    size_t total = h->total;
+    et_headers_restart(h);
+    h->total = total;
 }
 
 void et_headers_clear(et_headers_t *h)
@@ -88,6 +105,7 @@ void et_headers_clear(et_headers_t *h)
     for (i = 0; i < h->kept; i++)
         et_buf_free(&h->items[i].value);
     free(h->items);
+    free(h->index);
     et_headers_init(h);
 }
 
@@ -159,14 +177,46 @@ static const char *known_name(const char *name, size_t n)
     return NULL;
 }
 
+/* FNV-1a over the lower-cased name. */
+static size_t name_hash(const char *name, size_t n)
+{
+    size_t i, v = (size_t)2166136261u;
+    for (i = 0; i < n; i++) {
+        v ^= (unsigned char)lower(name[i]);
+        v *= (size_t)16777619u;
+    }
+    return v;
+}
+
+/* Rebuilds the index with cap slots (a power of two). */
+static int index_rebuild(et_headers_t *h, size_t cap)
+{
+    size_t i, *idx = calloc(cap, sizeof *idx);
+    if (!idx)
+        return ET_ENOMEM;
+    for (i = 0; i < h->n; i++) {
+        size_t j = name_hash(h->items[i].name, strlen(h->items[i].name)) & (cap - 1);
+        while (idx[j])
+            j = (j + 1) & (cap - 1);
+        idx[j] = i + 1;
+    }
+    free(h->index);
+    h->index = idx;
+    h->icap = cap;
+    return ET_OK;
+}
+
 /* Adds a value to a header: joined to an existing one with ", " ("\n" for set-cookie). */
 static int headers_add(et_headers_t *h, const char *name, size_t nlen, const char *val, size_t vlen)
 {
-    size_t i;
+    size_t i, slot = 0;
     et_hdr_t *e = NULL;
-    for (i = 0; i < h->n; i++) {
-        if (name_eq(h->items[i].name, name, nlen)) {
-            e = &h->items[i];
+    if (h->icap < 2 * (h->n + 1) && index_rebuild(h, h->icap ? h->icap * 2 : 32) != ET_OK)
+        return ET_ENOMEM;
+    for (slot = name_hash(name, nlen) & (h->icap - 1); h->index[slot];
+         slot = (slot + 1) & (h->icap - 1)) {
+        if (name_eq(h->items[h->index[slot] - 1].name, name, nlen)) {
+            e = &h->items[h->index[slot] - 1];
             break;
         }
     }
@@ -205,8 +255,24 @@ static int headers_add(et_headers_t *h, const char *name, size_t nlen, const cha
             free(e->name);
         return ET_ENOMEM;
     }
-    h->n++;
+    h->index[slot] = ++h->n;
     return ET_OK;
+}
+
+/* "HTTP/" DIGIT ["." DIGIT] SP 3DIGIT: a status line (RFC 9112 4), not a header named "HTTP/x". */
+static int is_status_line(const char *s, size_t n)
+{
+    size_t i = 5;
+    if (n < 12 || memcmp(s, "HTTP/", 5) != 0 || !(s[i] >= '0' && s[i] <= '9'))
+        return 0;
+    i++;
+    if (s[i] == '.') {
+        if (!(s[i + 1] >= '0' && s[i + 1] <= '9'))
+            return 0;
+        i += 2;
+    }
+    return i + 4 <= n && s[i] == ' ' && s[i + 1] >= '0' && s[i + 1] <= '9' && s[i + 2] >= '0' &&
+           s[i + 2] <= '9' && s[i + 3] >= '0' && s[i + 3] <= '9';
 }
 
 int et_headers_feed(et_headers_t *h, const char *line, size_t len)
@@ -214,11 +280,15 @@ int et_headers_feed(et_headers_t *h, const char *line, size_t len)
     const char *colon, *v, *end;
     size_t nlen;
 
-    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
-        et_headers_restart(h);                  /* a new response: keep only the final one */
+    if (len > ET_HTTP_MAX_HEADER_TOTAL - h->total)
+        return 1;
+    h->total += len;
+    if (!h->in_block && is_status_line(line, len)) {
+        headers_drop(h);                        /* a new response: keep only the final one */
         if (len > ET_HTTP_MAX_HEADER_BYTES)
             return 1;                           /* (else the bound below would wrap around) */
         h->bytes = len;
+        h->in_block = 1;
         return ET_OK;
     }
     if (len > ET_HTTP_MAX_HEADER_BYTES - h->bytes)
@@ -226,8 +296,10 @@ int et_headers_feed(et_headers_t *h, const char *line, size_t len)
     h->bytes += len;
     while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
         len--;
-    if (len == 0)
-        return ET_OK;                           /* end of a header block */
+    if (len == 0) {
+        h->in_block = 0;                        /* end of a header block */
+        return ET_OK;
+    }
     end = line + len;
     if (is_ows(line[0])) {                      /* obsolete line folding: continues the last value */
         et_hdr_t *last;
@@ -273,6 +345,7 @@ void et_http_opts_init(et_http_opts_t *o)
     o->max_body_size = ET_DEFAULT_MAX_BODY;
     o->ca_file = NULL;
     o->user_agent = NULL;
+    o->proxy = NULL;
     o->id = 0;
     o->ua_header = NULL;
     o->proxy_http = o->proxy_https = o->noproxy = NULL;
@@ -283,7 +356,8 @@ void et_http_opts_free(et_http_opts_t *o)
 {
     free(o->ca_file);
     free(o->user_agent);
-    o->ca_file = o->user_agent = NULL;
+    free(o->proxy);
+    o->ca_file = o->user_agent = o->proxy = NULL;
     curl_slist_free_all(o->ua_header);
     o->ua_header = NULL;
     free(o->proxy_http);
@@ -331,8 +405,14 @@ int et_http_opts_finish(et_http_opts_t *o)
     free(o->proxy_https);
     free(o->noproxy);
     o->noproxy = NULL;
-    o->proxy_http = env_first(http_names);
-    o->proxy_https = env_first(https_names);
+    o->proxy_http = o->proxy_https = NULL;
+    if (o->proxy) {                             /* the proxy option ("": none), not the environment */
+        et_http_opts_set_str(&o->proxy_http, o->proxy);
+        et_http_opts_set_str(&o->proxy_https, o->proxy);
+    } else {
+        o->proxy_http = env_first(http_names);
+        o->proxy_https = env_first(https_names);
+    }
     if (!o->proxy_http || !o->proxy_https)
         return ET_ENOMEM;
     np = getenv("no_proxy");
@@ -391,6 +471,7 @@ void et_easy_state_init(et_easy_state_t *st)
     st->body = -1;
     st->maxsize = -1;
     st->fresh = st->pipewait = -1;
+    st->follow = -1;
 }
 
 void et_easy_state_free(et_easy_state_t *st)
@@ -443,6 +524,7 @@ const char *et_http_code_name(et_http_code_t c)
     case ET_HTTP_REDIRECTS:   return "redirects";
     case ET_HTTP_URL:         return "url";
     case ET_HTTP_CANCELLED:   return "cancelled";
+    case ET_HTTP_INTERRUPTED: return "interrupted";
     case ET_HTTP_TRANSPORT:   break;
     }
     return "transport";
@@ -596,6 +678,7 @@ int et_xfer_configure(et_xfer_t *x, CURL *easy, const et_http_opts_t *o)
     x->easy = easy;
     x->max_body = o->max_body_size;
     x->opts = o;
+    x->allow_redirects = o->allow_redirects;
     if (o->id != 0 && x->st.opts_id == o->id && x->st.configured) {
         /* A pooled handle already set up with these options: only what points into x. */
         SETOPT(CURLOPT_WRITEDATA, (void *)x);
@@ -621,9 +704,15 @@ int et_xfer_configure(et_xfer_t *x, CURL *easy, const et_http_opts_t *o)
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
     SETOPT(CURLOPT_SSL_VERIFYPEER, o->verify_ssl ? 1L : 0L);
     SETOPT(CURLOPT_SSL_VERIFYHOST, o->verify_ssl ? 2L : 0L);
-    if (o->ca_file)
+    if (o->ca_file) {
+        /* The file alone: Debian's libcurl also keeps its built-in CApath (/etc/ssl/certs), which
+         * would let the system store vouch for a server the file does not. */
         SETOPT(CURLOPT_CAINFO, o->ca_file);
+        SETOPT(CURLOPT_CAPATH, (char *)NULL);
+    }
+    /* CURLOPT_PROXY: per request (et_xfer_prepare), from the proxy option or the environment. */
     SETOPT(CURLOPT_FOLLOWLOCATION, o->allow_redirects ? 1L : 0L);
+    x->st.follow = o->allow_redirects != 0;
     SETOPT(CURLOPT_MAXREDIRS, o->max_redirects);
     if (o->user_agent && *o->user_agent && !o->ua_header)
         SETOPT(CURLOPT_USERAGENT, o->user_agent);   /* else a prebuilt header line, per request */
@@ -711,7 +800,7 @@ int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const cha
     const struct curl_slist *hdrs;
     const et_http_opts_t *o = x->opts;
     const char *proxy = NULL;
-    int has_ctype = 0, has_ua = 0, send_body, url_rc;
+    int has_ctype = 0, has_ua = 0, send_body, url_rc, follow;
     curl_off_t maxsize;
     size_t i;
 
@@ -812,6 +901,11 @@ method_set:
     if ((pipewait != 0) != x->st.pipewait) {
         SETOPT(CURLOPT_PIPEWAIT, pipewait ? 1L : 0L);
         x->st.pipewait = pipewait != 0;
+    }
+    follow = x->allow_redirects && !x->no_redirects;
+    if (follow != x->st.follow) {
+        SETOPT(CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
+        x->st.follow = follow;
     }
     return ET_OK;
 nomem:
@@ -924,6 +1018,19 @@ int et_xfer_finish(et_xfer_t *x, CURLcode rc)
         snprintf(detail, sizeof detail, "response headers exceed %d bytes", ET_HTTP_MAX_HEADER_BYTES);
         return set_message(x, detail);
     }
+    if (x->abort_reason == ET_ABORT_SIGINT) {
+        x->code = ET_HTTP_INTERRUPTED;
+        et_buf_free(&x->body);
+        return set_message(x, "interrupted (SIGINT)");
+    }
+    if (rc == CURLE_OUT_OF_MEMORY && x->abort_reason == ET_ABORT_NONE && x->headers.in_block) {
+        /* Inside a header block: curl's own bound on one header line (CURL_MAX_HTTP_HEADER,
+         * "Avoided giant realloc for header"), which curl reports as out of memory. */
+        x->code = ET_HTTP_TOO_LARGE;
+        snprintf(detail, sizeof detail, "a response header line exceeds libcurl's bound");
+        et_buf_free(&x->body);
+        return set_message(x, detail);
+    }
     if (x->abort_reason == ET_ABORT_NOMEM) {
         x->code = ET_HTTP_TRANSPORT;
         return set_message(x, "out of memory");
@@ -949,6 +1056,56 @@ void et_xfer_reset_result(et_xfer_t *x)
     if (x->body.cap > ET_BODY_KEEP)
         et_buf_free(&x->body);
     x->body.len = 0;
+}
+
+/* ---- Ctrl-C during a blocking transfer ---- */
+
+static volatile sig_atomic_t sigint_seen;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    sigint_seen = 1;
+}
+
+static int sigint_progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                              curl_off_t ulnow)
+{
+    et_xfer_t *x = userdata;
+    (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
+    if (!sigint_seen)
+        return 0;
+    x->abort_reason = ET_ABORT_SIGINT;
+    return 1;
+}
+
+CURLcode et_xfer_perform_blocking(et_xfer_t *x)
+{
+    struct sigaction sa, old;
+    int installed = 0;
+    CURLcode rc;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;          /* no SA_RESTART: curl's poll() returns at once */
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, NULL, &old) == 0
+        && ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_IGN && old.sa_handler != on_sigint))
+        && curl_easy_setopt(x->easy, CURLOPT_XFERINFOFUNCTION, sigint_progress_cb) == CURLE_OK
+        && curl_easy_setopt(x->easy, CURLOPT_XFERINFODATA, x) == CURLE_OK
+        && curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 0L) == CURLE_OK) {
+        sigint_seen = 0;
+        installed = sigaction(SIGINT, &sa, NULL) == 0;
+    }
+    rc = curl_easy_perform(x->easy);
+    curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 1L);
+    if (installed) {
+        sigaction(SIGINT, &old, NULL);
+        if (sigint_seen) {
+            sigint_seen = 0;                            /* a transfer that ended anyway keeps its result */
+            raise(SIGINT);                              /* to the handler we replaced */
+        }
+    }
+    return rc;
 }
 
 CURL *et_xfer_detach(et_xfer_t *x)

@@ -39,7 +39,8 @@ typedef enum et_http_code {
     ET_HTTP_REDIRECTS,
     ET_HTTP_URL,
     ET_HTTP_TRANSPORT,
-    ET_HTTP_CANCELLED      /* never from curl: a cancelled or orphaned Transfer */
+    ET_HTTP_CANCELLED,     /* never from curl: a cancelled or orphaned Transfer */
+    ET_HTTP_INTERRUPTED    /* SIGINT (Ctrl-C) during et_xfer_perform_blocking */
 } et_http_code_t;
 
 /* Methods we send; HEAD uses CURLOPT_NOBODY, the others a custom request where needed. */
@@ -61,12 +62,21 @@ typedef struct et_hdr {
     int name_static;       /* name is one of our constant well-known names (never freed) */
 } et_hdr_t;
 
+/* Largest total size of all header blocks of one transfer (1xx, redirects, final). */
+#ifndef ET_HTTP_MAX_HEADER_TOTAL
+#define ET_HTTP_MAX_HEADER_TOTAL (4 * ET_HTTP_MAX_HEADER_BYTES)
+#endif
+
 /* Response headers of the latest response seen (reset on each status line). */
 typedef struct et_headers {
     et_hdr_t *items;
     size_t n, cap;
     size_t bytes;          /* raw bytes of this block, bounded by ET_HTTP_MAX_HEADER_BYTES */
     size_t kept;           /* items[0..kept) hold value buffers kept for reuse (>= n) */
+    size_t total;          /* raw bytes of every block, bounded by ET_HTTP_MAX_HEADER_TOTAL */
+    size_t *index;         /* open addressing over names: item index + 1, 0 empty */
+    size_t icap;           /* slots in index (a power of two, at least twice n), 0 none */
+    int in_block;          /* a status line was seen and its block has not ended */
 } et_headers_t;
 
 /* Session settings, copied into every transfer made with them. */
@@ -79,10 +89,11 @@ typedef struct et_http_opts {
     size_t max_body_size;     /* inclusive */
     char *ca_file;            /* owned copies, or NULL */
     char *user_agent;
+    char *proxy;              /* "" no proxy at all; NULL the environment's (curl's default) */
     /* Derived once by et_http_opts_finish (NULL before): */
     unsigned long id;         /* unique per finished opts: which pooled handles carry them */
     struct curl_slist *ua_header;   /* "User-Agent: ..." prebuilt, or NULL */
-    char *proxy_http, *proxy_https; /* from the environment, as curl reads it; "" for none */
+    char *proxy_http, *proxy_https; /* proxy, else from the environment as curl reads it; "" none */
     char *noproxy;            /* no_proxy / NO_PROXY ("" for none), or NULL */
     int refs;                 /* et_http_opts_new/_ref/_unref (a session and its transfers) */
 } et_http_opts_t;
@@ -101,16 +112,19 @@ typedef struct et_easy_state {
     int body;                 /* a body (or Content-Length: 0) was set */
     curl_off_t maxsize;       /* CURLOPT_MAXFILESIZE_LARGE as set; -1: unknown */
     int fresh, pipewait;      /* as set; -1: unknown */
+    int follow;               /* CURLOPT_FOLLOWLOCATION as set; -1: unknown */
 } et_easy_state_t;
 
 /* Why a callback stopped the transfer (curl then says CURLE_WRITE_ERROR). */
-enum { ET_ABORT_NONE = 0, ET_ABORT_BODY, ET_ABORT_HEADERS, ET_ABORT_NOMEM };
+enum { ET_ABORT_NONE = 0, ET_ABORT_BODY, ET_ABORT_HEADERS, ET_ABORT_NOMEM, ET_ABORT_SIGINT };
 
 typedef struct et_xfer {
     CURL *easy;
     struct curl_slist *req_headers;   /* kept until the transfer is over */
     et_buf_t body;
     size_t max_body;
+    int allow_redirects;              /* the session's setting... */
+    int no_redirects;                 /* ...overridden for one request (code exchange) */
     et_headers_t headers;
     int abort_reason;
     char errbuf[CURL_ERROR_SIZE];
@@ -140,11 +154,14 @@ int et_buf_append_limited(et_buf_t *b, const char *p, size_t n, size_t limit);
 
 void et_headers_init(et_headers_t *h);
 void et_headers_clear(et_headers_t *h);
-/* Drops the headers but keeps their storage for the next response (et_headers_clear frees it). */
+/* Drops the headers (and the running total: for the next transfer) but keeps their storage
+ * (et_headers_clear frees it). */
 void et_headers_restart(et_headers_t *h);
-/* Feeds one raw header line (as curl gives it, CRLF included). A line starting with "HTTP/"
- * starts a new response and drops what came before. ET_OK, 1 over ET_HTTP_MAX_HEADER_BYTES,
- * ET_ENOMEM. */
+/* Feeds one raw header line (as curl gives it, CRLF included). A status line ("HTTP/1.1 200 OK",
+ * "HTTP/2 200") outside a header block starts a new response and drops what came before; inside a
+ * block, a line starting with "HTTP/" is an ordinary (ignored: not a token) header line. ET_OK,
+ * 1 over ET_HTTP_MAX_HEADER_BYTES for a block or ET_HTTP_MAX_HEADER_TOTAL for all, ET_ENOMEM.
+ * Each line costs O(1) expected time (names are hashed). */
 int et_headers_feed(et_headers_t *h, const char *line, size_t len);
 /* Value of a lower-case name, or NULL. */
 const et_hdr_t *et_headers_find(const et_headers_t *h, const char *name);
@@ -200,6 +217,15 @@ CURL *et_xfer_detach_state(et_xfer_t *x, et_easy_state_t *st);
  * what differs). */
 void et_xfer_adopt(et_xfer_t *x, CURL *easy, et_easy_state_t *st);
 CURL *et_xfer_release(et_xfer_t *x);
+
+/* curl_easy_perform on x's handle, interruptible by SIGINT (Ctrl-C): for the duration of the call
+ * only, a SIGINT handler sets a flag that a progress callback turns into an abort (the transfer ends
+ * within a poll round, as poll() returns on the signal); then the previous handler is restored and,
+ * if SIGINT came, the signal is raised again so that handler (the `lua` interpreter's, a host's, or
+ * the default one) still sees it. The transfer then fails with ET_HTTP_INTERRUPTED. Nothing is
+ * installed when SIGINT is ignored, or when a call on another thread already has it installed.
+ * The signal flag is process-wide by nature (a signal handler has no argument). */
+CURLcode et_xfer_perform_blocking(et_xfer_t *x);
 
 /* Callbacks, exposed for the unit tests. userdata is the et_xfer_t. */
 size_t et_xfer_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata);

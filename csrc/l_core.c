@@ -83,5 +83,6 @@ ET_EXPORT int luaopen_eternaltwin_core(lua_State *L)
     l_json_open(L);
     l_key_open(L);
     l_http_open(L);
+    l_resp_open(L);
     return 1;
 }

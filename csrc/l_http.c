@@ -21,6 +21,8 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "et_http.h"
 #include "l_common.h"
@@ -48,11 +50,13 @@ typedef struct req_args {
     const char *body;
     size_t bodylen;
     int fresh;
+    int no_redirects;
     const char *stack_hdrs[HDR_STACK];
 } req_args;
 
 /* Reads method, url, headers, body, flags at stack slots first..first+4. Raises on mistakes,
- * before any C resource is touched. May push one scratch userdata (many headers). */
+ * before any C resource is touched. May push one scratch userdata (many headers). The caller
+ * makes no Lua allocation between this and et_xfer_prepare (see the headers below). */
 static void check_request(lua_State *L, int first, req_args *a)
 {
     size_t len, i, n;
@@ -63,6 +67,33 @@ static void check_request(lua_State *L, int first, req_args *a)
     a->url = luaL_checklstring(L, first + 1, &len);
     luaL_argcheck(L, strlen(a->url) == len, first + 1, "URL contains a NUL byte");
 
+    a->body = NULL;
+    a->bodylen = 0;
+    if (!lua_isnoneornil(L, bi))
+        a->body = luaL_checklstring(L, bi, &a->bodylen);
+    luaL_argcheck(L, !(a->body && a->method == ET_HTTP_HEAD), bi, "a HEAD request has no body");
+
+    a->fresh = 0;
+    a->no_redirects = 0;
+    if (!lua_isnoneornil(L, fi)) {
+        luaL_checktype(L, fi, LUA_TTABLE);
+        lua_getfield(L, fi, "fresh");
+        if (!lua_isnil(L, -1)) {
+            luaL_argcheck(L, lua_isboolean(L, -1), fi, "flag 'fresh': boolean expected");
+            a->fresh = lua_toboolean(L, -1);
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, fi, "redirects");
+        if (!lua_isnil(L, -1)) {
+            luaL_argcheck(L, lua_isboolean(L, -1), fi, "flag 'redirects': boolean expected");
+            a->no_redirects = !lua_toboolean(L, -1);
+        }
+        lua_pop(L, 1);
+    }
+
+    /* The headers last: their strings stay referenced only by the caller's table, so no Lua
+     * allocation (which could run a finalizer that empties that table) may come between taking
+     * these pointers and the request copying them. */
     a->headers = NULL;
     a->nheaders = 0;
     if (!lua_isnoneornil(L, hi)) {
@@ -87,23 +118,6 @@ static void check_request(lua_State *L, int first, req_args *a)
         }
         a->headers = hdrs;
         a->nheaders = n;
-    }
-
-    a->body = NULL;
-    a->bodylen = 0;
-    if (!lua_isnoneornil(L, bi))
-        a->body = luaL_checklstring(L, bi, &a->bodylen);
-    luaL_argcheck(L, !(a->body && a->method == ET_HTTP_HEAD), bi, "a HEAD request has no body");
-
-    a->fresh = 0;
-    if (!lua_isnoneornil(L, fi)) {
-        luaL_checktype(L, fi, LUA_TTABLE);
-        lua_getfield(L, fi, "fresh");
-        if (!lua_isnil(L, -1)) {
-            luaL_argcheck(L, lua_isboolean(L, -1), fi, "flag 'fresh': boolean expected");
-            a->fresh = lua_toboolean(L, -1);
-        }
-        lua_pop(L, 1);
     }
 }
 
@@ -163,8 +177,8 @@ static long opt_ms(lua_State *L, int idx, const char *name)
         return 0;
     s = lua_tonumber(L, -1);
     lua_pop(L, 1);
-    if (!(s >= 0))
-        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s': non-negative number expected", name));
+    if (!(s >= 0 && s < HUGE_VAL))
+        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s': finite non-negative number expected", name));
     ms = ceil(s * 1000.0);
     if (ms > 1e12)
         ms = 1e12;
@@ -231,8 +245,24 @@ static void opt_known(lua_State *L, int idx, const char *const *names)
 
 static const char *const session_opts[] = {
     "timeout", "connect_timeout", "verify_ssl", "ca_file", "allow_redirects", "max_redirects",
-    "user_agent", "max_body_size", NULL
+    "user_agent", "max_body_size", "proxy", NULL
 };
+
+/* proxy: nil the environment's (curl's default), false none, a string that proxy. */
+static void opt_proxy(lua_State *L, int idx, et_http_opts_t *o)
+{
+    lua_getfield(L, idx, "proxy");
+    if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+        if (et_http_opts_set_str(&o->proxy, "") != ET_OK)
+            luaL_error(L, "not enough memory");
+    } else if (!lua_isnil(L, -1)) {
+        luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, idx, "option 'proxy': string or false expected");
+        lua_pop(L, 1);
+        opt_str(L, idx, "proxy", &o->proxy);
+        return;
+    }
+    lua_pop(L, 1);
+}
 
 static void read_session_opts(lua_State *L, int idx, et_http_opts_t *o)
 {
@@ -248,23 +278,68 @@ static void read_session_opts(lua_State *L, int idx, et_http_opts_t *o)
     o->max_redirects = (long)opt_int(L, idx, "max_redirects", 10, 0);
     opt_str(L, idx, "user_agent", &o->user_agent);
     o->max_body_size = (size_t)opt_int(L, idx, "max_body_size", ET_DEFAULT_MAX_BODY, 0);
+    opt_proxy(L, idx, o);
 }
 
 /* ---------------------------------------------------------------- Session */
+
+/* Pins: while a binding holds pointers into an object across Lua allocations (which may run a
+ * finalizer that closes it), `pins` is non-zero and an explicit close only sets close_pending; the
+ * binding closes it when it unpins. __gc never waits: it cannot run while a binding holds the
+ * object on its stack. A pin left by a raise (memory error) only delays the close to __gc. */
 
 typedef struct l_session {
     et_xfer_t x;
     et_http_opts_t *opts;       /* shared with the session's transfers in flight (refs) */
     int open;
+    int pins, close_pending;
+    pid_t pid;                  /* the process that opened the handle (see session_forked) */
     lua_Integer requests, connections;
 } l_session;
 
 static l_session *check_session(lua_State *L, int i)
 {
     l_session *s = luaL_checkudata(L, i, ET_SESSION_MT);
-    if (!s->open)
+    if (!s->open || s->close_pending)
         luaL_argerror(L, i, "attempt to use a closed session");
     return s;
+}
+
+static void session_free(l_session *s)
+{
+    CURL *easy = et_xfer_release(&s->x);
+    if (easy && s->pid == getpid())             /* else the parent's (fork): abandoned */
+        curl_easy_cleanup(easy);
+    et_http_opts_unref(s->opts);
+    s->opts = NULL;
+    s->open = 0;
+    s->close_pending = 0;
+}
+
+static void session_unpin(l_session *s)
+{
+    if (s->pins > 0 && --s->pins == 0 && s->close_pending)
+        session_free(s);
+}
+
+/* After fork(), the child must not use the parent's connections: both processes would read
+ * each other's responses from the shared socket. The child abandons the handle (freeing it could
+ * write a TLS close_notify on the parent's connection) and starts a fresh one. */
+static void session_forked(lua_State *L, l_session *s)
+{
+    CURL *easy;
+    if (s->pid == getpid())
+        return;
+    s->pid = getpid();
+    (void)et_xfer_detach(&s->x);                /* abandoned, never freed in this process */
+    et_xfer_reset_result(&s->x);
+    easy = curl_easy_init();
+    if (!easy) {
+        s->open = 0;
+        luaL_error(L, "cannot create a curl easy handle");
+    }
+    if (et_xfer_configure(&s->x, easy, s->opts) != ET_OK)
+        luaL_error(L, "%s", s->x.message ? s->x.message : "not enough memory");
 }
 
 /* session(opts): the userdata is made closed, with its metatable, before anything is opened. */
@@ -278,6 +353,8 @@ static int l_session_new(lua_State *L)
     et_xfer_init(&s->x);
     s->opts = NULL;
     s->open = 0;
+    s->pins = s->close_pending = 0;
+    s->pid = getpid();
     s->requests = s->connections = 0;
     luaL_setmetatable(L, ET_SESSION_MT);
     s->opts = et_http_opts_new();
@@ -300,12 +377,16 @@ static int l_session_new(lua_State *L)
 static int l_session_close(lua_State *L)
 {
     l_session *s = luaL_checkudata(L, 1, ET_SESSION_MT);
-    CURL *easy = et_xfer_release(&s->x);
-    if (easy)
-        curl_easy_cleanup(easy);
-    et_http_opts_unref(s->opts);
-    s->opts = NULL;
-    s->open = 0;
+    if (s->pins > 0)
+        s->close_pending = 1;                   /* a binding is using it: closed when it is done */
+    else
+        session_free(s);
+    return 0;
+}
+
+static int l_session_gc(lua_State *L)
+{
+    session_free(luaL_checkudata(L, 1, ET_SESSION_MT));
     return 0;
 }
 
@@ -319,19 +400,25 @@ static int l_session_request(lua_State *L)
 
     lua_settop(L, 6);
     check_request(L, 2, &a);                    /* may push a scratch array at 7 */
+    s = check_session(L, 1);                    /* (check_request may have run a finalizer) */
+    session_forked(L, s);
+    s->x.no_redirects = a.no_redirects;
     rc = et_xfer_prepare(&s->x, a.method, a.url, a.headers, a.nheaders, a.body, a.bodylen,
                          a.fresh, 0);
     if (rc == ET_ENOMEM)
         return luaL_error(L, "not enough memory");
     if (rc == ET_OK) {
-        cc = curl_easy_perform(s->x.easy);
+        cc = et_xfer_perform_blocking(&s->x);
         if (et_xfer_finish(&s->x, cc) != ET_OK)
             s->x.code = s->x.code ? s->x.code : ET_HTTP_TRANSPORT;
     }
     s->requests++;
     s->connections += s->x.num_connects;
+    s->pins++;                                  /* push_result allocates: a finalizer may close s */
     n = push_result(L, &s->x, a.url);
-    et_xfer_reset_result(&s->x);
+    if (!s->close_pending)
+        et_xfer_reset_result(&s->x);
+    session_unpin(s);
     return n;
 }
 
@@ -388,6 +475,9 @@ typedef struct l_multi {
     int *free_slots;            /* in-flight slots free for reuse (a stack) */
     int nfree, freecap, nslots;
     l_xfer *inflight;           /* doubly linked list of in-flight transfers */
+    long max_connections;
+    int pins, close_pending;    /* as a Session's */
+    pid_t pid;
 } l_multi;
 
 enum { XF_NEW = 0, XF_PENDING, XF_DONE, XF_CANCELLED };
@@ -400,14 +490,32 @@ struct l_xfer {
     int slot;                   /* in the multi's in-flight arrays, while in flight; else 0 */
     et_http_opts_t *opts;       /* the session's options, held while they may be in use */
     int body_in_uv;             /* result() handed the body to Lua: it is the uservalue now */
+    double deadline;            /* monotonic seconds when its timeout fires; 0 none */
+    int pins, close_pending;    /* result() building vs cancel() from a finalizer */
 };
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static l_multi *check_multi(lua_State *L, int i)
 {
     l_multi *m = luaL_checkudata(L, i, ET_MULTI_MT);
-    if (!m->cm)
+    if (!m->cm || m->close_pending)
         luaL_argerror(L, i, "attempt to use a closed multi");
     return m;
+}
+
+static void multi_config(l_multi *m);
+static void multi_free(lua_State *L, int idx, l_multi *m);
+
+static void multi_unpin(lua_State *L, int idx, l_multi *m)
+{
+    if (m->pins > 0 && --m->pins == 0 && m->close_pending)
+        multi_free(L, idx, m);
 }
 
 /* An idle easy handle goes back to the pool with its set-up (its session's options stay set:
@@ -580,6 +688,7 @@ static int l_multi_new(lua_State *L)
     lua_settop(L, 1);                           /* 1: opts, 2: the multi */
     m = l_newud(L, sizeof *m);
     memset(m, 0, sizeof *m);
+    m->pid = getpid();
     luaL_setmetatable(L, ET_MULTI_MT);
     if (!lua_isnoneornil(L, 1)) {
         static const char *const names[] = { "max_connections", NULL };
@@ -597,14 +706,20 @@ static int l_multi_new(lua_State *L)
     lua_newtable(L);
     lua_rawseti(L, -2, 4);                      /* finished tags */
     l_setuv(L, -2);                             /* m */
+    m->max_connections = (long)(maxc > LONG_MAX ? LONG_MAX : maxc);
     m->cm = curl_multi_init();
     if (!m->cm)
         return luaL_error(L, "cannot create a curl multi handle");
-    curl_multi_setopt(m->cm, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)(maxc > LONG_MAX ? LONG_MAX : maxc));
+    multi_config(m);
+    return 1;
+}
+
+static void multi_config(l_multi *m)
+{
+    curl_multi_setopt(m->cm, CURLMOPT_MAX_TOTAL_CONNECTIONS, m->max_connections);
     curl_multi_setopt(m->cm, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     curl_multi_setopt(m->cm, CURLMOPT_SOCKETFUNCTION, sock_cb);
     curl_multi_setopt(m->cm, CURLMOPT_SOCKETDATA, (void *)m);
-    return 1;
 }
 
 /* Pushes the multi's uservalue slot k (1 in flight, 2 finished). */
@@ -618,9 +733,80 @@ static void multi_slot(lua_State *L, int midx, int k)
 static int l_multi_close(lua_State *L)
 {
     l_multi *m = luaL_checkudata(L, 1, ET_MULTI_MT);
+    if (m->pins > 0 && m->cm)
+        m->close_pending = 1;                   /* a binding is using it: closed when it is done */
+    else
+        multi_free(L, 1, m);
+    return 0;
+}
+
+static int l_multi_gc(lua_State *L)
+{
+    multi_free(L, 1, luaL_checkudata(L, 1, ET_MULTI_MT));
+    return 0;
+}
+
+/* Frees the pool array and the socket, poll and slot tables (the handles are gone already). */
+static void multi_free_tables(l_multi *m)
+{
+    free(m->pool);
+    m->pool = NULL;
+    m->npool = m->poolcap = 0;
+    free(m->fdpos);
+    m->fdpos = NULL;
+    m->fdcap = 0;
+    free(m->pfds);
+    m->pfds = NULL;
+    m->npfds = m->pfdcap = 0;
+    m->polled = 0;
+    free(m->free_slots);
+    m->free_slots = NULL;
+    m->nfree = m->freecap = m->nslots = 0;
+}
+
+/* After fork() in the child: the parent's handles (pooled and in flight) are abandoned, never
+ * used or freed here (freeing one could write on the parent's connections); the transfers in
+ * flight are cancelled. Only our own memory beside them is released. */
+static void multi_abandon(l_multi *m)
+{
     int i;
+    while (m->inflight) {
+        l_xfer *t = m->inflight;
+        (void)et_xfer_detach(&t->x);            /* abandoned */
+        xfer_unlink(t);
+        t->slot = 0;
+        et_http_opts_unref(t->opts);
+        t->opts = NULL;
+        t->state = XF_CANCELLED;
+    }
+    for (i = 0; i < m->npool; i++)
+        et_easy_state_free(&m->pool[i].st);     /* (our URL objects; the handles are abandoned) */
+    m->npool = 0;
+    m->nsocks = 0;
+    if (m->fdpos)
+        memset(m->fdpos, 0, m->fdcap * sizeof *m->fdpos);
+    m->npfds = 0;
+    m->polled = 0;
+    m->nfree = m->nslots = 0;
+}
+
+/* Frees the handles of the multi at stack index idx; every in-flight transfer is cancelled. */
+static void multi_free(lua_State *L, int idx, l_multi *m)
+{
+    int i;
+    m->close_pending = 0;
     if (!m->cm)
-        return 0;
+        return;
+    if (m->pid != getpid()) {
+        /* Made before a fork: the handles and connections are the parent's; abandon them. */
+        multi_abandon(m);
+        m->cm = NULL;
+        free(m->socks);
+        m->socks = NULL;
+        m->nsocks = m->sockcap = 0;
+        multi_free_tables(m);
+        return;
+    }
     /* Every in-flight transfer learns that its multi is gone. */
     while (m->inflight) {
         l_xfer *t = m->inflight;
@@ -639,32 +825,61 @@ static int l_multi_close(lua_State *L)
         et_easy_state_free(&m->pool[i].st);
         curl_easy_cleanup(m->pool[i].e);
     }
-    free(m->pool);
-    m->pool = NULL;
-    m->npool = m->poolcap = 0;
+    m->npool = 0;
     curl_multi_cleanup(m->cm);
     m->cm = NULL;
     free(m->socks);
     m->socks = NULL;
     m->nsocks = m->sockcap = 0;
-    free(m->fdpos);
-    m->fdpos = NULL;
-    m->fdcap = 0;
-    free(m->pfds);
-    m->pfds = NULL;
-    m->npfds = m->pfdcap = 0;
-    free(m->free_slots);
-    m->free_slots = NULL;
-    m->nfree = m->freecap = m->nslots = 0;
+    multi_free_tables(m);
     /* Drop the references to the (now cancelled) transfers and their tags. */
-    if (l_getuv(L, 1) == LUA_TTABLE) {
+    if (l_getuv(L, idx) == LUA_TTABLE) {
         lua_newtable(L);
         lua_rawseti(L, -2, 1);
         lua_newtable(L);
         lua_rawseti(L, -2, 3);
     }
     lua_pop(L, 1);
-    return 0;
+}
+
+/* After fork(), the child abandons the parent's multi (its connections are shared with the
+ * parent; freeing them could write on them) and starts a fresh one. Transfers in flight at the
+ * fork belong to the parent: in the child they finish as cancelled. The multi is at index 1. */
+static void multi_forked(lua_State *L, l_multi *m)
+{
+    int top;
+    if (m->pid == getpid())
+        return;
+    m->pid = getpid();
+    multi_abandon(m);
+    m->cm = curl_multi_init();
+    if (!m->cm)
+        luaL_error(L, "cannot create a curl multi handle");
+    multi_config(m);
+    /* The cancelled transfers (and their tags) move from the in-flight arrays to the finished
+     * lists. */
+    top = lua_gettop(L);
+    multi_slot(L, 1, 1);                        /* top+1: in flight */
+    multi_slot(L, 1, 2);                        /* top+2: finished */
+    multi_slot(L, 1, 3);                        /* top+3: in-flight tags */
+    multi_slot(L, 1, 4);                        /* top+4: finished tags */
+    lua_pushnil(L);
+    while (lua_next(L, top + 1)) {
+        lua_rawseti(L, top + 2, (lua_Integer)lua_rawlen(L, top + 2) + 1);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, top + 3);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushboolean(L, 0);
+        }
+        lua_rawseti(L, top + 4, (lua_Integer)lua_rawlen(L, top + 4) + 1);
+    }
+    l_getuv(L, 1);
+    lua_newtable(L);
+    lua_rawseti(L, -2, 1);
+    lua_newtable(L);
+    lua_rawseti(L, -2, 3);
+    lua_settop(L, top);
 }
 
 /* Transfer finalizer and cancel share this: unfinished ones detach themselves. */
@@ -699,8 +914,8 @@ static void multi_append(lua_State *L, int k, int vi)
  * finished(). */
 static int l_multi_add(lua_State *L)
 {
-    l_multi *m = check_multi(L, 1);
-    l_session *s = check_session(L, 2);
+    l_multi *m;
+    l_session *s;
     req_args a;
     l_xfer *t;
     CURL *e;
@@ -708,10 +923,10 @@ static int l_multi_add(lua_State *L)
     int rc, https;
     CURLMcode mc;
 
+    check_multi(L, 1);
+    check_session(L, 2);
     lua_settop(L, 8);                           /* 8: the tag */
-    check_request(L, 3, &a);
-    if (lua_gettop(L) == 8)
-        lua_pushnil(L);                         /* 9: a possible scratch array */
+    lua_pushnil(L);                             /* 9: unused (kept: the slots below are fixed) */
     t = l_newud(L, sizeof *t);                  /* 10: the transfer, closed until added */
     et_xfer_init(&t->x);
     t->m = NULL;
@@ -720,7 +935,14 @@ static int l_multi_add(lua_State *L)
     t->slot = 0;
     t->opts = NULL;
     t->body_in_uv = 0;
+    t->deadline = 0;
+    t->pins = t->close_pending = 0;
     luaL_setmetatable(L, ET_XFER_MT);
+    multi_forked(L, check_multi(L, 1));
+    check_request(L, 3, &a);                    /* may push a scratch array at 11 */
+    /* Taken after the allocations above, which may have run a finalizer that closed either. */
+    m = check_multi(L, 1);
+    s = check_session(L, 2);
 
     e = pool_get(m, s->opts->id, &st);
     if (!e)
@@ -730,9 +952,12 @@ static int l_multi_add(lua_State *L)
     https = strncmp(a.url, "https://", 8) == 0 || strncmp(a.url, "HTTPS://", 8) == 0;
     rc = et_xfer_configure(&t->x, e, s->opts);
     if (rc == ET_OK) {
+        t->x.no_redirects = a.no_redirects;
         rc = et_xfer_prepare(&t->x, a.method, a.url, a.headers, a.nheaders, a.body, a.bodylen,
                              a.fresh, https);
     }
+    if (s->opts->timeout_ms > 0)
+        t->deadline = mono_now() + (double)s->opts->timeout_ms / 1000.0;
     if (rc == ET_OK && curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)t) != CURLE_OK)
         rc = et_xfer_fail(&t->x, ET_HTTP_TRANSPORT, "libcurl refused a request option") == ET_OK
              ? ET_ECURL : ET_ENOMEM;
@@ -850,10 +1075,13 @@ static int l_multi_perform(lua_State *L)
     l_multi *m = check_multi(L, 1);
     int running = 0, left;
     CURLMsg *msg;
-    CURLMcode mc = multi_drive(m, &running);
+    CURLMcode mc;
+    lua_settop(L, 1);
+    multi_forked(L, m);
+    mc = multi_drive(m, &running);
     if (mc != CURLM_OK)
         return luaL_error(L, "curl_multi_socket_action: %s", curl_multi_strerror(mc));
-    lua_settop(L, 1);
+    m->pins++;                                  /* the loop allocates: a finalizer may close m */
     multi_slot(L, 1, 1);                        /* 2: in flight */
     multi_slot(L, 1, 2);                        /* 3: finished */
     multi_slot(L, 1, 3);                        /* 4: in-flight tags */
@@ -877,23 +1105,27 @@ static int l_multi_perform(lua_State *L)
         t->state = XF_DONE;
         lua_rawgeti(L, 2, slot);                /* 6: the Transfer */
         if (lua_touserdata(L, 6) == (void *)t) {
-            lua_rawseti(L, 3, (lua_Integer)lua_rawlen(L, 3) + 1);
-            lua_rawgeti(L, 4, slot);            /* its tag, or false */
-            if (lua_isnil(L, -1)) {
+            lua_rawgeti(L, 4, slot);            /* 7: its tag, or false */
+            if (lua_isnil(L, 7)) {
                 lua_pop(L, 1);
                 lua_pushboolean(L, 0);
             }
-            lua_rawseti(L, 5, (lua_Integer)lua_rawlen(L, 5) + 1);
-            lua_rawgeti(L, 3, (lua_Integer)lua_rawlen(L, 3));
-            lua_pushnil(L);
-            l_setuv(L, -2);                     /* no longer keeps the multi */
+            /* The slot is free again: emptied before anything allocates (a finalizer run by an
+             * allocation may add a transfer, which would take this slot). */
             lua_pushnil(L);
             lua_rawseti(L, 2, slot);
             lua_pushnil(L);
             lua_rawseti(L, 4, slot);
+            lua_pushvalue(L, 6);
+            lua_rawseti(L, 3, (lua_Integer)lua_rawlen(L, 3) + 1);
+            lua_pushvalue(L, 7);
+            lua_rawseti(L, 5, (lua_Integer)lua_rawlen(L, 5) + 1);
+            lua_pushnil(L);
+            l_setuv(L, 6);                      /* no longer keeps the multi */
         }
         lua_settop(L, 5);
     }
+    multi_unpin(L, 1, m);
     lua_pushinteger(L, running);
     return 1;
 }
@@ -922,7 +1154,8 @@ static int l_multi_poll(lua_State *L)
     int numfds = 0;
     double ms;
     CURLMcode mc;
-    luaL_argcheck(L, s >= 0, 2, "non-negative seconds expected");
+    luaL_argcheck(L, s >= 0 && s < HUGE_VAL, 2, "finite non-negative seconds expected");
+    multi_forked(L, m);
     ms = ceil(s * 1000.0);
     if (ms > INT_MAX)
         ms = INT_MAX;
@@ -941,15 +1174,37 @@ static int l_multi_poll(lua_State *L)
     return 1;
 }
 
-/* multi:timeout() -> seconds until perform is due, or nil when curl has nothing to time. */
+/* multi:timeout() -> seconds until perform is due: the sooner of curl's timer and the earliest
+ * in-flight transfer's deadline. nil only when no transfer is in flight and curl has no timer; a
+ * transfer in flight without a deadline or timer gives ET_MULTI_IDLE_POLL seconds, so a loop that
+ * sleeps this long (without watching the sockets) still comes back. */
+#define ET_MULTI_IDLE_POLL 1.0
 static int l_multi_timeout(lua_State *L)
 {
     l_multi *m = check_multi(L, 1);
     long ms = -1;
-    if (curl_multi_timeout(m->cm, &ms) != CURLM_OK || ms < 0)
+    double t = -1, now = 0;
+    l_xfer *x;
+    multi_forked(L, m);
+    if (curl_multi_timeout(m->cm, &ms) == CURLM_OK && ms >= 0)
+        t = (double)ms / 1000.0;
+    if (m->inflight)
+        now = mono_now();
+    for (x = m->inflight; x; x = x->next) {
+        if (x->deadline > 0) {
+            double left = x->deadline - now;
+            if (left < 0)
+                left = 0;
+            if (t < 0 || left < t)
+                t = left;
+        }
+    }
+    if (t < 0 && m->inflight)
+        t = ET_MULTI_IDLE_POLL;
+    if (t < 0)
         lua_pushnil(L);
     else
-        lua_pushnumber(L, (lua_Number)ms / 1000.0);
+        lua_pushnumber(L, (lua_Number)t);
     return 1;
 }
 
@@ -958,6 +1213,9 @@ static int l_multi_sockets(lua_State *L)
 {
     l_multi *m = check_multi(L, 1);
     size_t i;
+    lua_settop(L, 1);
+    multi_forked(L, m);
+    m->pins++;                                  /* the loop allocates: a finalizer may close m */
     lua_createtable(L, (int)m->nsocks, 0);
     for (i = 0; i < m->nsocks; i++) {
         int w = m->socks[i].what;
@@ -970,6 +1228,7 @@ static int l_multi_sockets(lua_State *L)
         lua_setfield(L, -2, "write");
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
+    multi_unpin(L, 1, m);
     return 1;
 }
 
@@ -994,6 +1253,7 @@ static int l_xfer_result(lua_State *L)
     int n;
     switch (t->state) {
     case XF_DONE:
+        t->pins++;                              /* push_result allocates: a finalizer may cancel t */
         n = push_result(L, &t->x, NULL);
         if (n == 4 && t->body_in_uv) {
             l_getuv(L, 1);                      /* the body, handed over before */
@@ -1005,6 +1265,10 @@ static int l_xfer_result(lua_State *L)
             l_setuv(L, 1);
             et_buf_free(&t->x.body);
             t->body_in_uv = 1;
+        }
+        if (--t->pins == 0 && t->close_pending) {
+            t->close_pending = 0;
+            xfer_close(t);
         }
         return n;
     case XF_CANCELLED:
@@ -1038,7 +1302,10 @@ static int l_xfer_cancel(lua_State *L)
         lua_pushnil(L);
         l_setuv(L, 1);
     }
-    xfer_close(t);
+    if (t->pins > 0)
+        t->close_pending = 1;                   /* result() is reading its buffers */
+    else
+        xfer_close(t);
     t->state = XF_CANCELLED;
     return 0;
 }
@@ -1046,6 +1313,7 @@ static int l_xfer_cancel(lua_State *L)
 static int l_xfer_gc(lua_State *L)
 {
     l_xfer *t = check_xfer(L, 1);
+    t->close_pending = 0;
     xfer_close(t);
     if (t->state != XF_DONE)
         t->state = XF_CANCELLED;
@@ -1071,7 +1339,7 @@ void l_http_open(lua_State *L)
         { NULL, NULL }
     };
     static const luaL_Reg session_meta[] = {
-        { "__gc", l_session_close },
+        { "__gc", l_session_gc },
 #if ET_HAVE_CLOSE
         { "__close", l_session_close },
 #endif
@@ -1089,7 +1357,7 @@ void l_http_open(lua_State *L)
         { NULL, NULL }
     };
     static const luaL_Reg multi_meta[] = {
-        { "__gc", l_multi_close },
+        { "__gc", l_multi_gc },
 #if ET_HAVE_CLOSE
         { "__close", l_multi_close },
 #endif

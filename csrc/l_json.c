@@ -259,7 +259,20 @@ static int enc_value(lua_State *L, int idx, int depth, struct enc *e, cJSON *par
     }
     case LUA_TTABLE:
         return enc_table(L, idx, depth, e, parent, key);
+    case LUA_TUSERDATA: {
+        int is_null;
+        if (idx < 0 && idx > LUA_REGISTRYINDEX)
+            idx = lua_gettop(L) + idx + 1;
+        luaL_checkstack(L, 1, "json nesting");
+        lua_getfield(L, LUA_REGISTRYINDEX, ET_NULL_KEY);
+        is_null = lua_rawequal(L, idx, -1);
+        lua_pop(L, 1);
+        if (is_null)
+            return enc_attach(e, parent, key, cJSON_CreateNull());
+        return enc_fail(e, "json: cannot encode a value of type ", luaL_typename(L, idx));
+    }
     case LUA_TLIGHTUSERDATA:
+        /* NULL is null too, as lua-cjson's cjson.null: the two libraries' nulls mix. */
         if (lua_touserdata(L, idx) == NULL)
             return enc_attach(e, parent, key, cJSON_CreateNull());
         /* fall through */
@@ -390,9 +403,20 @@ static size_t number_len(const char *s, size_t n)
  * ("01", "1.", "+1"). Messages name the 1-based byte offset. */
 static int prescan(const char *s, size_t n, char *err, size_t errlen)
 {
-    size_t i, depth = 0, len;
+    size_t i, depth = 0, len, values = 0;
     int in_str = 0;
+    if (n > ET_JSON_MAX_BYTES) {
+        snprintf(err, errlen, "json: text longer than %d bytes", ET_JSON_MAX_BYTES);
+        return 0;
+    }
     for (i = 0; i < n; i++) {
+        /* Each value (and key) starts with one of these outside a string: count them. */
+        if (!in_str && (s[i] == '"' || s[i] == '[' || s[i] == '{' || s[i] == '-' || is_digit(s[i]) ||
+                        s[i] == 't' || s[i] == 'f' || s[i] == 'n') &&
+            ++values > ET_JSON_MAX_ELEMENTS) {
+            snprintf(err, errlen, "json: more than %d values at byte %zu", ET_JSON_MAX_ELEMENTS, i + 1);
+            return 0;
+        }
         char c = s[i];
         if (in_str) {
             if ((unsigned char)c < 0x20) {
@@ -446,7 +470,7 @@ static void dec_value(lua_State *L, const cJSON *v)
         lua_pushboolean(L, 1);
         break;
     case cJSON_NULL:
-        lua_pushlightuserdata(L, NULL);
+        lua_getfield(L, LUA_REGISTRYINDEX, ET_NULL_KEY);
         break;
     case cJSON_Number: {
         double d = v->valuedouble;
@@ -543,6 +567,15 @@ static int l_json_decode_fn(lua_State *L)
     return 1;
 }
 
+static int l_null_tostring(lua_State *L)
+{
+    lua_pushliteral(L, "eternaltwin.null");
+    return 1;
+}
+
+/* JSON null is one full userdata, so that it can print as `eternaltwin.null` (a light userdata
+ * cannot have a metatable of its own). It lives in the registry under ET_NULL_KEY: every state
+ * has exactly one, and a second luaopen finds it there. */
 void l_json_open(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
@@ -551,6 +584,27 @@ void l_json_open(lua_State *L)
         { NULL, NULL }
     };
     luaL_setfuncs(L, funcs, 0);
-    lua_pushlightuserdata(L, NULL);
+    lua_getfield(L, LUA_REGISTRYINDEX, ET_NULL_KEY);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newuserdata(L, 1);
+        if (luaL_newmetatable(L, ET_NULL_MT)) {
+            lua_pushcfunction(L, l_null_tostring);
+            lua_setfield(L, -2, "__tostring");
+            lua_pushliteral(L, ET_NULL_MT);
+            lua_setfield(L, -2, "__name");
+            lua_pushliteral(L, ET_NULL_MT);
+            lua_setfield(L, -2, "__metatable");
+        }
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, ET_NULL_KEY);
+    }
     lua_setfield(L, -2, "null");
+    lua_pushinteger(L, ET_JSON_MAX_ELEMENTS);
+    lua_setfield(L, -2, "JSON_MAX_ELEMENTS");
+    lua_pushinteger(L, ET_JSON_MAX_DEPTH);
+    lua_setfield(L, -2, "JSON_MAX_DEPTH");
+    lua_pushinteger(L, ET_JSON_MAX_BYTES);
+    lua_setfield(L, -2, "JSON_MAX_BYTES");
 }

@@ -12,6 +12,8 @@
 
 typedef struct l_key {
     et_jwt_key_t *k;    /* NULL once closed (or before construction succeeded) */
+    int pins;           /* methods using k across Lua allocations (see pin_key) */
+    int close_pending;  /* close() was called while pinned: freed at the last unpin */
 } l_key;
 
 static const char *const hmac_algs[] = { "HS256", "HS384", "HS512", NULL };
@@ -24,6 +26,7 @@ static l_key *key_prep(lua_State *L)
 {
     l_key *ud = et_newuserdata(L, sizeof *ud);
     ud->k = NULL;
+    ud->pins = ud->close_pending = 0;
     luaL_setmetatable(L, ET_KEY_MT);
     return ud;
 }
@@ -31,9 +34,31 @@ static l_key *key_prep(lua_State *L)
 static et_jwt_key_t *check_key(lua_State *L, int idx)
 {
     l_key *ud = luaL_checkudata(L, idx, ET_KEY_MT);
-    if (!ud->k)
+    if (!ud->k || ud->close_pending)
         luaL_error(L, "attempt to use a closed key");
     return ud->k;
+}
+
+/* A method that keeps using the key after a Lua allocation pins it: an allocation may run a
+ * finalizer that closes the key (`__close`, `close()`), which then only marks it; the last
+ * unpin frees it. __gc never waits: it cannot run while a method holds the key on its stack.
+ * Argument checks come before the pin, so a raise there leaves no pin behind. */
+static l_key *pin_key(lua_State *L, int idx)
+{
+    l_key *ud;
+    check_key(L, idx);
+    ud = lua_touserdata(L, idx);
+    ud->pins++;
+    return ud;
+}
+
+static void unpin_key(l_key *ud)
+{
+    if (ud->pins > 0 && --ud->pins == 0 && ud->close_pending) {
+        et_jwt_key_free(ud->k);
+        ud->k = NULL;
+        ud->close_pending = 0;
+    }
 }
 
 static int fail(lua_State *L, const char *msg)
@@ -175,11 +200,10 @@ static int l_key_jwt_header(lua_State *L)
 
 /* decode (want_header: claims, header) and claims (claims only: no header table to build when
  * the header is the key's own default one). */
-static int key_decode(lua_State *L, int want_header)
+static int key_decode(lua_State *L, et_jwt_key_t *k, int want_header)
 {
-    et_jwt_key_t *k = check_key(L, 1);
     size_t len, alen;
-    const char *tok = luaL_checklstring(L, 2, &len), *alg, *want = et_jwt_alg_name(et_jwt_key_alg(k));
+    const char *tok = lua_tolstring(L, 2, &len), *alg, *want = et_jwt_alg_name(et_jwt_key_alg(k));
     unsigned char buf[ET_JWT_MAX_LEN];
     et_jwt_parts_t parts;
     char msg[200], shown[32];
@@ -228,14 +252,22 @@ verify:
     return 2;
 }
 
+/* key:decode(token) -> claims | nil, msg (the header: jwt_header). */
 static int l_key_decode(lua_State *L)
 {
-    return key_decode(L, 1);
+    l_key *ud;
+    int n;
+    check_key(L, 1);
+    luaL_checkstring(L, 2);
+    ud = pin_key(L, 1);
+    n = key_decode(L, ud->k, 0);
+    unpin_key(ud);
+    return n;
 }
 
 static int l_key_claims(lua_State *L)
 {
-    return key_decode(L, 0);
+    return l_key_decode(L);
 }
 
 /* key:state_claims(token, as, now, leeway) -> claims, or nil, message [, claims]: `claims` and
@@ -288,6 +320,8 @@ static int l_key_state_claims(lua_State *L)
         }
         lua_pop(L, 1);
     }
+    if (msg && a && a_len == 6 && memcmp(a, "ticket", 6) == 0)
+        msg = "invalid state: this is a ticket, not a state";  /* (a ticket lacks a state's claims) */
     if (!msg && !(a_len == 9 && memcmp(a, "authorize", 9) == 0))
         msg = "invalid state: action is not 'authorize'";
     if (!msg && !(v_len == as_len && memcmp(v, as, as_len) == 0))
@@ -331,16 +365,28 @@ static int push_kid_header(lua_State *L, et_jwt_key_t *k, int kid, char *msg, si
     return 1;
 }
 
+static int key_encode(lua_State *L, et_jwt_key_t *k);
+
 static int l_key_encode(lua_State *L)
 {
-    et_jwt_key_t *k = check_key(L, 1);
+    l_key *ud;
+    int n;
+    check_key(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!lua_isnoneornil(L, 3))
+        luaL_checktype(L, 3, LUA_TSTRING);
+    ud = pin_key(L, 1);
+    n = key_encode(L, ud->k);
+    unpin_key(ud);
+    return n;
+}
+
+static int key_encode(lua_State *L, et_jwt_key_t *k)
+{
     const char *hdr = NULL;
     size_t hdr_len = 0, plen, toklen;
     char msg[200], *payload, *tok;
     int st;
-    luaL_checktype(L, 2, LUA_TTABLE);
-    if (!lua_isnoneornil(L, 3))
-        luaL_checktype(L, 3, LUA_TSTRING);
     lua_settop(L, 3);
     if (!et_jwt_key_can_sign(k))
         return fail(L, "key cannot sign (public key only)");
@@ -368,9 +414,9 @@ static int l_key_encode(lua_State *L)
 
 static int l_key_sign(lua_State *L)
 {
-    et_jwt_key_t *k = check_key(L, 1);
     size_t n, siglen = 0;
-    const char *data = luaL_checklstring(L, 2, &n);
+    const char *data = luaL_checklstring(L, 2, &n);   /* may allocate: the key is taken after */
+    et_jwt_key_t *k = check_key(L, 1);
     unsigned char sig[ET_JWT_SIG_MAX];
     char msg[160];
     if (et_jwt_sign(k, (const unsigned char *)data, n, sig, &siglen, msg, sizeof msg) != ET_JWT_OK)
@@ -381,10 +427,10 @@ static int l_key_sign(lua_State *L)
 
 static int l_key_verify(lua_State *L)
 {
-    et_jwt_key_t *k = check_key(L, 1);
     size_t n, siglen;
-    const char *data = luaL_checklstring(L, 2, &n);
+    const char *data = luaL_checklstring(L, 2, &n);   /* may allocate: the key is taken after */
     const char *sig = luaL_checklstring(L, 3, &siglen);
+    et_jwt_key_t *k = check_key(L, 1);
     char msg[160];
     int st = et_jwt_verify(k, (const unsigned char *)data, n, (const unsigned char *)sig, siglen,
                            msg, sizeof msg);
@@ -406,18 +452,34 @@ static int l_key_can_sign(lua_State *L)
     return 1;
 }
 
+#if ET_HAVE_CLOSE
+/* __close (5.4's to-be-closed variables): frees the key now, or once the method using it is done. */
 static int l_key_close(lua_State *L)
+{
+    l_key *ud = luaL_checkudata(L, 1, ET_KEY_MT);
+    if (ud->pins > 0 && ud->k) {
+        ud->close_pending = 1;                  /* a method is using it: freed when it is done */
+        return 0;
+    }
+    et_jwt_key_free(ud->k);
+    ud->k = NULL;
+    return 0;
+}
+#endif
+
+static int l_key_gc(lua_State *L)
 {
     l_key *ud = luaL_checkudata(L, 1, ET_KEY_MT);
     et_jwt_key_free(ud->k);
     ud->k = NULL;
+    ud->close_pending = 0;
     return 0;
 }
 
 static int l_key_tostring(lua_State *L)
 {
     l_key *ud = luaL_checkudata(L, 1, ET_KEY_MT);
-    if (!ud->k)
+    if (!ud->k || ud->close_pending)
         lua_pushliteral(L, ET_KEY_MT " (closed)");
     else
         lua_pushfstring(L, ET_KEY_MT " (%s, %s)", et_jwt_alg_name(et_jwt_key_alg(ud->k)),
@@ -446,7 +508,7 @@ void l_key_open(lua_State *L)
         { NULL, NULL }
     };
     static const luaL_Reg metamethods[] = {
-        { "__gc", l_key_close },
+        { "__gc", l_key_gc },
 #if ET_HAVE_CLOSE
         { "__close", l_key_close },
 #endif

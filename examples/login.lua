@@ -3,7 +3,18 @@
 -- authorization URL, the player's consent (scripted), callback with state check, code exchange,
 -- and the signed-in player's profile. Run with `make demo`.
 --
+-- Run (after `make`): `lua5.4 examples/login.lua` from the repository root, or `lua5.4 login.lua`
+-- from examples/; it starts the bundled mock on a free port and stops it at the end.
 -- Against your own server: ETERNALTWIN_URL=http://localhost:50320/ lua5.4 examples/login.lua
+-- The checkout's lua/, build/ and examples/ go first on the module paths (found from this file's
+-- own path), so this runs from the repository root or from examples/ without LUA_PATH.
+do
+  local root = ((arg and arg[0] or ""):match("^(.*)[/\\][^/\\]*$") or ".") .. "/.."
+  package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/?.lua;" .. package.path
+  -- The build for the running Lua: build/ for 5.4, build/lua5.1/ ... build/luajit/ for the others.
+  local lua = type(jit) == "table" and "luajit" or "lua" .. _VERSION:match("%d+%.%d+")
+  package.cpath = root .. (lua == "lua5.4" and "/build/" or "/build/" .. lua .. "/") .. "?.so;" .. package.cpath
+end
 local eternaltwin = require("eternaltwin")
 local keys = require("eternaltwin.keys")
 local browser = require("examples.browser")

@@ -1,6 +1,16 @@
 -- SPDX-License-Identifier: MIT
 -- Driving the poller from libuv (Debian's lua-luv): libuv waits on the poller's sockets and timer,
 -- and calls poller:step(0) when one is ready. 50 lookups run while a libuv timer keeps ticking.
+-- Run (after `make`): `lua5.4 examples/luv_loop.lua` from the repository root, or from examples/.
+-- The checkout's lua/, build/ and examples/ go first on the module paths (found from this file's
+-- own path), so this runs from the repository root or from examples/ without LUA_PATH.
+do
+  local root = ((arg and arg[0] or ""):match("^(.*)[/\\][^/\\]*$") or ".") .. "/.."
+  package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/?.lua;" .. package.path
+  -- The build for the running Lua: build/ for 5.4, build/lua5.1/ ... build/luajit/ for the others.
+  local lua = type(jit) == "table" and "luajit" or "lua" .. _VERSION:match("%d+%.%d+")
+  package.cpath = root .. (lua == "lua5.4" and "/build/" or "/build/" .. lua .. "/") .. "?.so;" .. package.cpath
+end
 local uv = require("luv")
 local eternaltwin = require("eternaltwin")
 local keys = require("eternaltwin.keys")

@@ -3,11 +3,20 @@
 -- bundled mock (mock/etwin-mock) started on a free port, with a function that stops it.
 local M = {}
 
+-- The repository root, from this file's path (examples/mockserver.lua), so that the examples start
+-- the mock from any working directory.
+local ROOT = debug.getinfo(1, "S").source:match("^@(.*)[/\\]examples[/\\][^/\\]*$") or "."
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
 --- Starts the bundled mock on a free port, its command line after `prefix` (e.g. a `taskset` call);
 -- returns its base URL and a stop function.
 function M.spawn(prefix)
   local pidfile = os.tmpname()
-  local out = assert(io.popen((prefix or "exec ") .. "mock/etwin-mock --port 0 --pidfile " .. pidfile, "r"))
+  local cmd = shell_quote(ROOT .. "/mock/etwin-mock") .. " --port 0 --pidfile " .. pidfile
+  local out = assert(io.popen((prefix or "exec ") .. cmd, "r"))
   local port
   for line in out:lines() do
     port = line:match("^listening (%d+)")
@@ -17,7 +26,7 @@ function M.spawn(prefix)
     local f = io.open(pidfile)
     local pid = f and f:read("*n")
     if f then f:close() end
-    if pid then os.execute(("kill %d 2>/dev/null"):format(pid)) end
+    if pid then os.execute(string.format("kill %d 2>/dev/null", pid)) end
     out:close()
     os.remove(pidfile)
   end

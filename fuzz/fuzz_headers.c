@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     et_xfer_t x;
-    size_t i = 0, j, k, total = 0;
+    size_t i = 0, j, k, total = 0, fed = 0;
     et_xfer_init(&x);
     while (i < size) {
         size_t n, got;
@@ -31,6 +31,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         if (x.headers.bytes > ET_HTTP_MAX_HEADER_BYTES)
+            abort();
+        fed += n;                       /* accepted bytes: bounded over all blocks (issue 12) */
+        if (fed > ET_HTTP_MAX_HEADER_TOTAL)
             abort();
     }
     /* Names are lower case, unique, without ":", blanks or line ends. */

@@ -68,7 +68,7 @@ static void make_keys(lua_State *L)
     EVP_PKEY_free(ed);
 }
 
-/* key:decode(token): claims and header, or nil and a message that never shows the secret. */
+/* key:decode(token): the claims alone, or nil and a message that never shows the secret. */
 static void decode(lua_State *L, int key, const char *tok, size_t n)
 {
     lua_getfield(L, LUA_REGISTRYINDEX, "fuzz.keys");
@@ -80,7 +80,7 @@ static void decode(lua_State *L, int key, const char *tok, size_t n)
     if (lua_isnil(L, -2)) {
         if (!lua_isstring(L, -1) || strstr(lua_tostring(L, -1), SECRET))
             abort();
-    } else if (!lua_istable(L, -2) || !lua_istable(L, -1)) {
+    } else if (!lua_istable(L, -2) || !lua_isnil(L, -1)) {
         abort();
     }
     lua_settop(L, 1);

@@ -2,7 +2,7 @@
 # Hardening checks (issue 7): sanitizers, valgrind, libFuzzer. Included by the Makefile.
 #
 #   make check        the C tests and the whole spec suite against an ASan+UBSan build (build-asan/),
-#                     then valgrind memcheck over the core specs (01-03, 10) and the C test binaries
+#                     then valgrind memcheck over the core specs (01-03, 10, 11) and the C test binaries
 #   make fuzz         each libFuzzer target for FUZZ_SECONDS (default 60) over fuzz/corpus/<target>/
 #   make fuzz-ci      the same, 30 s per target (CI)
 #   make fuzz-<name>  one target (fuzz-jwt, fuzz-json...)
@@ -23,9 +23,9 @@ SAN_ENV       = ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_check
 VALGRIND      = valgrind --quiet --error-exitcode=97 --leak-check=full --errors-for-leak-kinds=definite \
                 --show-leak-kinds=definite --track-origins=no --num-callers=30
 CORE_SPECS    = spec/01-util_spec.lua spec/02-json_spec.lua spec/03-core_keys_spec.lua \
-                spec/10-core_http_spec.lua
+                spec/10-core_http_spec.lua spec/11-core_resp_spec.lua
 
-.PHONY: deps-check check check-asan-build check-asan check-valgrind fuzz fuzz-ci fuzz-build
+.PHONY: deps-check check check-asan-compat check-asan-build check-asan check-valgrind fuzz fuzz-ci fuzz-build
 
 deps-check:
 	@sh tools/deps.sh check
@@ -35,7 +35,8 @@ check-asan-build: deps-check
 	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) CFLAGS="-O1 -g $(SAN_FLAGS)" \
 	    LDFLAGS="$(SAN_FLAGS)" all $(C_TESTS:spec/c/%.c=$(ASAN_BUILD)/%)
 
-check-asan: check-asan-build
+# (nginx-module: the OpenResty specs run nginx's LuaJIT with build/luajit, not the ASan build.)
+check-asan: check-asan-build nginx-module
 	@echo "== check: C tests under ASan+UBSan (leak checking on)"
 	@rc=0; for t in $(C_TESTS:spec/c/%.c=$(ASAN_BUILD)/%); do \
 	    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -57,8 +58,17 @@ check-valgrind: deps-check all $(C_TEST_BIN)
 	    $(VALGRIND) --suppressions=$(CURDIR)/tools/valgrind.supp \
 	    $(LUA) $$(command -v busted) -o utfTerminal $(CORE_SPECS)
 
-check: check-asan check-valgrind
-	@echo "check: ASan+UBSan suite and valgrind passed"
+# The compatibility paths of csrc/et_compat.h that only 5.1 and 5.2 take (boxed user values, the
+# sized result buffer, strict integer checks): the core, client and poller specs under ASan+UBSan on
+# a 5.1 and a 5.2 build too.
+COMPAT_SPECS = $(CORE_SPECS) spec/2*_spec.lua spec/30-poller_spec.lua
+check-asan-compat:
+	@for v in lua5.1 lua5.2; do \
+	  $(MAKE) --no-print-directory LUA=$$v check-asan ASAN_BUILD=$(ASAN_BUILD)/$$v CHECK_SPECS="$(COMPAT_SPECS)" || exit 1; \
+	done
+
+check: check-asan check-asan-compat check-valgrind
+	@echo "check: ASan+UBSan suite (5.4, and 5.1/5.2 over the compat paths) and valgrind passed"
 
 # ---- libFuzzer ---------------------------------------------------------------------------------
 
@@ -66,9 +76,10 @@ FUZZ_SECONDS  ?= 60
 FUZZ_BUILD    ?= build-fuzz
 FUZZ_CC       ?= clang
 FUZZ_TARGETS   = $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
-# Small limits so the fuzzer reaches them (the header block bound, the JWT size bound).
+# Small limits so the fuzzer reaches them (the header block bound, the JSON value count, the JWT
+# size bound).
 FUZZ_CFLAGS    = -g -O1 -Wno-constant-conversion -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-                 -DET_HTTP_MAX_HEADER_BYTES=2048 -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc \
+                 -DET_HTTP_MAX_HEADER_BYTES=2048 -DET_JSON_MAX_ELEMENTS=64 -std=c11 -D_POSIX_C_SOURCE=200809L -Icsrc \
                  $(shell pkg-config --cflags $(LUA_PC) $(PKGS) 2>/dev/null)
 FUZZ_LIBS      = $(shell pkg-config --libs $(LUA_PC) $(PKGS) 2>/dev/null)
 FUZZ_OBJ       = $(CORE_SRC:csrc/%.c=$(FUZZ_BUILD)/obj/%.o) $(BIND_SRC:csrc/%.c=$(FUZZ_BUILD)/obj/%.o)

@@ -27,6 +27,7 @@ build = {
     ["eternaltwin.core"] = {
       sources = {
         "csrc/l_core.c", "csrc/l_util.c", "csrc/l_json.c", "csrc/l_key.c", "csrc/l_http.c",
+        "csrc/l_resp.c", "csrc/et_resp.c",
         "csrc/et_b64.c", "csrc/et_url.c", "csrc/et_jwt.c", "csrc/et_keyload.c", "csrc/et_http.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
@@ -40,9 +41,11 @@ build = {
     ["eternaltwin.keys"] = "lua/eternaltwin/keys.lua",
     ["eternaltwin.poller"] = "lua/eternaltwin/poller.lua",
     ["eternaltwin.runtime"] = "lua/eternaltwin/runtime.lua",
+    ["eternaltwin.cosocket"] = "lua/eternaltwin/cosocket.lua",
     ["eternaltwin.users"] = "lua/eternaltwin/users.lua",
     ["eternaltwin.user"] = "lua/eternaltwin/user.lua",
     ["eternaltwin.connections"] = "lua/eternaltwin/connections.lua",
+    ["eternaltwin.gate"] = "lua/eternaltwin/gate.lua",
   },
   install = {
     bin = { etwin = "bin/etwin" },

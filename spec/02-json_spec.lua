@@ -5,10 +5,14 @@ local core = require("eternaltwin.core")
 local null = core.null
 
 describe("eternaltwin.core json", function()
-  it("null is the NULL light userdata", function()
+  it("null is one userdata that prints as eternaltwin.null; a NULL light userdata encodes as null too", function()
     assert.equal("userdata", type(null))
+    assert.equal("eternaltwin.null", tostring(null))
     assert.equal("null", core.json_encode(null))
     assert.equal(null, core.json_decode("null"))
+    assert.equal(null, core.json_decode("[null]")[1])
+    assert.equal('{"a":null}', core.json_encode({ a = null }))
+    assert.is_nil(core.json_encode(io.stdout))
   end)
 
   describe("json_encode", function()

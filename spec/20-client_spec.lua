@@ -144,7 +144,7 @@ describe("eternaltwin module", function()
     assert.are.equal("RequestError", eternaltwin.errors.RequestError)
     local n = 0
     for k, v in pairs(eternaltwin.errors) do assert.are.equal(k, v); n = n + 1 end
-    assert.are.equal(6, n)
+    assert.are.equal(7, n)   -- with InvalidTicketError
   end)
 
   it("loads twice", function()

@@ -34,7 +34,7 @@ local function etwin(args, env)
     if base[k] then e[#e + 1] = k .. "=" .. q(base[k]) end
   end
   local errf = os.tmpname()
-  local out, code = V.run(table.concat(e, " ") .. " " .. q(ETWIN) .. " " .. args .. " 2>" .. q(errf))
+  local out, code = V.run(table.concat(e, " ") .. " " .. V.lua .. " " .. q(ETWIN) .. " " .. args .. " 2>" .. q(errf))
   local f = assert(io.open(errf))
   local err = f:read("*a")
   f:close()
@@ -359,7 +359,7 @@ describe("bin/etwin", function()
   describe("mock", function()
     it("runs the mock server from the source tree", function()
       local out = os.tmpname()
-      local p = assert(io.popen("echo $$; exec " .. q(ETWIN) .. " mock --port 0 >" .. q(out) .. " 2>&1"))
+      local p = assert(io.popen("echo $$; exec " .. V.lua .. " " .. q(ETWIN) .. " mock --port 0 >" .. q(out) .. " 2>&1"))
       local pid = p:read("*l")
       local port
       for _ = 1, 200 do

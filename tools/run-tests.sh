@@ -56,7 +56,41 @@ else
 fi
 rm -rf "$tree" "$src"
 
-# 3. The busted specs (they start the mock server themselves).
+# 3. The release: `make dist` makes the tarball; unpacked elsewhere, `luarocks make` of the versioned
+#    rockspec installs it into a temporary tree, and a fresh shell (empty environment but PATH) loads
+#    the module and runs `etwin` from that tree alone.
+tree=$(mktemp -d); src=$(mktemp -d)
+version=$(sed -n 's/^  _VERSION = "eternaltwin \([^"]*\)",$/\1/p' lua/eternaltwin/init.lua)
+if make -s dist >"$log" 2>&1 && tar -xzf "build/eternaltwin-$version.tar.gz" -C "$src" 2>>"$log" &&
+   (cd "$src/eternaltwin-$version" &&
+    luarocks --lua-version="$LV" make --tree "$tree" "rockspec/eternaltwin-$version-1.rockspec") >>"$log" 2>&1 &&
+   env -i PATH=/usr/bin:/bin TREE="$tree" LUA="$LUA" LV="$LV" VERSION="$version" sh -c '
+     cd / && LUA_PATH="$TREE/share/lua/$LV/?.lua;$TREE/share/lua/$LV/?/init.lua" \
+     LUA_CPATH="$TREE/lib/lua/$LV/?.so" "$LUA" -e "
+       local e = require(\"eternaltwin\")
+       local tree = os.getenv(\"TREE\")
+       local function search(m, path)   -- package.searchpath, which PUC 5.1 lacks
+         for t in path:gmatch(\"[^;]+\") do
+           local f = t:gsub(\"?\", (m:gsub(\"%.\", \"/\")))
+           if io.open(f) then return f end
+         end
+       end
+       for _, m in ipairs({ \"eternaltwin\", \"eternaltwin.core\" }) do
+         local f = search(m, package.path) or search(m, package.cpath)
+         assert(f and f:sub(1, #tree) == tree, m .. \" from \" .. tostring(f))
+       end
+       assert(e._VERSION == \"eternaltwin \" .. os.getenv(\"VERSION\"), e._VERSION)
+       assert(e.keys.HS256Key(\"k\") and e.poller())
+       print(\"release: \" .. e._VERSION .. \" installed from the tarball\")" &&
+     "$TREE/bin/etwin" --version' 2>>"$log" | tee -a "$log" | grep -q "^eternaltwin $version\$"; then
+  grep '^release: ' "$log"
+  passed=$((passed + 1))
+else
+  echo "release tarball: FAILED"; tail -n 30 "$log"; failed=$((failed + 1))
+fi
+rm -rf "$tree" "$src"
+
+# 4. The busted specs (they start the mock server themselves).
 busted --lua="$LUA" "$@" 2>&1 | tee "$log"
 summary=$(grep -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$log" | tail -n 1)
 if [ -n "$summary" ]; then

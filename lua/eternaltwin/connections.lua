@@ -46,9 +46,10 @@ local function new_client(fname, alias, opts, level)
   return client
 end
 
---- Replaces every connection by the ones described: `configure{ alias = opts, ... }`.
--- Each `opts` is what `eternaltwin.new(opts)` takes. All the clients are built before any is
--- registered, so a bad entry raises (naming its alias) and leaves the registry as it was.
+--- Replaces every connection by the ones described.
+-- `connections.configure{ default = opts, other = opts2 }`: each `opts` is what
+-- `eternaltwin.new(opts)` takes. All the clients are built before any is registered, so a bad
+-- entry raises (naming its alias) and leaves the registry as it was.
 -- @tparam table config alias -> client options
 function M.configure(config)
   if type(config) ~= "table" then
@@ -64,7 +65,7 @@ end
 
 --- Builds a client from `opts` (see `eternaltwin.new`) and registers it under `alias`, replacing
 -- any client of that alias.
--- @tparam string alias
+-- @tparam string alias the connection's name
 -- @tparam table opts client options
 -- @return the new client
 function M.create_connection(alias, opts)
@@ -76,7 +77,7 @@ end
 
 --- The client registered under `alias` (default `"default"`). An unknown alias raises an error
 -- naming it: a missing connection is a configuration mistake.
--- @tparam[opt="default"] string alias
+-- @tparam[opt="default"] string alias the connection's name (nil or "" is the default one)
 -- @return the client
 function M.get_connection(alias)
   if alias == nil or alias == "" then alias = M.DEFAULT_ALIAS end
@@ -92,7 +93,7 @@ end
 
 --- Registers an existing client (any table that behaves as one) under `alias`, replacing any
 -- client of that alias.
--- @tparam string alias
+-- @tparam string alias the connection's name
 -- @param client a client from `eternaltwin.new`
 -- @return the client
 function M.add_connection(alias, client)
@@ -106,7 +107,7 @@ end
 
 --- Unregisters the client of `alias` (it is not closed: whoever holds it may go on using it).
 -- An unknown alias raises an error naming it, as Python's `del` does.
--- @tparam string alias
+-- @tparam string alias the connection's name
 -- @return the client removed
 function M.remove_connection(alias)
   check_alias("remove_connection", alias, 2)
@@ -128,7 +129,7 @@ function M.aliases()
 end
 
 --- Whether a client is registered under `alias`.
--- @tparam string alias
+-- @tparam string alias the connection's name
 -- @treturn boolean
 function M.has_connection(alias)
   return clients[alias] ~= nil

@@ -1,6 +1,12 @@
 -- SPDX-License-Identifier: MIT
 --- Error objects returned as the second value of failed calls.
--- Every error has `kind`, `message` and a boolean `retryable`.
+-- Every error has `kind`, `message` and a boolean `retryable`, and kind-specific fields:
+-- InvalidStateError `state` (the claims, when the signature held); InvalidTicketError `ticket`
+-- (likewise); RequestError `response`, `status_code`, `url`; TransportError `code` (`timeout`,
+-- `connect`, `resolve`, `tls`, `too_large`, `reset`, `empty_reply`, `redirects`, `url`,
+-- `interrupted`, `transport`) and `url`; DecodeError
+-- `response` when a body was at fault. `tostring(err)` and `"failed: " .. err` give the message;
+-- `error(err)` works with `pcall`. `print(errors)` lists the kinds.
 -- `errors.RequestError == "RequestError"` and so on for every kind, so `err.kind == errors.RequestError`
 -- reads well; `pairs(errors)` lists exactly the kinds. Helpers live in the metatable.
 -- @module eternaltwin.errors
@@ -9,6 +15,7 @@ local setmetatable, type, tostring, rawget = setmetatable, type, tostring, rawge
 
 local KINDS = {
   "InvalidStateError", -- a state JWT failed validation (`err.state`: claims when the signature held)
+  "InvalidTicketError", -- a game ticket was refused (`err.ticket`: claims when the signature held)
   "RequestError",      -- the server answered with a status >= 300 (`err.response`, `status_code`, `url`)
   "TransportError",    -- no usable answer (`err.code`: timeout, connect, resolve, tls, too_large, ...)
   "DecodeError",       -- a body was not the JSON expected
@@ -20,17 +27,29 @@ local Error = {}
 Error.__index = Error
 Error.__name = "eternaltwin.Error"
 
---- The message (never contains a secret).
+-- The message (never contains a secret).
 function Error.__tostring(e) return e.message end
 
---- Whether this error is of the given kind.
+--- Whether this error is of the given kind: `err:is("RequestError")`.
+-- @tparam string kind one of the kinds (`errors.RequestError`...)
+-- @treturn boolean
 function Error:is(kind) return self.kind == kind end
 
 Error.__eq = function(a, b) return a.kind == b.kind and a.message == b.message end
 
+-- `"failed: " .. err` and `err .. "!"` concatenate the message, as `tostring` gives it.
+function Error.__concat(a, b)
+  return (getmetatable(a) == Error and a.message or a) .. (getmetatable(b) == Error and b.message or b)
+end
+
 local helpers = {}
 
---- Builds an error object. `fields` (optional) are copied in.
+--- Builds an error object (for keys and extensions written in Lua).
+-- @tparam string kind one of the kinds
+-- @tparam string message the message (keep secrets out of it)
+-- @tparam[opt] table fields copied in (`kind` and `message` win; `retryable` defaults to false)
+-- @treturn Error
+-- @function new
 function helpers.new(kind, message, fields)
   local e = { kind = kind, message = message }
   if fields then
@@ -45,11 +64,17 @@ function helpers.new(kind, message, fields)
 end
 
 --- Whether `v` is an error object of this module.
+-- @param v any value
+-- @treturn boolean
+-- @function is_error
 function helpers.is_error(v)
   return type(v) == "table" and getmetatable(v) == Error
 end
 
---- Strips the query string and any user information from a URL for messages.
+--- Strips the query string, fragment and any user information from a URL, for messages.
+-- @tparam string url any URL
+-- @treturn string
+-- @function safe_url
 function helpers.safe_url(url)
   url = tostring(url or "")
   url = url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1")
@@ -65,4 +90,7 @@ for i, k in ipairs(KINDS) do
   helpers.kinds[i] = k
 end
 
-return setmetatable(M, { __index = helpers })
+-- `print(eternaltwin.errors)` lists the kinds.
+return setmetatable(M, { __index = helpers, __tostring = function()
+  return "<eternaltwin.errors " .. table.concat(helpers.kinds, ", ") .. ">"
+end })

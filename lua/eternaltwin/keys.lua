@@ -30,7 +30,10 @@ local function opt_kid(fname, n, opts)
 end
 
 --- Base for keys written in Lua: `setmetatable(mykey, { __index = keys.KeyABC })`.
--- Its `encode` and `decode` raise "not implemented" until the table defines its own.
+-- Its `encode` and `decode` raise "not implemented" until the table defines its own. A key is any
+-- table with `algorithm` (a string), `encode(self, claims) -> jwt | nil, err` and
+-- `decode(self, jwt) -> claims | nil, err`.
+-- @table KeyABC
 M.KeyABC = {}
 function M.KeyABC.encode() error("eternaltwin.keys: encode not implemented", 2) end
 function M.KeyABC.decode() error("eternaltwin.keys: decode not implemented", 2) end
@@ -46,8 +49,14 @@ function Key.__tostring(k)
   return "<" .. k.name .. " " .. table.concat(parts, " ") .. ">"
 end
 
---- Signs `claims` (a table) into a JWT; header `{"alg":..,"kid":..,"typ":"JWT"}`.
--- @return the token, or `nil, err` (KeyError: a public-only key, or claims that are not JSON)
+--- Key: a built-in key, as the constructors below make it.
+-- @type Key
+
+--- Signs `claims` into a JWT, with the header `{"alg":ALG,"kid":KID,"typ":"JWT"}` (`kid` when set).
+-- A built-in key has the fields `name` (`"HS256Key"`...), `algorithm`, `kid` (or nil) and
+-- `can_sign`; `tostring(key)` never shows the key.
+-- @tparam table claims a JSON object
+-- @treturn string the token, or `nil, err` (KeyError: a public-only key, or claims that are not JSON)
 function Key:encode(claims)
   if type(claims) ~= "table" then argerror("encode", 1, "table expected, got " .. type(claims)) end
   local tok, msg = self._key:encode(claims, self.kid)
@@ -55,16 +64,18 @@ function Key:encode(claims)
   return tok
 end
 
---- Verifies a JWT's `alg` and signature (not `exp`) and returns its claims and header,
--- or `nil, err` of kind InvalidStateError.
+--- Verifies a JWT's `alg` and signature (not `exp`: the client checks it).
+-- The header is not returned: read it with `eternaltwin.core.jwt_header(token)`.
+-- @tparam string token the JWT
+-- @treturn table the claims, or `nil, err` of kind InvalidStateError
 function Key:decode(token)
   if type(token) ~= "string" then argerror("decode", 1, "string expected, got " .. type(token)) end
-  local claims, header = self._key:decode(token)
-  if not claims then return nil, errors.new(errors.InvalidStateError, "invalid state: " .. header) end
-  return claims, header
+  local claims, msg = self._key:decode(token)
+  if not claims then return nil, errors.new(errors.InvalidStateError, "invalid state: " .. msg) end
+  return claims
 end
 
---- For the client's hot path: the C key and kid of a built-in key as made (its own methods, a
+-- For the client's hot path: the C key and kid of a built-in key as made (its own methods, a
 -- string or nil kid), or nil for any other key (Lua keys, KeyRings), which go through `_call`.
 function M._builtin(k)
   if getmetatable(k) ~= Key or rawget(k, "encode") ~= nil or rawget(k, "decode") ~= nil then return nil end
@@ -105,6 +116,28 @@ local function pkey_ctor(alg)
   end
 end
 
+--- Constructors and helpers.
+-- @section constructors
+
+--- An HMAC-SHA-256 key (`HS384Key` and `HS512Key` likewise, with SHA-384 and SHA-512).
+-- `keys.HS256Key("a long random secret", { kid = "2026-12" })`
+-- @function HS256Key
+-- @tparam string secret the shared secret (not empty; 32 random bytes or more is wise)
+-- @tparam[opt] table opts `kid` (a non-empty string: the key id put in headers, needed in a KeyRing)
+-- @treturn Key the key, or `nil, err` (KeyError) for an empty secret
+
+--- An RSA PKCS#1 v1.5 SHA-256 key (`RS384Key`, `RS512Key` likewise; `PS256Key`, `PS384Key`,
+-- `PS512Key` for RSA-PSS; `ES256Key` on P-256, `ES384Key` on P-384, `EdDSAKey` on Ed25519).
+-- Key text: PEM (SPKI, PKCS#1, PKCS#8, SEC1) or an OpenSSH public key line. A private key alone can
+-- sign and verify; a public key alone only verifies.
+-- `keys.RS256Key(nil, keys.read_file("private.pem"))`
+-- @function RS256Key
+-- @tparam string|nil public the public key text (or nil)
+-- @tparam string|nil private the private key text (or nil; one of the two is required)
+-- @tparam[opt] table opts `kid`
+-- @treturn Key the key, or `nil, err` (KeyError: does not parse, does not fit the algorithm, or the two do
+-- not match; the message never shows the key)
+
 M.HS256Key, M.HS384Key, M.HS512Key = hmac_ctor("HS256"), hmac_ctor("HS384"), hmac_ctor("HS512")
 M.RS256Key, M.RS384Key, M.RS512Key = pkey_ctor("RS256"), pkey_ctor("RS384"), pkey_ctor("RS512")
 M.PS256Key, M.PS384Key, M.PS512Key = pkey_ctor("PS256"), pkey_ctor("PS384"), pkey_ctor("PS512")
@@ -112,7 +145,8 @@ M.ES256Key, M.ES384Key = pkey_ctor("ES256"), pkey_ctor("ES384")
 M.EdDSAKey = pkey_ctor("EdDSA")
 
 --- Reads a key file's text, for the constructors: `keys.RS256Key(nil, keys.read_file("key.pem"))`.
--- @return the text, or `nil, err` (KeyError naming the path, never the content)
+-- @tparam string path the file to read (1 MiB at most)
+-- @treturn string the text, or `nil, err` (KeyError naming the path, never the content)
 function M.read_file(path)
   if type(path) ~= "string" then argerror("read_file", 1, "path string expected, got " .. type(path)) end
   local f, msg = io.open(path, "rb")
@@ -125,6 +159,8 @@ function M.read_file(path)
 end
 
 --- Whether `k` can serve as a state key (a table with `algorithm`, `encode` and `decode`).
+-- @param k any value
+-- @treturn boolean
 function M.is_key(k)
   return type(k) == "table" and type(k.algorithm) == "string"
     and k.encode ~= nil and k.decode ~= nil
@@ -140,7 +176,7 @@ function M._call(kind, key, method, arg)
     if errors.is_error(b) then return nil, b end
     return nil, errors.new(kind, format("state key %s failed: %s", method, tostring(b or "no result")))
   end
-  return a, b
+  return a -- alone: a key whose decode also returns its header must not look like `v, err`
 end
 
 local KeyRing = {}
@@ -152,8 +188,20 @@ function KeyRing.__tostring(r)
   return "<KeyRing " .. table.concat(kids, ",") .. ">"
 end
 
---- `KeyRing{ newest, older... }`: signs with the first key (its `kid` in the header) and accepts a
--- token from any of them: by `kid` when the header has one, else by trying each.
+--- A key ring for key rotation: signs with the first key and accepts a token from any of them.
+-- `keys.KeyRing{ newest, older... }` puts the first key's `kid` in the header, and finds the key to
+-- check a token with by its `kid`, or by trying each when the header has none.
+-- Every key needs a `kid` (the last argument of its constructor); a key without one raises.
+--
+--     local ring = keys.KeyRing{
+--       keys.HS256Key(os.getenv("STATE_KEY"), { kid = "2026-12" }),      -- signs new states
+--       keys.HS256Key(os.getenv("OLD_STATE_KEY"), { kid = "2026-06" }),  -- still accepted
+--     }
+--     local client = eternaltwin.new(client_id, secret, redirect_uri, ring, { url = url })
+--
+-- @tparam {key,...} list the keys, newest first, each with a `kid`
+-- @treturn KeyRing a key (`algorithm`, `kid`, `encode`, `decode` as for a Key)
+-- @raise when a key has no kid, two share one, or an element is not a key
 function M.KeyRing(list)
   if type(list) ~= "table" or #list == 0 then argerror("KeyRing", 1, "non-empty array of keys expected") end
   local ring = { keys = {}, by_kid = {} }
@@ -161,7 +209,8 @@ function M.KeyRing(list)
     local k = list[i]
     if not M.is_key(k) then argerror("KeyRing", 1, format("element %d is not a key", i)) end
     if type(k.kid) ~= "string" or k.kid == "" then
-      argerror("KeyRing", 1, format("key %d has no kid", i))
+      argerror("KeyRing", 1, format("key %d has no kid: a KeyRing finds keys by kid, so give each one, " ..
+        "e.g. keys.HS256Key(secret, { kid = \"2026-12\" })", i))
     end
     if ring.by_kid[k.kid] then argerror("KeyRing", 1, format("duplicate kid '%s'", k.kid)) end
     ring.keys[i], ring.by_kid[k.kid] = k, k
@@ -188,7 +237,7 @@ function KeyRing:decode(token)
   local last
   for i = 1, #self.keys do
     local claims, h = M._call(errors.InvalidStateError, self.keys[i], "decode", token)
-    if claims then return claims, h end
+    if claims then return claims end
     last = h
   end
   return nil, last

@@ -27,7 +27,9 @@ Task.__name = "eternaltwin.Task"
 
 local WAKE = {} -- what a task yields when it waits on the poller (anything else: a plain yield)
 
---- `eternaltwin.poller([opts])`: opts `max_connections` (0: no bound).
+--- A new poller: `eternaltwin.poller([opts])` (the same function).
+-- @tparam[opt] table opts `max_connections` (default 0: no bound; beyond it, transfers queue)
+-- @treturn Poller
 function M.new(opts)
   if opts ~= nil and type(opts) ~= "table" then error("bad argument #1 to 'poller' (table expected)", 2) end
   opts = opts or {}
@@ -99,6 +101,9 @@ local function resume(p, task, values)
 end
 
 --- Schedules `fn(...)` as a task; it starts at the next `step` or `run`.
+-- @tparam function fn the task's body; inside it, client calls yield
+-- @param ... arguments for `fn`
+-- @treturn Task with `done` (boolean), `wait` and `cancel`
 function Poller:spawn(fn, ...)
   if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2) end
   local task = setmetatable({ poller = self, done = false }, Task)
@@ -161,6 +166,8 @@ local function check_outside(p, name)
 end
 
 --- Seconds until the poller needs a `step` (0 when tasks are ready), or nil when idle.
+-- For outside loops (libuv, a game engine): wait on `sockets()` at most this long, then `step(0)`.
+-- @treturn number|nil
 function Poller:timeout()
   if #self.ready > 0 then return 0 end
   local t = self.multi:timeout()
@@ -172,15 +179,20 @@ function Poller:timeout()
   return t
 end
 
---- The sockets the poller waits on: `{ fd = n, read = bool, write = bool }` each.
+--- The sockets the poller waits on, for outside loops.
+-- @treturn table an array of `{ fd = n, read = bool, write = bool }`
 function Poller:sockets() return self.multi:sockets() end
 
---- One bounded round: resumes ready tasks, advances transfers, waits at most `timeout` seconds
--- (default 0: never blocks) for activity. Returns the number of live tasks.
+--- One bounded round: resumes ready tasks, advances transfers, waits for activity.
+-- Raises when called from one of this poller's own tasks.
+-- @tparam[opt=0] number timeout the longest wait in seconds (0: never blocks, for a game tick)
+-- @treturn integer the number of live tasks
 function Poller:step(timeout)
   check_outside(self, "step")
   timeout = timeout or 0
-  if type(timeout) ~= "number" or timeout < 0 then error("bad argument #1 to 'step' (seconds expected)", 2) end
+  if type(timeout) ~= "number" or not (timeout >= 0 and timeout < math.huge) then
+    error("bad argument #1 to 'step' (finite non-negative seconds expected)", 2)
+  end
   run_ready(self)
   collect(self)
   if #self.ready == 0 and timeout > 0 and self.live > 0 then
@@ -193,11 +205,14 @@ function Poller:step(timeout)
   return self.live
 end
 
---- Runs until every task has finished, or `timeout` seconds passed. Returns the live count.
+--- Runs until every task has finished, or `timeout` seconds passed.
+-- Raises when called from one of this poller's own tasks.
+-- @tparam[opt] number timeout seconds (default: no limit)
+-- @treturn integer the number of live tasks (0 when all finished)
 function Poller:run(timeout)
   check_outside(self, "run")
-  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
-    error("bad argument #1 to 'run' (seconds expected)", 2)
+  if timeout ~= nil and (type(timeout) ~= "number" or not (timeout >= 0 and timeout < math.huge)) then
+    error("bad argument #1 to 'run' (finite non-negative seconds expected)", 2)
   end
   local deadline = timeout and monotime() + timeout
   while self.live > 0 do
@@ -226,8 +241,8 @@ function Task.__tostring(t)
   return ("<eternaltwin.Task %s>"):format(t.done and "done" or "live")
 end
 
---- Waits for the task and returns its function's results (or `nil, err` if it raised or was
--- cancelled). Inside a task of the same poller it yields; elsewhere it drives the poller.
+--- Waits for the task. Inside a task of the same poller it yields; elsewhere it drives the poller.
+-- @return the task function's results, or `nil, err` if it raised or was cancelled (kind Cancelled)
 function Task:wait()
   local p = self.poller
   local me = runtime.current()

@@ -1,12 +1,13 @@
 -- SPDX-License-Identifier: MIT
---- Eternaltwin users as objects (the Python `User`), over the clients of `eternaltwin.connections`.
+--- `eternaltwin.User`: Eternaltwin users as objects (the Python `User`), over `eternaltwin.connections`.
 --
 --    local User = require("eternaltwin").User
---    local state, url = User.start_authorization()           -- keep state in the session
---    -- on the callback:
---    local user, err = User.from_authorization_code(params.code, params.state, session.state)
---    if not user then return fail(err) end                  -- InvalidStateError, RequestError...
---    print(user, user.identifier, user.is_authenticated)    -- <User Alice> 5b0b... true
+--    -- sign-in: keep state in the player's session, send them to url
+--    local state, url = User.start_authorization()
+--    -- on the callback, whose query is q:
+--    local user, err = User.from_authorization_code(q.code, q.state, state)
+--    if not user then error("sign-in failed: " .. err) end
+--    print(user, user.identifier)    -- <User Alice> 5b0b...
 --
 -- Every function takes an optional last `using` argument: the alias of the connection to use
 -- (default `"default"`; an unknown alias raises). Run-time failures return `nil, err` (the
@@ -19,7 +20,7 @@
 -- `created_at` and `deleted_at` (ISO 8601 strings, or nil), `token` (the Token or access-token
 -- string it signed in with, or nil) and `is_authenticated` (true while it has a token).
 -- `tostring(user)` is `<User NAME>`; users are equal when their identifiers are.
--- @classmod eternaltwin.User
+-- @classmod User
 
 local core = require("eternaltwin.core")
 local errors = require("eternaltwin.errors")
@@ -73,12 +74,16 @@ local function build(fields)
   return setmetatable(fields, User)
 end
 
+--- Functions (called with a dot: User.get).
+-- @section Functions
+
 --- Builds a user from the JSON of the API (a user object: `id`, `display_name.current.value`, and
 -- optionally `is_administrator`, `created_at`, `deleted_at`).
 -- @tparam table data a decoded user object
 -- @param[opt] token the Token to attach
 -- @param[opt] res the Response it came from (kept in the error)
 -- @return a User, or `nil, err` (DecodeError)
+-- @static
 function User.from_data(data, token, res)
   if type(data) ~= "table" or data == null then return decode_error("user: JSON object expected", res) end
   if type(data.id) ~= "string" or data.id == "" then
@@ -102,10 +107,12 @@ function User.from_data(data, token, res)
   })
 end
 
---- Builds a user from its fields: `User.new{ identifier = .., username = .. [, is_administrator,
--- created_at, deleted_at, token] }` (to restore one from a session, or in tests). Bad fields raise.
--- @tparam table fields
--- @return a User
+--- Builds a user from its fields (to restore one from a session, or in tests).
+-- `User.new{ identifier = "...", username = "..." }`. Bad fields raise.
+-- @tparam table fields `identifier` and `username` (strings), and optionally `is_administrator`,
+-- `created_at`, `deleted_at`, `token`
+-- @treturn User
+-- @static
 function User.new(fields)
   if type(fields) ~= "table" then argfail("new", 1, "table expected, got " .. type(fields)) end
   if type(fields.identifier) ~= "string" then argfail("new", 1, "field 'identifier': string expected") end
@@ -128,6 +135,9 @@ function User.new(fields)
 end
 
 --- Whether `v` is a User.
+-- @param v any value
+-- @treturn boolean
+-- @static
 function User.is_user(v)
   return getmetatable(v) == User
 end
@@ -144,8 +154,14 @@ end
 -- Decodes a response's JSON object, or nil, err.
 -- The JSON object of an API call's result (`res, err` as the client returns them): `data, res`,
 -- or `nil, err` when the call failed or the body is not a JSON object.
+local MAX_USER_RESPONSE = 1024 * 1024 -- a user is about 300 bytes; a search page of 100, 30 KB
+
 local function json_object(what, res, err)
   if not res then return nil, err end
+  if #res.content > MAX_USER_RESPONSE then
+    return decode_error(format("%s: response too large (%d bytes, at most %d)", what, #res.content,
+      MAX_USER_RESPONSE), res)
+  end
   local data, derr = res:json()
   if data == nil then return nil, derr end
   if type(data) ~= "table" or data == null then return decode_error(what .. ": JSON object expected", res) end
@@ -159,6 +175,7 @@ end
 -- @tparam[opt] string using connection alias
 -- @treturn string state
 -- @treturn string url, or `nil, err` (KeyError) when the state cannot be signed
+-- @static
 function User.start_authorization(expiration, nonce, using)
   check_opt("start_authorization", 1, expiration, "number")
   check_opt("start_authorization", 2, nonce, "string")
@@ -174,6 +191,7 @@ end
 -- @param token a Token or an access-token string
 -- @tparam[opt] string using connection alias
 -- @return a User with `token` set and `is_authenticated` true, or `nil, err`
+-- @static
 function User.from_token(token, using)
   if type(token) ~= "table" and type(token) ~= "string" then
     argfail("from_token", 1, "Token or access-token string expected, got " .. type(token))
@@ -198,6 +216,7 @@ end
 -- @tparam[opt] string expected_state the state kept in the player's session
 -- @tparam[opt] string using connection alias
 -- @return a User, or `nil, err` (InvalidStateError, RequestError, TransportError, DecodeError)
+-- @static
 function User.from_authorization_code(code, callback_state, expected_state, using)
   if type(code) ~= "string" or code == "" then
     argfail("from_authorization_code", 1, "authorization code string expected, got " ..
@@ -215,9 +234,10 @@ function User.from_authorization_code(code, callback_state, expected_state, usin
 end
 
 --- One user by id: `GET /api/v1/users/<id>`.
--- @tparam string user_id
+-- @tparam string user_id the user's id (a UUID)
 -- @tparam[opt] string using connection alias
 -- @return a User (without token), or `nil, err` (a RequestError with `status_code` 404 when unknown)
+-- @static
 function User.get(user_id, using)
   if type(user_id) ~= "string" or user_id == "" then
     argfail("get", 1, "user id string expected, got " .. (user_id == "" and "empty string" or type(user_id)))
@@ -252,10 +272,11 @@ local List = {
 
 --- Searches users by (part of) their name.
 -- @tparam[opt=""] string query (empty: everyone)
--- @tparam[opt=20] integer limit
--- @tparam[opt=0] integer offset
+-- @tparam[opt=20] integer limit the most users returned
+-- @tparam[opt=0] integer offset how many matching users to skip (for pages)
 -- @tparam[opt] string using connection alias
 -- @return an array of Users (maybe empty; `tostring` lists them), or `nil, err`
+-- @static
 function User.search(query, limit, offset, using)
   check_opt("search", 1, query, "string")
   check_count("search", 2, limit, "limit")
@@ -281,9 +302,10 @@ function User.search(query, limit, offset, using)
 end
 
 --- The number of users whose name matches `query` (all users without one).
--- @tparam[opt] string query
+-- @tparam[opt] string query part of a display name (none: every user)
 -- @tparam[opt] string using connection alias
 -- @return an integer, or `nil, err`
+-- @static
 function User.count(query, using)
   check_opt("count", 1, query, "string")
   check_opt("count", 2, using, "string")
@@ -300,6 +322,9 @@ function User.count(query, using)
   if n < 0 then return decode_error("user search: field 'count' is negative", res) end
   return n
 end
+
+--- Methods (called with a colon: user:logout).
+-- @section Methods
 
 --- Signs the user out locally: drops the token (`is_authenticated` becomes false). The token is
 -- not revoked on the server.

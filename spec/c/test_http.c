@@ -1,9 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /* C tests of the pure HTTP core (et_http.c) that need no network: header parsing and joining,
  * body limit, code mapping, messages, request header list. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "et_http.h"
 
@@ -94,6 +101,7 @@ static void test_headers(void)
         ok(rc == ET_OK, "headers: half the header budget accepted");
         rc = et_headers_feed(&h, big, ET_HTTP_MAX_HEADER_BYTES / 2);
         ok(rc == 1, "headers: total beyond ET_HTTP_MAX_HEADER_BYTES refused");
+        feed(&h, "\r\n");
         feed(&h, "HTTP/1.1 200 OK\r\n");
         rc = et_headers_feed(&h, big, ET_HTTP_MAX_HEADER_BYTES / 2);
         ok(rc == ET_OK, "headers: the budget restarts with a new response");
@@ -271,6 +279,100 @@ static void test_prepare(void)
     et_http_opts_free(&o);
 }
 
+/* The handler a host had before a blocking transfer: counts the SIGINTs handed back to it. */
+static volatile sig_atomic_t host_sigints;
+static void host_handler(int sig)
+{
+    (void)sig;
+    host_sigints++;
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* A blocking GET to a loopback socket that never answers (listening, never accepting: the kernel
+ * completes the handshake), with a child process sending SIGINT after 200 ms. Returns the transfer's
+ * code after finish; *elapsed the seconds perform took. */
+static et_http_code_t interrupted_get(double *elapsed, char *msg, size_t msglen)
+{
+    struct sockaddr_in a;
+    socklen_t alen = sizeof a;
+    char url[64];
+    et_xfer_t x;
+    et_http_opts_t o;
+    CURL *e = curl_easy_init();
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    pid_t parent = getpid(), child;
+    double t0;
+    CURLcode rc;
+    et_http_code_t code;
+
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 4) != 0
+        || getsockname(fd, (struct sockaddr *)&a, &alen) != 0)
+        return ET_HTTP_TRANSPORT;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/silent", ntohs(a.sin_port));
+    et_http_opts_init(&o);
+    o.timeout_ms = 1500;
+    et_xfer_init(&x);
+    et_xfer_configure(&x, e, &o);
+    et_xfer_prepare(&x, ET_HTTP_GET, url, NULL, 0, NULL, 0, 0, 0);
+    child = fork();
+    if (child == 0) {
+        struct timespec d = { 0, 200 * 1000 * 1000 };
+        nanosleep(&d, NULL);
+        kill(parent, SIGINT);
+        _exit(0);
+    }
+    t0 = now_s();
+    rc = et_xfer_perform_blocking(&x);
+    *elapsed = now_s() - t0;
+    waitpid(child, NULL, 0);
+    et_xfer_finish(&x, rc);
+    code = x.code;
+    snprintf(msg, msglen, "%s", x.message ? x.message : "");
+    curl_easy_cleanup(et_xfer_release(&x));
+    et_http_opts_free(&o);
+    close(fd);
+    return code;
+}
+
+static void test_sigint(void)
+{
+    struct sigaction sa, now;
+    double elapsed;
+    char msg[256];
+    et_http_code_t code;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = host_handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    code = interrupted_get(&elapsed, msg, sizeof msg);
+    ok(code == ET_HTTP_INTERRUPTED && streq(et_http_code_name(code), "interrupted"),
+       "sigint: a blocking transfer ends as 'interrupted'");
+    ok(strstr(msg, "GET http://127.0.0.1:") == msg && strstr(msg, ": interrupted (SIGINT)") != NULL,
+       "sigint: message names the request and the signal");
+    ok(elapsed < 1.2, "sigint: the transfer ends before its 1.5 s timeout");
+    ok(host_sigints == 1, "sigint: the host's own handler gets the signal once, after the transfer");
+    sigaction(SIGINT, NULL, &now);
+    ok(now.sa_handler == host_handler, "sigint: the host's handler is restored");
+
+    /* A process that ignores SIGINT keeps ignoring it: the transfer runs to its timeout. */
+    signal(SIGINT, SIG_IGN);
+    code = interrupted_get(&elapsed, msg, sizeof msg);
+    ok(code == ET_HTTP_TIMEOUT && elapsed >= 1.4, "sigint: ignored SIGINT stays ignored");
+    sigaction(SIGINT, NULL, &now);
+    ok(now.sa_handler == SIG_IGN && host_sigints == 1, "sigint: SIG_IGN left in place");
+    signal(SIGINT, SIG_DFL);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -279,6 +381,7 @@ int main(void)
     test_codes();
     test_describe();
     test_prepare();
+    test_sigint();
     curl_global_cleanup();
     printf("c-tests http: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -52,6 +52,17 @@ M.math_type = math.type or function(v)
   return v % 1 == 0 and "integer" or "float"
 end
 
+--- A new object whose finalizer calls `fn` (5.1 and LuaJIT run `__gc` for userdata only: there
+-- it is a `newproxy` userdata, elsewhere a table).
+function M.on_gc(fn)
+  if newproxy then
+    local u = newproxy(true)
+    getmetatable(u).__gc = fn
+    return u
+  end
+  return setmetatable({}, { __gc = fn })
+end
+
 --- Runs a shell command and returns its standard output and exit status (128+N for signal N).
 -- `io.popen(...):close()` gives the status only on 5.2+; this works everywhere.
 function M.run(cmd)

@@ -1,0 +1,56 @@
+rockspec_format = "3.0"
+package = "eternaltwin"
+version = "0.1.0-1"
+source = {
+  url = "https://example.invalid/eternaltwin-lua/releases/download/v0.1.0/eternaltwin-0.1.0.tar.gz",
+  dir = "eternaltwin-0.1.0",
+}
+description = {
+  summary = "Sign players in with Eternaltwin (OAuth 2.0) and call its API, from Lua",
+  detailed = [[
+A Lua module written in C (libcurl, OpenSSL, cJSON) with a thin Lua layer: OAuth 2.0 login with
+signed state JWTs, the Eternaltwin API, and a curl-multi poller for coroutine-based async calls.]],
+  license = "MIT",
+  labels = { "oauth2", "jwt", "http", "eternaltwin" },
+}
+dependencies = {
+  "lua >= 5.1, < 5.5",
+}
+external_dependencies = {
+  CURL = { library = "curl" },
+  CRYPTO = { library = "crypto" },
+  SSL = { library = "ssl" },
+  CJSON = { library = "cjson" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["eternaltwin.core"] = {
+      sources = {
+        "csrc/l_core.c", "csrc/l_util.c", "csrc/l_json.c", "csrc/l_key.c", "csrc/l_http.c",
+        "csrc/l_resp.c", "csrc/et_resp.c",
+        "csrc/et_b64.c", "csrc/et_url.c", "csrc/et_jwt.c", "csrc/et_keyload.c", "csrc/et_http.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      libraries = { "curl", "ssl", "crypto", "cjson" },
+      incdirs = { "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)", "$(CJSON_INCDIR)/cjson" },
+      libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)", "$(CJSON_LIBDIR)" },
+    },
+    ["eternaltwin"] = "lua/eternaltwin/init.lua",
+    ["eternaltwin.compat"] = "lua/eternaltwin/compat.lua",
+    ["eternaltwin.errors"] = "lua/eternaltwin/errors.lua",
+    ["eternaltwin.keys"] = "lua/eternaltwin/keys.lua",
+    ["eternaltwin.poller"] = "lua/eternaltwin/poller.lua",
+    ["eternaltwin.runtime"] = "lua/eternaltwin/runtime.lua",
+    ["eternaltwin.cosocket"] = "lua/eternaltwin/cosocket.lua",
+    ["eternaltwin.users"] = "lua/eternaltwin/users.lua",
+    ["eternaltwin.user"] = "lua/eternaltwin/user.lua",
+    ["eternaltwin.connections"] = "lua/eternaltwin/connections.lua",
+    ["eternaltwin.gate"] = "lua/eternaltwin/gate.lua",
+  },
+  install = {
+    bin = { etwin = "bin/etwin" },
+  },
+}
+test_dependencies = { "busted" }
+test = { type = "busted" }
