@@ -323,6 +323,32 @@ describe("eternaltwin.core http", function()
         assert.equal(200, (get("/_mock/redirect-chain/5", s)))
         s:close()
       end)
+
+      it("flags.redirects = false holds for its request only (session, and a multi's reused handle)", function()
+        local s = core.session({ allow_redirects = true })
+        local url = base .. "/_mock/redirect-chain/1"
+        assert.equal(302, (s:request("GET", url, nil, nil, { redirects = false })))
+        assert.equal(200, (s:request("GET", url)))
+        assert.equal(302, (s:request("GET", url, nil, nil, { redirects = false })))
+        assert.equal(200, (s:request("GET", url, nil, nil, { redirects = true })))
+        local mu = core.multi()
+        local function run(flags)
+          local x = mu:add(s, "GET", url, nil, nil, flags)
+          local deadline = now() + 10
+          while now() < deadline do
+            mu:perform()
+            local f = mu:finished()
+            if #f > 0 then assert.equal(x, f[1]); return (x:result()) end
+            mu:poll(0.05)
+          end
+        end
+        for _ = 1, 2 do                           -- one pooled handle, set up once for the session
+          assert.equal(302, run({ redirects = false }))
+          assert.equal(200, run(nil))
+        end
+        mu:close()
+        s:close()
+      end)
     end)
 
     describe("resets", function()
@@ -523,6 +549,7 @@ describe("eternaltwin.core http", function()
         if n < 70 then mu:poll(0.05) end
       end
       assert.equal(70, n)
+      for i = 1, 70 do assert.is_true(got[i], "transfer " .. i) end   -- each once
       -- A second round through the same handles (kept set up for this session), big bodies.
       local x = mu:add(session, "GET", base .. "/_mock/static/1m", nil, nil, nil, "big")
       local done, dtags
