@@ -1073,7 +1073,7 @@ static int sigint_progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dln
 {
     et_xfer_t *x = userdata;
     (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
-    if (!sigint_seen)
+    if (!sigint_seen || !x->sigint_armed)
         return 0;
     x->abort_reason = ET_ABORT_SIGINT;
     return 1;
@@ -1085,18 +1085,26 @@ CURLcode et_xfer_perform_blocking(et_xfer_t *x)
     int installed = 0;
     CURLcode rc;
 
+    /* The progress callback and its data are set once per handle; progress (whose bookkeeping
+     * costs libcurl more than two options) is switched on only while our handler is in. */
+    if (x->st.progress != (const void *)x) {
+        x->st.progress = NULL;
+        if (curl_easy_setopt(x->easy, CURLOPT_XFERINFOFUNCTION, sigint_progress_cb) == CURLE_OK
+            && curl_easy_setopt(x->easy, CURLOPT_XFERINFODATA, x) == CURLE_OK)
+            x->st.progress = x;
+    }
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;          /* no SA_RESTART: curl's poll() returns at once */
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGINT, NULL, &old) == 0
+    if (x->st.progress && sigaction(SIGINT, NULL, &old) == 0
         && ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_IGN && old.sa_handler != on_sigint))
-        && curl_easy_setopt(x->easy, CURLOPT_XFERINFOFUNCTION, sigint_progress_cb) == CURLE_OK
-        && curl_easy_setopt(x->easy, CURLOPT_XFERINFODATA, x) == CURLE_OK
         && curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 0L) == CURLE_OK) {
         sigint_seen = 0;
         installed = sigaction(SIGINT, &sa, NULL) == 0;
     }
+    x->sigint_armed = installed;
     rc = curl_easy_perform(x->easy);
+    x->sigint_armed = 0;
     curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 1L);
     if (installed) {
         sigaction(SIGINT, &old, NULL);

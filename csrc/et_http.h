@@ -113,6 +113,7 @@ typedef struct et_easy_state {
     curl_off_t maxsize;       /* CURLOPT_MAXFILESIZE_LARGE as set; -1: unknown */
     int fresh, pipewait;      /* as set; -1: unknown */
     int follow;               /* CURLOPT_FOLLOWLOCATION as set; -1: unknown */
+    const void *progress;     /* the et_xfer_t the SIGINT progress callback's data is, or NULL */
 } et_easy_state_t;
 
 /* Why a callback stopped the transfer (curl then says CURLE_WRITE_ERROR). */
@@ -127,6 +128,7 @@ typedef struct et_xfer {
     int no_redirects;                 /* ...overridden for one request (code exchange) */
     et_headers_t headers;
     int abort_reason;
+    int sigint_armed;                 /* et_xfer_perform_blocking has its SIGINT handler in */
     char errbuf[CURL_ERROR_SIZE];
     /* Result, filled by et_xfer_finish. */
     et_http_code_t code;

@@ -400,7 +400,8 @@ static int l_session_request(lua_State *L)
 
     lua_settop(L, 6);
     check_request(L, 2, &a);                    /* may push a scratch array at 7 */
-    s = check_session(L, 1);                    /* (check_request may have run a finalizer) */
+    if (!s->open || s->close_pending)           /* (check_request may have run a finalizer that */
+        luaL_argerror(L, 1, "attempt to use a closed session");     /* closed it; s is at 1) */
     session_forked(L, s);
     s->x.no_redirects = a.no_redirects;
     rc = et_xfer_prepare(&s->x, a.method, a.url, a.headers, a.nheaders, a.body, a.bodylen,
@@ -543,6 +544,11 @@ static void pool_put(l_multi *m, CURL *e, et_easy_state_t *st)
         if (st->headers) {
             curl_easy_setopt(e, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
             st->headers = NULL;
+        }
+        if (st->progress) {                     /* (a blocking transfer's SIGINT callback) */
+            curl_easy_setopt(e, CURLOPT_NOPROGRESS, 1L);
+            curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)NULL);
+            st->progress = NULL;
         }
         m->pool[m->npool].e = e;
         m->pool[m->npool].st = *st;
