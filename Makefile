@@ -58,8 +58,8 @@ deps-build:
 C_TESTS    = $(wildcard spec/c/test_*.c)
 C_TEST_BIN = $(C_TESTS:spec/c/%.c=$(BUILD)/%)
 
-$(BUILD)/test_%: spec/c/test_%.c $(CORE_OBJ)
-	$(CC) $(ALL_CFLAGS) -Icsrc -o $@ $^ $(LIBS)
+$(BUILD)/test_%: spec/c/test_%.c spec/c/tap.h $(CORE_OBJ)
+	$(CC) $(ALL_CFLAGS) -Icsrc -o $@ $(filter-out %.h,$^) $(LIBS)
 
 test-c: $(C_TEST_BIN)
 	@rc=0; for t in $(C_TEST_BIN); do $$t || rc=1; done; exit $$rc

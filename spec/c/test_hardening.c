@@ -8,20 +8,8 @@
 #include <time.h>
 
 #include "et_http.h"
+#include "tap.h"
 
-static int passed, failed, num;
-
-static void ok(int cond, const char *name)
-{
-    num++;
-    if (cond) {
-        passed++;
-        printf("ok %d - %s\n", num, name);
-    } else {
-        failed++;
-        printf("not ok %d - %s\n", num, name);
-    }
-}
 
 static int feed(et_headers_t *h, const char *line)
 {
@@ -145,6 +133,5 @@ int main(void)
     test_linear();
     test_curl_line_bound();
     curl_global_cleanup();
-    printf("c-tests hardening: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return tap_done("hardening");
 }

@@ -13,20 +13,8 @@
 #include <unistd.h>
 
 #include "et_http.h"
+#include "tap.h"
 
-static int passed, failed, num;
-
-static void ok(int cond, const char *name)
-{
-    num++;
-    if (cond) {
-        passed++;
-        printf("ok %d - %s\n", num, name);
-    } else {
-        failed++;
-        printf("not ok %d - %s\n", num, name);
-    }
-}
 
 static void feed(et_headers_t *h, const char *line)
 {
@@ -383,6 +371,5 @@ int main(void)
     test_prepare();
     test_sigint();
     curl_global_cleanup();
-    printf("c-tests http: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return tap_done("http");
 }

@@ -17,21 +17,16 @@
 #include "et_config.h"
 #include "et_jwt.h"
 #include "et_keyload.h"
+#include "tap.h"
 
-static int passed, failed;
 static char err[256];
 
+/* ok(), and the last error message after a failure. */
 static void check(int cond, const char *name)
 {
-    if (cond) {
-        passed++;
-        printf("ok %d - %s\n", passed + failed, name);
-    } else {
-        failed++;
-        printf("not ok %d - %s\n", passed + failed, name);
-        if (err[0])
-            printf("# last message: %s\n", err);
-    }
+    ok(cond, name);
+    if (!cond && err[0])
+        printf("# last message: %s\n", err);
 }
 
 __attribute__((format(printf, 2, 3)))
@@ -523,6 +518,5 @@ int main(void)
 
     EVP_PKEY_free(rsa); EVP_PKEY_free(p256); EVP_PKEY_free(p384); EVP_PKEY_free(ed); EVP_PKEY_free(small);
     free(small_pub);
-    printf("c-tests jwt: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return tap_done("jwt");
 }

@@ -6,20 +6,8 @@
 #include <string.h>
 
 #include "et_resp.h"
+#include "tap.h"
 
-static int passed, failed, num;
-
-static void ok(int cond, const char *name)
-{
-    num++;
-    if (cond) {
-        passed++;
-        printf("ok %d - %s\n", num, name);
-    } else {
-        failed++;
-        printf("not ok %d - %s\n", num, name);
-    }
-}
 
 /* Feeds s whole (step 0) or in pieces of step bytes; returns the last result, *left the bytes
  * not consumed by a complete response. */
@@ -204,6 +192,5 @@ int main(void)
     test_framing();
     test_limits();
     test_malformed();
-    printf("c-tests resp: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return tap_done("resp");
 }

@@ -6,19 +6,10 @@
 
 #include "et_b64.h"
 #include "et_url.h"
+#include "tap.h"
 
-static int passed, failed;
 
-static void check(int cond, const char *name)
-{
-    if (cond) {
-        passed++;
-        printf("ok %d - %s\n", passed + failed, name);
-    } else {
-        failed++;
-        printf("not ok %d - %s\n", passed + failed, name);
-    }
-}
+#define check ok
 
 static void b64_roundtrip(const char *plain, const char *enc)
 {
@@ -120,6 +111,5 @@ int main(void)
         "http%3A%2F%2Flocalhost%3A8000%2Foauth%2Fcallback");
     url("A Z a z 0 9", 11, "A+Z+a+z+0+9", "A%20Z%20a%20z%200%209");
 
-    printf("c-tests util: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return tap_done("util");
 }
