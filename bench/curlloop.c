@@ -4,6 +4,11 @@
  *
  *   bench/curlloop blocking URL SECONDS      -> `round 1 REQ/S`: one easy handle, keep-alive
  *   bench/curlloop multi URL CONC SECONDS    -> `round 1 REQ/S`: CONC easy handles in one multi
+ *   bench/curlloop count URL N               -> N blocking requests (callgrind: instructions)
+ *   bench/curlloop mcount URL CONC N         -> N requests, CONC at a time in one multi
+ *   bench/curlloop big URL CONC ROUNDS       -> `base KiB` and `peak KiB` (VmRSS before, VmHWM
+ *                                               after): CONC transfers in flight, each body kept
+ *                                               in memory until its transfer completes
  *
  * Bodies go to a callback that keeps their length only; each handle is set up once and re-used
  * (curl_easy_perform again, or removed and added back to the multi). */
@@ -52,6 +57,169 @@ static void check(CURL *e, CURLcode rc)
         fprintf(stderr, "request failed: %s (status %ld)\n", curl_easy_strerror(rc), status);
         exit(1);
     }
+}
+
+static void count(const char *url, long n)
+{
+    size_t bytes = 0;
+    long i;
+    CURL *e = make(url, &bytes);
+    for (i = 0; i < 100 + n; i++)
+        check(e, curl_easy_perform(e));
+    printf("done %ld\n", n);
+    curl_easy_cleanup(e);
+}
+
+/* Runs total requests, conc at a time, through one multi (handles reused: removed, added back). */
+static void multi_count(CURLM *m, CURL **es, int conc, long total)
+{
+    long started = 0;
+    int running = 1, i, left;
+    for (i = 0; i < conc && started < total; i++, started++)
+        curl_multi_add_handle(m, es[i]);
+    while (running) {
+        CURLMsg *msg;
+        curl_multi_perform(m, &running);
+        while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            CURL *e = msg->easy_handle;
+            check(e, msg->data.result);
+            curl_multi_remove_handle(m, e);
+            if (started < total) {
+                started++;
+                curl_multi_add_handle(m, e);
+                running++;
+            }
+        }
+        if (running)
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+}
+
+static void mcount(const char *url, int conc, long n)
+{
+    CURLM *m = curl_multi_init();
+    CURL **es = calloc((size_t)conc, sizeof *es);
+    size_t bytes = 0;
+    int i;
+    if (!m || !es)
+        exit(1);
+    for (i = 0; i < conc; i++)
+        es[i] = make(url, &bytes);
+    multi_count(m, es, conc, 2L * conc);        /* warm-up: the connections */
+    multi_count(m, es, conc, n);
+    printf("done %ld\n", n);
+    for (i = 0; i < conc; i++)
+        curl_easy_cleanup(es[i]);
+    free(es);
+    curl_multi_cleanup(m);
+}
+
+static long status_kib(const char *field)
+{
+    char line[256];
+    long v = -1;
+    size_t n = strlen(field);
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0 && line[n] == ':')
+            v = atol(line + n + 1);
+    fclose(f);
+    return v;
+}
+
+/* A body kept in memory, as a careful program keeps it: one buffer sized from Content-Length at
+ * the first bytes (grown by doubling without one), freed when the transfer completes. */
+typedef struct body {
+    char *data;
+    size_t len, cap;
+    CURL *e;
+} body;
+
+static size_t keep(char *p, size_t size, size_t n, void *ud)
+{
+    body *b = ud;
+    size_t k = size * n;
+    if (b->len == 0 && b->cap == 0) {
+        curl_off_t cl = -1;
+        if (curl_easy_getinfo(b->e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl > 0 &&
+            (b->data = malloc((size_t)cl)) != NULL)
+            b->cap = (size_t)cl;
+    }
+    if (b->len + k > b->cap) {
+        size_t cap = b->cap ? b->cap : 16384;
+        char *d;
+        while (cap < b->len + k)
+            cap *= 2;
+        d = realloc(b->data, cap);
+        if (!d)
+            return 0;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, k);
+    b->len += k;
+    return k;
+}
+
+static void big(const char *url, int conc, int rounds)
+{
+    CURLM *m = curl_multi_init();
+    CURL **es = calloc((size_t)conc, sizeof *es);
+    body *bs = calloc((size_t)conc, sizeof *bs);
+    int *left_rounds = calloc((size_t)conc, sizeof *left_rounds);
+    long base = status_kib("VmRSS");
+    size_t total = 0;
+    int running = 1, i, left;
+    if (!m || !es || !bs || !left_rounds)
+        exit(1);
+    for (i = 0; i < conc; i++) {
+        es[i] = make(url, NULL);
+        bs[i].e = es[i];
+        curl_easy_setopt(es[i], CURLOPT_WRITEFUNCTION, keep);
+        curl_easy_setopt(es[i], CURLOPT_WRITEDATA, (void *)&bs[i]);
+        curl_easy_setopt(es[i], CURLOPT_PRIVATE, (void *)(size_t)i);
+        left_rounds[i] = rounds - 1;
+        curl_multi_add_handle(m, es[i]);
+    }
+    while (running) {
+        CURLMsg *msg;
+        curl_multi_perform(m, &running);
+        while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+            CURL *e = msg->easy_handle;
+            char *priv;
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            check(e, msg->data.result);
+            curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+            i = (int)(size_t)priv;
+            total += bs[i].len;
+            free(bs[i].data);
+            bs[i].data = NULL;
+            bs[i].len = bs[i].cap = 0;
+            curl_multi_remove_handle(m, e);
+            if (left_rounds[i]-- > 0) {
+                curl_multi_add_handle(m, e);
+                running++;
+            }
+        }
+        if (running)
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+    if (total != (size_t)conc * (size_t)rounds * 1048576u) {
+        fprintf(stderr, "short bodies: %zu bytes\n", total);
+        exit(1);
+    }
+    printf("base %ld\npeak %ld\n", base, status_kib("VmHWM"));
+    for (i = 0; i < conc; i++)
+        curl_easy_cleanup(es[i]);
+    free(es);
+    free(bs);
+    free(left_rounds);
+    curl_multi_cleanup(m);
 }
 
 static void blocking(const char *url, double seconds)
@@ -127,8 +295,15 @@ int main(int argc, char **argv)
         blocking(argv[2], atof(argv[3]));
     else if (argc == 5 && strcmp(argv[1], "multi") == 0)
         multi(argv[2], atoi(argv[3]), atof(argv[4]));
+    else if (argc == 4 && strcmp(argv[1], "count") == 0)
+        count(argv[2], atol(argv[3]));
+    else if (argc == 5 && strcmp(argv[1], "mcount") == 0)
+        mcount(argv[2], atoi(argv[3]), atol(argv[4]));
+    else if (argc == 5 && strcmp(argv[1], "big") == 0)
+        big(argv[2], atoi(argv[3]), atoi(argv[4]));
     else {
-        fprintf(stderr, "usage: %s blocking URL SECONDS | multi URL CONC SECONDS\n", argv[0]);
+        fprintf(stderr, "usage: %s blocking URL SECONDS | multi URL CONC SECONDS | count URL N | "
+                        "mcount URL CONC N | big URL CONC ROUNDS\n", argv[0]);
         return 2;
     }
     curl_global_cleanup();

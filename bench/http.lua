@@ -13,9 +13,10 @@ local monotime = require("eternaltwin.core").monotime
 local mode, base = arg[1], arg[2]
 local ENDPOINT = "_mock/static/user"
 
+-- BENCH_UA="" makes clients that send no User-Agent (the request the C and lua-curl loops send).
 local function new_client()
   return eternaltwin.new("bench@clients", "secret", "http://localhost/cb", assert(keys.HS256Key("bench")),
-                         { url = base })
+                         { url = base, user_agent = os.getenv("BENCH_UA") })
 end
 
 local function status_kib(field)
@@ -104,6 +105,100 @@ elseif mode == "peak" then
   if ok ~= tasks then error(("only %d of %d requests succeeded"):format(ok, tasks)) end
   out("inflight %d", inflight)
   out("peak %d", status_kib("VmHWM"))
+elseif mode == "count" then
+  -- Exactly N blocking requests after a warm-up: two runs under callgrind give the instructions
+  -- of one request (their difference over the difference of N).
+  local n = tonumber(arg[3])
+  local client = new_client()
+  for _ = 1, 100 do assert(client:get(ENDPOINT)) end
+  for _ = 1, n do
+    local res = client:get(ENDPOINT)
+    if not res or res.status_code ~= 200 then error("request failed") end
+  end
+  out("done %d", n)
+elseif mode == "pcount" then
+  -- Exactly N requests through CONC poller tasks (each task loops while requests are left to
+  -- make), after a warm-up round that opens the connections.
+  local conc, total = tonumber(arg[3]), tonumber(arg[4])
+  local client = new_client()
+  local poller = eternaltwin.poller()
+  local function run(count)
+    local left = count
+    for _ = 1, conc do
+      poller:spawn(function()
+        while left > 0 do
+          left = left - 1
+          local res, err = client:get(ENDPOINT)
+          if not res then error(err) end
+        end
+      end)
+    end
+    poller:run()
+  end
+  run(conc * 2)
+  run(total)
+  out("done %d", total)
+elseif mode == "mcount" then
+  -- The floor of the poller: the same N requests, CONC at a time, through the C binding alone
+  -- (core.multi: add, perform, poll, finished, result), driven by a plain Lua loop: no client, no
+  -- tasks, no coroutines.
+  local conc, total = tonumber(arg[3]), tonumber(arg[4])
+  local core = require("eternaltwin.core")
+  local session = core.session({ timeout = 5, user_agent = os.getenv("BENCH_UA") })
+  local multi = core.multi()
+  local url = base .. ENDPOINT
+  local function run(count)
+    local started, done = 0, 0
+    while started < conc and started < count do
+      multi:add(session, "GET", url, nil, nil, nil, true)
+      started = started + 1
+    end
+    while done < count do
+      multi:perform()
+      local finished = multi:finished()
+      for i = 1, #finished do
+        local status = finished[i]:result()
+        if status ~= 200 then error("request failed") end
+        done = done + 1
+        if started < count then
+          multi:add(session, "GET", url, nil, nil, nil, true)
+          started = started + 1
+        end
+      end
+      if #finished == 0 then multi:poll(0.1) end
+    end
+  end
+  run(conc * 2)
+  run(total)
+  out("done %d", total)
+elseif mode == "big" then
+  -- CONC tasks each GET a 1 MiB body (`_mock/static/1m`) ROUNDS times, CONC in flight at once;
+  -- prints the peak RSS (VmHWM) and the RSS before the first request, in KiB.
+  local conc, rounds = tonumber(arg[3]), tonumber(arg[4] or 4)
+  local client = new_client()
+  local poller = eternaltwin.poller()
+  collectgarbage()
+  local base_rss = status_kib("VmRSS")
+  local bytes = 0
+  -- Each body used, then dropped (as a program that handles it in a function would): a body the
+  -- task's loop still held in a register while its next request runs would count twice.
+  local function fetch()
+    local res, err = client:get("_mock/static/1m")
+    if not res then error(err) end
+    return #res.content
+  end
+  for _ = 1, conc do
+    poller:spawn(function()
+      for _ = 1, rounds do
+        local n = fetch()                    -- (not `bytes + fetch()`: bytes would be read before)
+        bytes = bytes + n
+      end
+    end)
+  end
+  poller:run()
+  assert(bytes == conc * rounds * 1048576, "short bodies")
+  out("base %d", base_rss)
+  out("peak %d", status_kib("VmHWM"))
 else
-  error("usage: bench/http.lua blocking|inflight|memory|peak URL ...")
+  error("usage: bench/http.lua blocking|inflight|memory|peak|count|pcount|big URL ...")
 end

@@ -2,7 +2,12 @@
 /* The ceiling of the state round trip: what `generate_state` then `validate_state` cost when a C
  * program does the same cryptography with OpenSSL directly, on a JWT of the same size.
  *
- *   bench/limit ALG KEYFILE URL SECONDS ROUNDS
+ *   bench/limit ALG KEYFILE URL SECONDS ROUNDS [json]
+ *
+ * With `json` (the HS256 line of `make bench`), the claims go through cJSON both ways, as in the
+ * module: built as a cJSON object and printed, then parsed back and each claim checked (types,
+ * `a`, `as`, `iat`, `exp`): the same work with the same libraries (cJSON, EVP_MAC, RAND_bytes).
+ * Without it, the claims are formatted with snprintf and not parsed back (the cryptography alone).
  *
  * ALG: HS256, RS256, PS256, ES256 or EdDSA. KEYFILE: the HMAC secret (HS256) or a private PEM.
  * URL: the `as` claim (the client's base URL, so the payload has the Lua state's size).
@@ -27,6 +32,8 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+
+#include <cJSON.h>
 
 enum fam { HMAC_F, RSA_F, PSS_F, EC_F, ED_F };
 
@@ -239,6 +246,50 @@ static int verify(const unsigned char *data, size_t n, const unsigned char *sig,
 }
 
 static const char hexd[] = "0123456789abcdef";
+static int use_json;
+
+/* The claims as the module writes them (sorted keys), through cJSON; the length, or 0. */
+static size_t claims_json(char *out, size_t cap, const char *url, long long now, const char *nonce)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *text;
+    size_t n = 0;
+    if (!o || !cJSON_AddStringToObject(o, "a", "authorize") || !cJSON_AddStringToObject(o, "as", url) ||
+        !cJSON_AddNumberToObject(o, "exp", (double)(now + 600)) ||
+        !cJSON_AddNumberToObject(o, "iat", (double)now) || !cJSON_AddStringToObject(o, "nonce", nonce) ||
+        !cJSON_AddNumberToObject(o, "rfp", (double)now))
+        die("cJSON build");
+    text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text)
+        die("cJSON print");
+    n = strlen(text);
+    if (n >= cap)
+        die("claims too long");
+    memcpy(out, text, n + 1);
+    cJSON_free(text);
+    return n;
+}
+
+/* Parses the claims back and checks them as the client does; dies on a bad one. */
+static void check_claims(const unsigned char *p, size_t n, const char *url, long long now)
+{
+    cJSON *o = cJSON_ParseWithLength((const char *)p, n), *a, *as, *iat, *rfp, *exp, *nonce;
+    if (!cJSON_IsObject(o))
+        die("claims: not an object");
+    a = cJSON_GetObjectItemCaseSensitive(o, "a");
+    as = cJSON_GetObjectItemCaseSensitive(o, "as");
+    iat = cJSON_GetObjectItemCaseSensitive(o, "iat");
+    rfp = cJSON_GetObjectItemCaseSensitive(o, "rfp");
+    exp = cJSON_GetObjectItemCaseSensitive(o, "exp");
+    nonce = cJSON_GetObjectItemCaseSensitive(o, "nonce");
+    if (!cJSON_IsString(a) || !cJSON_IsString(as) || !cJSON_IsNumber(iat) || !cJSON_IsNumber(rfp) ||
+        !cJSON_IsNumber(exp) || !cJSON_IsString(nonce) || strcmp(a->valuestring, "authorize") != 0 ||
+        strcmp(as->valuestring, url) != 0 || iat->valuedouble > (double)now ||
+        exp->valuedouble < (double)now)
+        die("claims do not check");
+    cJSON_Delete(o);
+}
 
 /* One generate + validate; returns the token length. */
 static size_t round_trip(const char *url)
@@ -256,7 +307,10 @@ static size_t round_trip(const char *url)
         nonce[2 * i + 1] = hexd[rnd[i] & 15];
     }
     nonce[128] = '\0';
-    clen = (size_t)snprintf(claims, sizeof claims,
+    if (use_json)
+        clen = claims_json(claims, sizeof claims, url, now, nonce);
+    else
+        clen = (size_t)snprintf(claims, sizeof claims,
                             "{\"a\":\"authorize\",\"as\":\"%s\",\"exp\":%lld,\"iat\":%lld,\"nonce\":\"%s\",\"rfp\":%lld}",
                             url, now + 600, now, nonce, now);
     memcpy(tok, header64, header64_len);
@@ -279,6 +333,8 @@ static size_t round_trip(const char *url)
         die("split");
     if (!verify((unsigned char *)tok, dot2, dec + hl + pl, sl))
         die("signature does not verify");
+    if (use_json)
+        check_claims(dec + hl, pl, url, (long long)time(NULL));
     return pos;
 }
 
@@ -294,10 +350,11 @@ int main(int argc, char **argv)
     long rounds, r, i, n;
     double seconds;
     const char *url;
-    if (argc != 6) {
-        fprintf(stderr, "usage: %s ALG KEYFILE URL SECONDS ROUNDS\n", argv[0]);
+    if (argc != 6 && !(argc == 7 && strcmp(argv[6], "json") == 0)) {
+        fprintf(stderr, "usage: %s ALG KEYFILE URL SECONDS ROUNDS [json]\n", argv[0]);
         return 2;
     }
+    use_json = argc == 7;
     alg = argv[1];
     url = argv[3];
     seconds = atof(argv[4]);

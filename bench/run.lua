@@ -3,11 +3,18 @@
 -- machine, round by round (workload, then ceiling, alternately), and a table of medians, min, max
 -- and ratios (median of the per-round workload / ceiling ratios).
 --   lua5.4 bench/run.lua [--rounds N] [--seconds S] [--out FILE]
--- Needs build/bench/limit (mk/bench.mk builds it), wrk, openssl, the mock (mock/etwin-mock).
+-- Needs build/bench/limit and build/bench/curlloop (mk/bench.mk builds them), wrk, openssl, the mock
+-- (mock/etwin-mock); valgrind (callgrind) for the instruction counts and lua5.1 with Debian's
+-- lua-curl for that comparison (each is skipped, and says so, when missing).
+--
+-- Two kinds of figures: wall-clock rates (noisy on a shared machine) and callgrind instruction
+-- counts per request (steady): a workload run twice under callgrind with N1 and N2 requests gives
+-- (I2 - I1) / (N2 - N1), start-up and warm-up cancelled. Where both exist the target is judged on
+-- the instruction ratio and the wall-clock ratio is shown beside it.
 local LUA = os.getenv("LUA") or "lua5.4"
 local BUILD = os.getenv("BENCH_DIR") or "build/bench"
 
-local rounds, seconds, outfile = 7, 1.0, BUILD .. "/last.md"
+local rounds, seconds, outfile = 5, 1.0, BUILD .. "/last.md"
 do
   local i = 1
   while arg[i] do
@@ -33,14 +40,28 @@ local function exists(path)
   return f ~= nil
 end
 
--- Pinning. On this kind of virtual machine a wake-up across cores costs about a millisecond, which
--- would measure the hypervisor, not the code: the server (one nginx worker) and every client
--- (ours, wrk, the C limit) share one core, the last one, when taskset is there.
+-- Pinning (taskset, two cores or more): by default the server (one nginx worker) and every client
+-- (ours, wrk, libcurl alone, lua-curl, the C limit) share one core, the last one. On the virtual
+-- machines these figures come from, waking a process on the other core costs about a millisecond:
+-- with the server on a core of its own every blocking client drops to a few thousand requests per
+-- second, which measures the hypervisor, not the clients. BENCH_PIN=split puts the server on the
+-- core before (each side on a core of its own); instruction counts are the same either way.
 local ncpu = tonumber(sh("nproc")) or 1
-local PIN = ""
+local PIN, SERVER_PIN, PIN_TEXT = "", nil, "not pinned"
 if ncpu >= 2 and os.execute("command -v taskset >/dev/null 2>&1") then
   PIN = ("taskset -c %d "):format(ncpu - 1)
+  if os.getenv("BENCH_PIN") == "split" then
+    SERVER_PIN = ("taskset -c %d "):format(ncpu - 2)
+    PIN_TEXT = ("mock (one nginx worker) pinned to CPU %d, clients to CPU %d, of %d"):format(ncpu - 2, ncpu - 1, ncpu)
+  else
+    SERVER_PIN = PIN
+    PIN_TEXT = ("mock (one nginx worker) and clients pinned to CPU %d of %d"):format(ncpu - 1, ncpu)
+  end
 end
+local HAVE_VALGRIND = os.execute("command -v valgrind >/dev/null 2>&1")
+local HAVE_LUACURL = os.execute("lua5.1 -e 'require\"curl\"' >/dev/null 2>&1")
+-- bench/luacurl.lua reads the clock from the module built for Lua 5.1 (build/lua5.1).
+local LUA51_ENV = ""
 
 -- Keys for the state round trip: made once, shared by both sides.
 local keys = {
@@ -56,7 +77,7 @@ if not exists(keys.ES256) then sh("openssl genpkey -algorithm EC -pkeyopt ec_par
 if not exists(keys.EdDSA) then sh("openssl genpkey -algorithm ED25519 -out " .. keys.EdDSA) end
 
 -- The mock, on the pinned core; stopped whatever happens.
-local BASE, stop_mock = require("examples.mockserver").spawn(PIN)
+local BASE, stop_mock = require("examples.mockserver").spawn(SERVER_PIN)
 local STATIC = BASE .. "_mock/static/user"
 
 local function median(t)
@@ -67,20 +88,49 @@ local function median(t)
   return n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2, s[1], s[n]
 end
 
-local function one(cmd, pattern)
-  local out = sh(PIN .. cmd)
+local function one(cmd, pattern, env)
+  local out = sh((env or "") .. PIN .. cmd)
   local v = out:match(pattern)
   if not v then error(("no figure in the output of %s:\n%s"):format(cmd, out), 0) end
   return tonumber(v)
 end
 
 local function lua_round(args) return one(LUA .. " " .. args, "round 1 ([%d.]+)") end
+
+-- Instructions per unit of work: cmd (with %d for the count) under callgrind for n1 then n2.
+local function icount(cmd, n1, n2, per, env)
+  if not HAVE_VALGRIND then return nil end
+  local function run(n)
+    local out = sh((env or "") .. PIN .. "valgrind --tool=callgrind --callgrind-out-file=/dev/null " .. cmd:format(n))
+    local v = out:match("Collected : (%d+)")
+    if not v then error("no callgrind total for " .. cmd:format(n) .. ":\n" .. out, 0) end
+    return tonumber(v)
+  end
+  local a, b = run(n1), run(n2)
+  return (b - a) / ((n2 - n1) * (per or 1))
+end
 local function wrk(conns)
   return one(("wrk -t1 -c%d -d%ds %s"):format(conns, math.max(1, math.floor(seconds + 0.5)), STATIC),
              "Requests/sec:%s*([%d.]+)")
 end
 
 local rows = {}
+-- An instruction-count line: ours against the ceiling's (ratio = theirs / ours, as a rate would
+-- be), or a bare figure.
+local function irow(name, ours, theirs_name, theirs, target, wall)
+  if not ours then
+    rows[#rows + 1] = { name = name, skipped = "valgrind missing" }
+    return
+  end
+  local r = { name = name, unit = "instr/req", median = ours, min = ours, max = ours, target = target,
+              wall = wall }
+  if theirs then
+    r.limit_name, r.limit, r.ratio = theirs_name .. " instr", theirs, theirs / ours
+  end
+  rows[#rows + 1] = r
+  io.stderr:write(("  %-28s %12.0f instr%s\n"):format(name, ours,
+    r.ratio and (" (%.2fx %s)"):format(r.ratio, theirs_name) or ""))
+end
 local function row(name, unit, values, limit_name, limits, target, better)
   local m, lo, hi = median(values)
   local r = { name = name, unit = unit, median = m, min = lo, max = hi, target = target, better = better }
@@ -100,17 +150,31 @@ end
 
 local ok, err = pcall(function()
   io.stderr:write(("bench: %d rounds, %s per round, mock on %s, %s\n"):format(rounds, seconds .. " s", BASE,
-    PIN ~= "" and "server and clients pinned to CPU " .. (ncpu - 1) or "not pinned"))
+    PIN_TEXT))
 
   -- 1. State round trip per algorithm, against bench/limit; ticket redeem beside it.
+  -- HS256 against a C program doing the same work with the same libraries (cJSON both ways,
+  -- EVP_MAC, RAND_bytes); the others against the cryptography alone (no regression: >= 0.9x).
   for _, alg in ipairs({ "HS256", "RS256", "PS256", "ES256", "EdDSA" }) do
     local lua_v, c_v = {}, {}
+    local json = alg == "HS256" and " json" or ""
     local args = ("%s %s %s %s 1"):format(alg, keys[alg], BASE, seconds / 2)
     for r = 1, rounds do
       lua_v[r] = lua_round("bench/state.lua " .. args)
-      c_v[r] = one(BUILD .. "/limit " .. args, "round 1 ([%d.]+)")
+      c_v[r] = one(BUILD .. "/limit " .. args .. json, "round 1 ([%d.]+)")
     end
-    row("state round trip " .. alg, "rt/s", lua_v, "C limit", c_v, alg == "HS256" and 0.5 or 0.9)
+    if alg == "HS256" then
+      -- SECONDS 0: each round is 16 round trips, so N rounds are 16 N (plus one before).
+      local cargs = ("%s %s %s 0 %%d"):format(alg, keys[alg], BASE)
+      local ours = icount(LUA .. " bench/state.lua " .. cargs, 4, 24, 16)
+      local c = icount(BUILD .. "/limit " .. cargs .. json, 4, 24, 16)
+      local r = { }
+      for i = 1, #lua_v do r[i] = lua_v[i] / c_v[i] end
+      irow("state round trip HS256", ours, "C (cJSON, EVP_MAC)", c, 0.75, median(r))
+      row("  HS256, wall clock", "rt/s", lua_v, "C (cJSON, EVP_MAC)", c_v)
+    else
+      row("state round trip " .. alg, "rt/s", lua_v, "C limit", c_v, 0.9)
+    end
     -- A game server's hot path: redeeming a ticket (verify, claims, replay store). No ceiling.
     local t_v = {}
     for r = 1, rounds do t_v[r] = lua_round("bench/ticket.lua " .. args) end
@@ -120,24 +184,95 @@ local ok, err = pcall(function()
   -- 2. Blocking GET with keep-alive, against wrk -t1 -c1.
   -- Also libcurl alone (bench/curlloop.c), not a target: the floor of any libcurl client.
   local CURL = BUILD .. "/curlloop"
-  local lua_v, w_v, c_v = {}, {}, {}
+  -- Two clients: one without User-Agent (BENCH_UA=""), the request the C and lua-curl loops send,
+  -- which carries the targets; one with the default User-Agent line (libcurl's work for it shows).
+  local NOUA = "BENCH_UA= "
+  local lua_v, w_v, c_v, lc_v, ua_v = {}, {}, {}, {}, {}
   for r = 1, rounds do
-    lua_v[r] = lua_round(("bench/http.lua blocking %s %s 1"):format(BASE, seconds))
+    lua_v[r] = one(("%s bench/http.lua blocking %s %s 1"):format(LUA, BASE, seconds), "round 1 ([%d.]+)", NOUA)
+    ua_v[r] = lua_round(("bench/http.lua blocking %s %s 1"):format(BASE, seconds))
     w_v[r] = wrk(1)
     c_v[r] = one(("%s blocking %s %s"):format(CURL, STATIC, seconds), "round 1 ([%d.]+)")
+    if HAVE_LUACURL then
+      lc_v[r] = one(("%slua5.1 bench/luacurl.lua blocking %s %s 1"):format(LUA51_ENV, STATIC, seconds),
+                    "round 1 ([%d.]+)")
+    end
   end
-  row("blocking GET (keep-alive)", "req/s", lua_v, "wrk -c1", w_v, 0.85)
+  do
+    local ours = icount(("%s bench/http.lua count %s %%d"):format(LUA, BASE), 200, 1200, 1, NOUA)
+    local ua = icount(("%s bench/http.lua count %s %%d"):format(LUA, BASE), 200, 1200)
+    local c = icount(("%s count %s %%d"):format(CURL, STATIC), 200, 1200)
+    local lc = HAVE_LUACURL and icount(("%slua5.1 bench/luacurl.lua count %s %%d"):format(LUA51_ENV, STATIC), 200, 1200)
+    local r1, r2, r3 = {}, {}, {}
+    for i = 1, #lua_v do
+      r1[i] = lua_v[i] / c_v[i]
+      r3[i] = ua_v[i] / c_v[i]
+      if lc_v[i] then r2[i] = lua_v[i] / lc_v[i] end
+    end
+    irow("blocking GET", ours, "libcurl alone", c, 0.95, median(r1))
+    if lc then irow("blocking GET vs lua-curl", ours, "lua-curl", lc, 1.0, #r2 > 0 and median(r2) or nil)
+    else rows[#rows + 1] = { name = "blocking GET vs lua-curl", skipped = "lua5.1 with lua-curl missing" } end
+    irow("  with the default User-Agent", ua, "libcurl alone", c, nil, median(r3))
+  end
+  row("blocking GET (keep-alive)", "req/s", lua_v, "wrk -c1", w_v)
+  row("  with the default User-Agent", "req/s", ua_v, "wrk -c1", w_v)
   row("  libcurl alone, blocking (C)", "req/s", c_v, "wrk -c1", w_v)
+  if HAVE_LUACURL then row("  lua-curl, blocking (Lua 5.1)", "req/s", lc_v, "wrk -c1", w_v) end
 
-  -- 3. 64 requests in flight through the poller, against wrk -t1 -c64.
-  lua_v, w_v, c_v = {}, {}, {}
-  for r = 1, rounds do
-    lua_v[r] = lua_round(("bench/http.lua inflight %s 64 %s 1"):format(BASE, seconds))
-    w_v[r] = wrk(64)
-    c_v[r] = one(("%s multi %s 64 %s"):format(CURL, STATIC, seconds), "round 1 ([%d.]+)")
+  -- 3. 64 and 1024 requests in flight through the poller, against libcurl's multi (C); the same
+  -- request on both sides (no User-Agent).
+  local per = {}
+  for _, conc in ipairs({ 64, 1024 }) do
+    lua_v, w_v, c_v = {}, {}, {}
+    for r = 1, rounds do
+      lua_v[r] = one(("%s bench/http.lua inflight %s %d %s 1"):format(LUA, BASE, conc, seconds), "round 1 ([%d.]+)",
+                     NOUA)
+      c_v[r] = one(("%s multi %s %d %s"):format(CURL, STATIC, conc, seconds), "round 1 ([%d.]+)")
+    end
+    local ours = icount(("%s bench/http.lua pcount %s %d %%d"):format(LUA, BASE, conc), 3000, 9000, 1, NOUA)
+    local c = icount(("%s mcount %s %d %%d"):format(CURL, STATIC, conc), 3000, 9000)
+    local r1 = {}
+    for i = 1, #lua_v do r1[i] = lua_v[i] / c_v[i] end
+    per[conc] = ours
+    irow(conc .. " in flight (poller)", ours, "libcurl multi", c, conc == 64 and 0.9 or nil, median(r1))
+    if conc == 64 then
+      -- Where the rest goes: the C binding alone (core.multi from a plain Lua loop, no tasks).
+      local floor = icount(("%s bench/http.lua mcount %s %d %%d"):format(LUA, BASE, conc), 3000, 9000, 1, NOUA)
+      irow("  64, C binding alone (no tasks)", floor, "libcurl multi", c)
+    end
+    row(("  %d in flight, wall clock"):format(conc), "req/s", lua_v, "libcurl multi", c_v)
   end
-  row("64 in flight (poller)", "req/s", lua_v, "wrk -c64", w_v, 0.4)
-  row("  libcurl alone, 64 in a multi (C)", "req/s", c_v, "wrk -c64", w_v)
+  -- Flat to 1024: instructions per request at 1024 against 64 (at most 1.3x), and around 1024
+  -- (1023, 1025: no power-of-two cliff; at most 1.1x apart).
+  if per[64] and per[1024] then
+    rows[#rows + 1] = { name = "1024 vs 64 in flight (instr/req)", unit = "x", median = per[1024] / per[64],
+                        min = per[1024] / per[64], max = per[1024] / per[64], target = 1.3, better = "below" }
+    local near = {}
+    for _, conc in ipairs({ 1023, 1025 }) do
+      near[#near + 1] = icount(("%s bench/http.lua pcount %s %d %%d"):format(LUA, BASE, conc), 3000, 9000, 1, NOUA)
+    end
+    local worst = math.max(near[1] / per[1024], per[1024] / near[1], near[2] / per[1024], per[1024] / near[2])
+    io.stderr:write(("  1023 / 1024 / 1025 in flight: %.0f / %.0f / %.0f instr/req\n"):format(near[1], per[1024], near[2]))
+    rows[#rows + 1] = { name = ("1023/1024/1025: %.0fk/%.0fk/%.0fk"):format(near[1] / 1e3, per[1024] / 1e3, near[2] / 1e3),
+                        unit = "x", median = worst, min = worst, max = worst, target = 1.1, better = "below" }
+  end
+
+  -- 1 MB bodies, 256 in flight: peak RSS per task in flight, against libcurl's (each body kept).
+  do
+    local ours, theirs = {}, {}
+    for r = 1, rounds do
+      local out = sh(PIN .. LUA .. " bench/http.lua big " .. BASE .. " 256 4")
+      ours[r] = (tonumber(out:match("peak (%d+)")) - tonumber(out:match("base (%d+)"))) / 256 / 1024
+      out = sh(PIN .. CURL .. " big " .. BASE .. "_mock/static/1m 256 4")
+      theirs[r] = (tonumber(out:match("peak (%d+)")) - tonumber(out:match("base (%d+)"))) / 256 / 1024
+    end
+    local m, lo, hi = median(ours)
+    local ratios = {}
+    for i = 1, #ours do ratios[i] = ours[i] / theirs[i] end
+    rows[#rows + 1] = { name = "1 MB bodies, 256 in flight", unit = "MiB/task", median = m, min = lo, max = hi,
+                        limit_name = "libcurl MiB/task", limit = median(theirs), ratio = median(ratios),
+                        target = 1.5, better = "below" }
+  end
 
   -- 4. Memory.
   local r1k, r100k, growth, peak = {}, {}, {}, {}
@@ -172,29 +307,39 @@ local function fmt(v)
 end
 local lines = {
   ("`make bench`, %d rounds of %s s each; %s; %s."):format(rounds, seconds,
-    PIN ~= "" and ("mock (one nginx worker) and clients pinned to CPU %d of %d"):format(ncpu - 1, ncpu) or "no pinning",
+    PIN_TEXT,
     os.date("!%Y-%m-%d %H:%M UTC")),
+  "instr/req: callgrind instructions per request (client side), the steady figure; ratio = ceiling's / ours " ..
+    "(as for a rate); wall: the same ratio from wall-clock rates in this run.",
   "",
-  "| workload | unit | median | min | max | ceiling (median) | ratio | target | met |",
-  "| --- | --- | ---: | ---: | ---: | --- | ---: | --- | --- |",
+  "| workload | unit | median | min | max | ceiling (median) | ratio | wall | target | met |",
+  "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | --- | --- |",
 }
 local missed = 0
 for _, r in ipairs(rows) do
-  local ceiling, ratio, target, met = "", "", "", ""
-  if r.ratio then
-    ceiling = ("%s %s"):format(r.limit_name, fmt(r.limit))
-    ratio = ("%.2fx"):format(r.ratio)
-    if r.target then
+  if r.skipped then
+    lines[#lines + 1] = ("| %s | | | | | | | | | skipped: %s |"):format(r.name, r.skipped)
+  else
+    local ceiling, ratio, target, met = "", "", "", ""
+    if r.ratio then
+      ceiling = ("%s %s"):format(r.limit_name, fmt(r.limit))
+      ratio = ("%.2fx"):format(r.ratio)
+    end
+    if r.target and r.better == "below" then
+      local v = r.ratio or r.median
+      target = r.ratio and ("<= %.2fx"):format(r.target) or ("< %s %s"):format(r.target, r.unit)
+      met = v <= r.target and "yes" or "NO"
+    elseif r.target and r.ratio then
       target = (">= %.2fx"):format(r.target)
       met = r.ratio >= r.target and "yes" or "NO"
+    elseif r.target then
+      target = ("< %s %s"):format(r.target, r.unit)
+      met = r.median < r.target and "yes" or "NO"
     end
-  elseif r.target then
-    target = ("< %s %s"):format(r.target, r.unit)
-    met = r.median < r.target and "yes" or "NO"
+    if met == "NO" then missed = missed + 1 end
+    lines[#lines + 1] = ("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |"):format(r.name, r.unit, fmt(r.median),
+      fmt(r.min), fmt(r.max), ceiling, ratio, r.wall and ("%.2fx"):format(r.wall) or "", target, met)
   end
-  if met == "NO" then missed = missed + 1 end
-  lines[#lines + 1] = ("| %s | %s | %s | %s | %s | %s | %s | %s | %s |"):format(r.name, r.unit, fmt(r.median),
-    fmt(r.min), fmt(r.max), ceiling, ratio, target, met)
 end
 local text = table.concat(lines, "\n") .. "\n"
 io.write("\n", text)

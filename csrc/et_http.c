@@ -64,27 +64,46 @@ void et_headers_init(et_headers_t *h)
     h->items = NULL;
     h->n = h->cap = 0;
     h->bytes = 0;
+    h->kept = 0;
     h->total = 0;
     h->index = NULL;
     h->icap = 0;
     h->in_block = 0;
 }
 
-/* Drops the headers of a block but keeps the transfer's running total. */
+void et_headers_restart(et_headers_t *h)
+{
+    size_t i;
+    for (i = 0; i < h->n; i++) {
+        if (!h->items[i].name_static)
+            free(h->items[i].name);
+        h->items[i].name = NULL;
+        h->items[i].value.len = 0;
+    }
+    if (h->n > h->kept)
+        h->kept = h->n;
+    h->n = 0;
+    h->bytes = 0;
+    h->total = 0;
+    h->in_block = 0;
+    if (h->index)
+        memset(h->index, 0, h->icap * sizeof *h->index);
+}
+
+/* Drops the headers of a block (storage kept) but keeps the transfer's running total. */
 static void headers_drop(et_headers_t *h)
 {
     size_t total = h->total;
-    et_headers_clear(h);
+    et_headers_restart(h);
     h->total = total;
 }
 
 void et_headers_clear(et_headers_t *h)
 {
     size_t i;
-    for (i = 0; i < h->n; i++) {
-        free(h->items[i].name);
+    et_headers_restart(h);
+    for (i = 0; i < h->kept; i++)
         et_buf_free(&h->items[i].value);
-    }
     free(h->items);
     free(h->index);
     et_headers_init(h);
@@ -108,11 +127,14 @@ static int is_ows(char c)
  * would otherwise reach Lua as another (or, cut at the NUL, an existing) header's name. */
 static int is_token(const char *s, size_t n)
 {
+    /* One bit per byte value: the tchars (a table, not a search per byte). */
+    static const unsigned char tchar[32] = {
+        0x00, 0x00, 0x00, 0x00, 0xfa, 0x6c, 0xff, 0x03, 0xfe, 0xff, 0xff, 0xc7, 0xff, 0xff, 0xff, 0x57,
+    };
     size_t i;
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              (c && strchr("!#$%&'*+-.^_`|~", c))))
+        if (!(tchar[c >> 3] & (1u << (c & 7))))
             return 0;
     }
     return 1;
@@ -131,6 +153,28 @@ static int name_eq(const char *stored, const char *name, size_t n)
         if (stored[i] == '\0' || stored[i] != lower(name[i]))
             return 0;
     return stored[n] == '\0';
+}
+
+/* The usual response header names, lower case: a name among them is not copied (and, its address
+ * being constant, Lua finds its string in its cache when the headers table is built). */
+#define KN(s) { s, sizeof s - 1 }
+static const struct { const char *name; size_t len; } known_names[] = {
+    KN("age"), KN("date"), KN("etag"), KN("vary"), KN("server"), KN("expires"), KN("location"),
+    KN("set-cookie"), KN("connection"), KN("keep-alive"), KN("retry-after"), KN("content-type"),
+    KN("cache-control"), KN("last-modified"), KN("content-length"), KN("accept-ranges"),
+    KN("content-encoding"), KN("www-authenticate"), KN("transfer-encoding"),
+    KN("strict-transport-security"), KN("access-control-allow-origin"),
+};
+#undef KN
+
+static const char *known_name(const char *name, size_t n)
+{
+    size_t i;
+    char c = lower(name[0]);
+    for (i = 0; i < sizeof known_names / sizeof known_names[0]; i++)
+        if (known_names[i].len == n && known_names[i].name[0] == c && name_eq(known_names[i].name, name, n))
+            return known_names[i].name;
+    return NULL;
 }
 
 /* FNV-1a over the lower-cased name. */
@@ -191,16 +235,24 @@ static int headers_add(et_headers_t *h, const char *name, size_t nlen, const cha
         h->cap = cap;
     }
     e = &h->items[h->n];
-    e->name = malloc(nlen + 1);
-    if (!e->name)
-        return ET_ENOMEM;
-    for (i = 0; i < nlen; i++)
-        e->name[i] = lower(name[i]);
-    e->name[nlen] = '\0';
-    e->value.data = NULL;
-    e->value.len = e->value.cap = 0;
+    e->name = (char *)known_name(name, nlen);
+    e->name_static = e->name != NULL;
+    if (!e->name_static) {
+        e->name = malloc(nlen + 1);
+        if (!e->name)
+            return ET_ENOMEM;
+        for (i = 0; i < nlen; i++)
+            e->name[i] = lower(name[i]);
+        e->name[nlen] = '\0';
+    }
+    if (h->n >= h->kept) {                      /* else a buffer kept from an earlier response */
+        e->value.data = NULL;
+        e->value.cap = 0;
+    }
+    e->value.len = 0;
     if (buf_append(&e->value, val, vlen) != ET_OK) {
-        free(e->name);
+        if (!e->name_static)
+            free(e->name);
         return ET_ENOMEM;
     }
     h->index[slot] = ++h->n;
@@ -294,6 +346,10 @@ void et_http_opts_init(et_http_opts_t *o)
     o->ca_file = NULL;
     o->user_agent = NULL;
     o->proxy = NULL;
+    o->id = 0;
+    o->ua_header = NULL;
+    o->proxy_http = o->proxy_https = o->noproxy = NULL;
+    o->refs = 1;
 }
 
 void et_http_opts_free(et_http_opts_t *o)
@@ -302,6 +358,139 @@ void et_http_opts_free(et_http_opts_t *o)
     free(o->user_agent);
     free(o->proxy);
     o->ca_file = o->user_agent = o->proxy = NULL;
+    curl_slist_free_all(o->ua_header);
+    o->ua_header = NULL;
+    free(o->proxy_http);
+    free(o->proxy_https);
+    free(o->noproxy);
+    o->proxy_http = o->proxy_https = o->noproxy = NULL;
+    o->id = 0;
+}
+
+/* The first of the environment variables named that is set and not empty, copied ("" if none). */
+static char *env_first(const char *const *names)
+{
+    const char *v = NULL;
+    char *copy = NULL;
+    for (; *names; names++) {
+        v = getenv(*names);
+        if (v && *v)
+            break;
+        v = NULL;
+    }
+    if (et_http_opts_set_str(&copy, v ? v : "") != ET_OK)
+        return NULL;
+    return copy;
+}
+
+static unsigned long next_opts_id(void)
+{
+    static unsigned long last;
+#if defined(__GNUC__)
+    return __atomic_add_fetch(&last, 1UL, __ATOMIC_RELAXED);
+#else
+    return ++last;
+#endif
+}
+
+int et_http_opts_finish(et_http_opts_t *o)
+{
+    /* libcurl's own reading: http_proxy in lower case only (httpoxy), other schemes either case,
+     * then all_proxy; no_proxy either case. */
+    static const char *const http_names[] = { "http_proxy", "all_proxy", "ALL_PROXY", NULL };
+    static const char *const https_names[] = { "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                                               NULL };
+    const char *np;
+    free(o->proxy_http);
+    free(o->proxy_https);
+    free(o->noproxy);
+    o->noproxy = NULL;
+    o->proxy_http = o->proxy_https = NULL;
+    if (o->proxy) {                             /* the proxy option ("": none), not the environment */
+        et_http_opts_set_str(&o->proxy_http, o->proxy);
+        et_http_opts_set_str(&o->proxy_https, o->proxy);
+    } else {
+        o->proxy_http = env_first(http_names);
+        o->proxy_https = env_first(https_names);
+    }
+    if (!o->proxy_http || !o->proxy_https)
+        return ET_ENOMEM;
+    np = getenv("no_proxy");
+    if (!np || !*np)
+        np = getenv("NO_PROXY");
+    /* Always set (libcurl reads the environment again on each request when it is not). */
+    if (et_http_opts_set_str(&o->noproxy, np ? np : "") != ET_OK)
+        return ET_ENOMEM;
+    curl_slist_free_all(o->ua_header);
+    o->ua_header = NULL;
+    if (o->user_agent && *o->user_agent) {      /* "": no User-Agent header at all */
+        size_t n = strlen(o->user_agent);
+        char *line = malloc(n + sizeof "User-Agent: ");
+        if (!line)
+            return ET_ENOMEM;
+        memcpy(line, "User-Agent: ", sizeof "User-Agent: " - 1);
+        memcpy(line + sizeof "User-Agent: " - 1, o->user_agent, n + 1);
+        o->ua_header = curl_slist_append(NULL, line);
+        free(line);
+        if (!o->ua_header)
+            return ET_ENOMEM;
+    }
+    o->id = next_opts_id();
+    return ET_OK;
+}
+
+et_http_opts_t *et_http_opts_new(void)
+{
+    et_http_opts_t *o = malloc(sizeof *o);
+    if (o)
+        et_http_opts_init(o);
+    return o;
+}
+
+et_http_opts_t *et_http_opts_ref(et_http_opts_t *o)
+{
+    if (o)
+        o->refs++;
+    return o;
+}
+
+void et_http_opts_unref(et_http_opts_t *o)
+{
+    if (o && --o->refs == 0) {
+        et_http_opts_free(o);
+        free(o);
+    }
+}
+
+/* ---- easy handle set-up state ---- */
+
+void et_easy_state_init(et_easy_state_t *st)
+{
+    memset(st, 0, sizeof *st);
+    st->method = -1;
+    st->body = -1;
+    st->maxsize = -1;
+    st->fresh = st->pipewait = -1;
+    st->follow = -1;
+}
+
+void et_easy_state_free(et_easy_state_t *st)
+{
+    if (st->curlu)
+        curl_url_cleanup(st->curlu);
+    free(st->url);
+    et_easy_state_init(st);
+}
+
+/* After curl_easy_reset (or for a new handle): nothing of ours is set any more; the parsed URL
+ * object is kept for reuse. */
+static void state_forget(et_easy_state_t *st)
+{
+    CURLU *u = st->curlu;
+    char *url = st->url;
+    et_easy_state_init(st);
+    st->curlu = u;
+    st->url = url;
 }
 
 int et_http_opts_set_str(char **slot, const char *s)
@@ -440,7 +629,21 @@ size_t et_xfer_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     et_xfer_t *x = userdata;
     size_t n = size * nmemb;
-    int rc = et_buf_append_limited(&x->body, ptr, n, x->max_body);
+    int rc;
+    if (x->body.len == 0 && x->easy) {
+        /* First bytes of the body: room for the whole declared length at once (within the
+         * limit), so a big body is copied once, not through a series of doubling reallocs. */
+        curl_off_t cl = -1;
+        if (curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK &&
+            cl > 0 && (curl_off_t)n < cl && (size_t)cl <= x->max_body && (size_t)cl + 1 > x->body.cap) {
+            char *p = realloc(x->body.data, (size_t)cl + 1);
+            if (p) {
+                x->body.data = p;
+                x->body.cap = (size_t)cl + 1;
+            }
+        }
+    }
+    rc = et_buf_append_limited(&x->body, ptr, n, x->max_body);
     if (rc == ET_OK)
         return n;
     x->abort_reason = rc == 1 ? ET_ABORT_BODY : ET_ABORT_NOMEM;
@@ -465,6 +668,7 @@ void et_xfer_init(et_xfer_t *x)
     memset(x, 0, sizeof *x);
     et_headers_init(&x->headers);
     x->max_body = ET_DEFAULT_MAX_BODY;
+    et_easy_state_init(&x->st);
 }
 
 #define SETOPT(opt, val) do { if (curl_easy_setopt(x->easy, (opt), (val)) != CURLE_OK) goto fail; } while (0)
@@ -473,6 +677,18 @@ int et_xfer_configure(et_xfer_t *x, CURL *easy, const et_http_opts_t *o)
 {
     x->easy = easy;
     x->max_body = o->max_body_size;
+    x->opts = o;
+    x->allow_redirects = o->allow_redirects;
+    if (o->id != 0 && x->st.opts_id == o->id && x->st.configured) {
+        /* A pooled handle already set up with these options: only what points into x. */
+        SETOPT(CURLOPT_WRITEDATA, (void *)x);
+        SETOPT(CURLOPT_HEADERDATA, (void *)x);
+        SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
+        return ET_OK;
+    }
+    if (x->st.configured)
+        curl_easy_reset(easy);                  /* set up for other options: start clean */
+    state_forget(&x->st);
     SETOPT(CURLOPT_NOSIGNAL, 1L);
 #if ET_CURL_VER_GE(7, 85, 0)
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -494,18 +710,21 @@ int et_xfer_configure(et_xfer_t *x, CURL *easy, const et_http_opts_t *o)
         SETOPT(CURLOPT_CAINFO, o->ca_file);
         SETOPT(CURLOPT_CAPATH, (char *)NULL);
     }
-    if (o->proxy)                               /* "": no proxy, whatever the environment says */
-        SETOPT(CURLOPT_PROXY, o->proxy);
-    x->allow_redirects = o->allow_redirects;
+    /* CURLOPT_PROXY: per request (et_xfer_prepare), from the proxy option or the environment. */
     SETOPT(CURLOPT_FOLLOWLOCATION, o->allow_redirects ? 1L : 0L);
+    x->st.follow = o->allow_redirects != 0;
     SETOPT(CURLOPT_MAXREDIRS, o->max_redirects);
-    if (o->user_agent)
-        SETOPT(CURLOPT_USERAGENT, o->user_agent);
+    if (o->user_agent && *o->user_agent && !o->ua_header)
+        SETOPT(CURLOPT_USERAGENT, o->user_agent);   /* else a prebuilt header line, per request */
+    if (o->noproxy)
+        SETOPT(CURLOPT_NOPROXY, o->noproxy);
     SETOPT(CURLOPT_WRITEFUNCTION, et_xfer_write_cb);
     SETOPT(CURLOPT_WRITEDATA, (void *)x);
     SETOPT(CURLOPT_HEADERFUNCTION, et_xfer_header_cb);
     SETOPT(CURLOPT_HEADERDATA, (void *)x);
     SETOPT(CURLOPT_ERRORBUFFER, x->errbuf);
+    x->st.opts_id = o->id;
+    x->st.configured = 1;
     return ET_OK;
 fail:
     return et_xfer_fail(x, ET_HTTP_TRANSPORT, "libcurl refused a session option") == ET_OK
@@ -527,24 +746,67 @@ static void drop_req_headers(et_xfer_t *x)
 {
     if (!x->req_headers)
         return;
-    if (x->easy)
+    if (x->easy && x->st.headers == x->req_headers) {
         curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+        x->st.headers = NULL;
+    }
     curl_slist_free_all(x->req_headers);
     x->req_headers = NULL;
+}
+
+static int ascii_prefix(const char *s, const char *lower_prefix)
+{
+    for (; *lower_prefix; s++, lower_prefix++)
+        if (lower(*s) != *lower_prefix)
+            return 0;
+    return 1;
+}
+
+/* The URL, through the handle's own parsed-URL object: parsed only when it changed (libcurl
+ * would parse the CURLOPT_URL string again on every request). A URL the parser refuses goes
+ * as CURLOPT_URL, so libcurl reports it exactly as before. */
+static int set_url(et_xfer_t *x, const char *url)
+{
+    et_easy_state_t *st = &x->st;
+    if (st->url && st->curlu_set && strcmp(st->url, url) == 0)
+        return ET_OK;
+    free(st->url);
+    st->url = NULL;
+    if (!st->curlu)
+        st->curlu = curl_url();
+    /* libcurl reads the object only while it has no URL string of its own: CURLOPT_URL NULL
+     * clears the string it kept from the previous URL. */
+    if (st->curlu && curl_url_set(st->curlu, CURLUPART_URL, url,
+                                  CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+        et_http_opts_set_str(&st->url, url) == ET_OK &&
+        curl_easy_setopt(x->easy, CURLOPT_URL, (char *)NULL) == CURLE_OK &&
+        (st->curlu_set || curl_easy_setopt(x->easy, CURLOPT_CURLU, st->curlu) == CURLE_OK)) {
+        st->curlu_set = 1;
+        return ET_OK;
+    }
+    free(st->url);
+    st->url = NULL;
+    if (st->curlu_set) {
+        curl_easy_setopt(x->easy, CURLOPT_CURLU, (CURLU *)NULL);
+        st->curlu_set = 0;
+    }
+    return curl_easy_setopt(x->easy, CURLOPT_URL, url) == CURLE_OK ? ET_OK : ET_ECURL;
 }
 
 int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const char *const *headers,
                     size_t nheaders, const char *body, size_t bodylen, int fresh, int pipewait)
 {
     struct curl_slist *list = NULL, *tmp;
-    int has_ctype = 0, send_body;
+    const struct curl_slist *hdrs;
+    const et_http_opts_t *o = x->opts;
+    const char *proxy = NULL;
+    int has_ctype = 0, has_ua = 0, send_body, url_rc, follow;
+    curl_off_t maxsize;
     size_t i;
 
     et_xfer_reset_result(x);
     drop_req_headers(x);
-    x->what = et_http_describe(m, url);
-    if (!x->what)
-        return ET_ENOMEM;
+    x->method = (int)m;
 
     /* A body goes with any method but HEAD; POST, PUT and PATCH send Content-Length: 0 without. */
     send_body = m != ET_HTTP_HEAD &&
@@ -555,6 +817,8 @@ int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const cha
     for (i = 0; i < nheaders; i++) {
         if (header_is(headers[i], "content-type"))
             has_ctype = 1;
+        else if (header_is(headers[i], "user-agent"))
+            has_ua = 1;
         tmp = curl_slist_append(list, headers[i]);
         if (!tmp)
             goto nomem;
@@ -572,10 +836,41 @@ int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const cha
             goto nomem;
         list = tmp;
     }
+    /* The session's User-Agent, prebuilt: the whole list for a request without headers of its
+     * own, else one more line (unless the caller gave one). */
+    if (o && o->ua_header && list && !has_ua) {
+        tmp = curl_slist_append(list, o->ua_header->data);
+        if (!tmp)
+            goto nomem;
+        list = tmp;
+    }
     x->req_headers = list;
+    hdrs = list ? list : (o ? o->ua_header : NULL);
 
-    SETOPT(CURLOPT_URL, url);
-    SETOPT(CURLOPT_HTTPHEADER, x->req_headers);
+    url_rc = set_url(x, url);
+    if (!x->st.url) {
+        /* Not in the handle's URL object: the description now, while the URL is at hand. */
+        x->what = et_http_describe(m, url);
+        if (!x->what)
+            return ET_ENOMEM;
+    }
+    if (url_rc != ET_OK)
+        goto fail;
+    if (o && o->proxy_http) {                   /* resolved once per session (et_http_opts_finish) */
+        proxy = ascii_prefix(url, "https:") ? o->proxy_https : o->proxy_http;
+        if (proxy != x->st.proxy) {
+            SETOPT(CURLOPT_PROXY, proxy);
+            x->st.proxy = proxy;
+        }
+    }
+    if (hdrs != x->st.headers) {
+        SETOPT(CURLOPT_HTTPHEADER, (struct curl_slist *)hdrs);
+        x->st.headers = hdrs;
+    }
+    /* The method: nothing to do for a second GET (or HEAD...) without body on this handle. */
+    if (x->st.method == (int)m && !send_body && x->st.body == 0)
+        goto method_set;
+    x->st.method = -1;
     /* Undo the previous request's method, then set this one. */
     SETOPT(CURLOPT_NOBODY, 0L);
     SETOPT(CURLOPT_HTTPGET, 1L);
@@ -590,11 +885,28 @@ int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const cha
     } else if (m != ET_HTTP_GET) {
         SETOPT(CURLOPT_CUSTOMREQUEST, et_http_method_name(m));
     }
+    x->st.method = (int)m;
+    x->st.body = send_body;
+method_set:
     /* A HEAD response declares the length of a body that never comes: no limit to check. */
-    SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)(m == ET_HTTP_HEAD ? 0 : x->max_body));
-    SETOPT(CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
-    SETOPT(CURLOPT_FOLLOWLOCATION, x->allow_redirects && !x->no_redirects ? 1L : 0L);
-    SETOPT(CURLOPT_PIPEWAIT, pipewait ? 1L : 0L);
+    maxsize = (curl_off_t)(m == ET_HTTP_HEAD ? 0 : x->max_body);
+    if (maxsize != x->st.maxsize) {
+        SETOPT(CURLOPT_MAXFILESIZE_LARGE, maxsize);
+        x->st.maxsize = maxsize;
+    }
+    if ((fresh != 0) != x->st.fresh) {
+        SETOPT(CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
+        x->st.fresh = fresh != 0;
+    }
+    if ((pipewait != 0) != x->st.pipewait) {
+        SETOPT(CURLOPT_PIPEWAIT, pipewait ? 1L : 0L);
+        x->st.pipewait = pipewait != 0;
+    }
+    follow = x->allow_redirects && !x->no_redirects;
+    if (follow != x->st.follow) {
+        SETOPT(CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
+        x->st.follow = follow;
+    }
     return ET_OK;
 nomem:
     curl_slist_free_all(list);
@@ -609,7 +921,10 @@ fail:
 /* Sets x->message to "<what>: <detail>". */
 static int set_message(et_xfer_t *x, const char *detail)
 {
-    const char *what = x->what ? x->what : "request";
+    const char *what;
+    if (!x->what && x->st.url)
+        x->what = et_http_describe((et_http_method_t)x->method, x->st.url);
+    what = x->what ? x->what : "request";
     size_t n = strlen(what) + 2 + strlen(detail) + 1;
     free(x->message);
     x->message = malloc(n);
@@ -682,7 +997,8 @@ int et_xfer_finish(et_xfer_t *x, CURLcode rc)
     }
     free(x->effective_url);
     x->effective_url = NULL;
-    if (eff && et_http_opts_set_str(&x->effective_url, eff) != ET_OK)
+    if (eff && !(x->same_url_elided && x->st.url && strcmp(eff, x->st.url) == 0) &&
+        et_http_opts_set_str(&x->effective_url, eff) != ET_OK)
         return ET_ENOMEM;
 
     if (rc == CURLE_OK) {
@@ -736,7 +1052,7 @@ void et_xfer_reset_result(et_xfer_t *x)
     x->local_port = 0;
     x->abort_reason = ET_ABORT_NONE;
     x->errbuf[0] = '\0';
-    et_headers_clear(&x->headers);
+    et_headers_restart(&x->headers);            /* (storage kept for the handle's next request) */
     if (x->body.cap > ET_BODY_KEEP)
         et_buf_free(&x->body);
     x->body.len = 0;
@@ -757,7 +1073,7 @@ static int sigint_progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dln
 {
     et_xfer_t *x = userdata;
     (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
-    if (!sigint_seen)
+    if (!sigint_seen || !x->sigint_armed)
         return 0;
     x->abort_reason = ET_ABORT_SIGINT;
     return 1;
@@ -769,18 +1085,26 @@ CURLcode et_xfer_perform_blocking(et_xfer_t *x)
     int installed = 0;
     CURLcode rc;
 
+    /* The progress callback and its data are set once per handle; progress (whose bookkeeping
+     * costs libcurl more than two options) is switched on only while our handler is in. */
+    if (x->st.progress != (const void *)x) {
+        x->st.progress = NULL;
+        if (curl_easy_setopt(x->easy, CURLOPT_XFERINFOFUNCTION, sigint_progress_cb) == CURLE_OK
+            && curl_easy_setopt(x->easy, CURLOPT_XFERINFODATA, x) == CURLE_OK)
+            x->st.progress = x;
+    }
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;          /* no SA_RESTART: curl's poll() returns at once */
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGINT, NULL, &old) == 0
+    if (x->st.progress && sigaction(SIGINT, NULL, &old) == 0
         && ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_IGN && old.sa_handler != on_sigint))
-        && curl_easy_setopt(x->easy, CURLOPT_XFERINFOFUNCTION, sigint_progress_cb) == CURLE_OK
-        && curl_easy_setopt(x->easy, CURLOPT_XFERINFODATA, x) == CURLE_OK
         && curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 0L) == CURLE_OK) {
         sigint_seen = 0;
         installed = sigaction(SIGINT, &sa, NULL) == 0;
     }
+    x->sigint_armed = installed;
     rc = curl_easy_perform(x->easy);
+    x->sigint_armed = 0;
     curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 1L);
     if (installed) {
         sigaction(SIGINT, &old, NULL);
@@ -797,13 +1121,35 @@ CURL *et_xfer_detach(et_xfer_t *x)
     CURL *e = x->easy;
     drop_req_headers(x);
     x->easy = NULL;
+    x->opts = NULL;
+    et_easy_state_free(&x->st);
     return e;
+}
+
+CURL *et_xfer_detach_state(et_xfer_t *x, et_easy_state_t *st)
+{
+    CURL *e = x->easy;
+    drop_req_headers(x);
+    x->easy = NULL;
+    x->opts = NULL;
+    *st = x->st;
+    et_easy_state_init(&x->st);
+    return e;
+}
+
+void et_xfer_adopt(et_xfer_t *x, CURL *easy, et_easy_state_t *st)
+{
+    et_easy_state_free(&x->st);
+    x->easy = easy;
+    x->st = *st;
+    et_easy_state_init(st);
 }
 
 CURL *et_xfer_release(et_xfer_t *x)
 {
     CURL *e = et_xfer_detach(x);
     et_xfer_reset_result(x);
+    et_headers_clear(&x->headers);
     et_buf_free(&x->body);
     return e;
 }

@@ -59,6 +59,7 @@ typedef struct et_buf {
 typedef struct et_hdr {
     char *name;
     et_buf_t value;
+    int name_static;       /* name is one of our constant well-known names (never freed) */
 } et_hdr_t;
 
 /* Largest total size of all header blocks of one transfer (1xx, redirects, final). */
@@ -71,6 +72,7 @@ typedef struct et_headers {
     et_hdr_t *items;
     size_t n, cap;
     size_t bytes;          /* raw bytes of this block, bounded by ET_HTTP_MAX_HEADER_BYTES */
+    size_t kept;           /* items[0..kept) hold value buffers kept for reuse (>= n) */
     size_t total;          /* raw bytes of every block, bounded by ET_HTTP_MAX_HEADER_TOTAL */
     size_t *index;         /* open addressing over names: item index + 1, 0 empty */
     size_t icap;           /* slots in index (a power of two, at least twice n), 0 none */
@@ -88,7 +90,31 @@ typedef struct et_http_opts {
     char *ca_file;            /* owned copies, or NULL */
     char *user_agent;
     char *proxy;              /* "" no proxy at all; NULL the environment's (curl's default) */
+    /* Derived once by et_http_opts_finish (NULL before): */
+    unsigned long id;         /* unique per finished opts: which pooled handles carry them */
+    struct curl_slist *ua_header;   /* "User-Agent: ..." prebuilt, or NULL */
+    char *proxy_http, *proxy_https; /* proxy, else from the environment as curl reads it; "" none */
+    char *noproxy;            /* no_proxy / NO_PROXY ("" for none), or NULL */
+    int refs;                 /* et_http_opts_new/_ref/_unref (a session and its transfers) */
 } et_http_opts_t;
+
+/* What an easy handle was last set up with, so that a request sets only what changed. It
+ * travels with the handle (a multi's pool keeps it beside the handle). */
+typedef struct et_easy_state {
+    unsigned long opts_id;    /* the session options it carries; 0: none yet */
+    int configured;           /* options of opts_id set (0 after a reset or for a new handle) */
+    CURLU *curlu;             /* CURLOPT_CURLU, owned: parsed again only for another URL */
+    char *url;                /* the URL curlu holds, or NULL */
+    int curlu_set;            /* CURLOPT_CURLU currently set on the handle */
+    const struct curl_slist *headers;   /* CURLOPT_HTTPHEADER as set */
+    const char *proxy;        /* CURLOPT_PROXY as set (points into the opts), or NULL */
+    int method;               /* the method the handle is set for; -1: unknown */
+    int body;                 /* a body (or Content-Length: 0) was set */
+    curl_off_t maxsize;       /* CURLOPT_MAXFILESIZE_LARGE as set; -1: unknown */
+    int fresh, pipewait;      /* as set; -1: unknown */
+    int follow;               /* CURLOPT_FOLLOWLOCATION as set; -1: unknown */
+    const void *progress;     /* the et_xfer_t the SIGINT progress callback's data is, or NULL */
+} et_easy_state_t;
 
 /* Why a callback stopped the transfer (curl then says CURLE_WRITE_ERROR). */
 enum { ET_ABORT_NONE = 0, ET_ABORT_BODY, ET_ABORT_HEADERS, ET_ABORT_NOMEM, ET_ABORT_SIGINT };
@@ -102,6 +128,7 @@ typedef struct et_xfer {
     int no_redirects;                 /* ...overridden for one request (code exchange) */
     et_headers_t headers;
     int abort_reason;
+    int sigint_armed;                 /* et_xfer_perform_blocking has its SIGINT handler in */
     char errbuf[CURL_ERROR_SIZE];
     /* Result, filled by et_xfer_finish. */
     et_http_code_t code;
@@ -110,8 +137,17 @@ typedef struct et_xfer {
     char *message;                    /* never holds headers, bodies or the query string */
     long num_connects;                /* new connections this transfer opened */
     long local_port;
-    /* For messages: the method and the URL without userinfo, query or fragment. */
+    /* For messages: the method and the URL without userinfo, query or fragment (built on the
+     * first message, from the URL the handle holds). */
     char *what;
+    /* The request's method (for messages: "what" is only built when one is needed). */
+    int method;
+    /* Set by an owner that knows the URL it asked for: an effective URL equal to it is not
+     * copied (effective_url stays NULL). */
+    int same_url_elided;
+    /* The handle's set-up (see et_easy_state_t) and the options it was configured with. */
+    et_easy_state_t st;
+    const et_http_opts_t *opts;
 } et_xfer_t;
 
 void et_buf_free(et_buf_t *b);
@@ -120,6 +156,9 @@ int et_buf_append_limited(et_buf_t *b, const char *p, size_t n, size_t limit);
 
 void et_headers_init(et_headers_t *h);
 void et_headers_clear(et_headers_t *h);
+/* Drops the headers (and the running total: for the next transfer) but keeps their storage
+ * (et_headers_clear frees it). */
+void et_headers_restart(et_headers_t *h);
 /* Feeds one raw header line (as curl gives it, CRLF included). A status line ("HTTP/1.1 200 OK",
  * "HTTP/2 200") outside a header block starts a new response and drops what came before; inside a
  * block, a line starting with "HTTP/" is an ordinary (ignored: not a token) header line. ET_OK,
@@ -131,6 +170,18 @@ const et_hdr_t *et_headers_find(const et_headers_t *h, const char *name);
 
 void et_http_opts_init(et_http_opts_t *o);
 void et_http_opts_free(et_http_opts_t *o);
+/* Derives what every request reuses, once: a unique id, the User-Agent header line, the proxy
+ * settings from the environment (http_proxy, https_proxy/HTTPS_PROXY, all_proxy/ALL_PROXY,
+ * no_proxy/NO_PROXY, read as libcurl reads them). ET_OK or ET_ENOMEM. Without it a transfer
+ * sets CURLOPT_USERAGENT and lets libcurl read the environment on each request. */
+int et_http_opts_finish(et_http_opts_t *o);
+/* Reference-counted options on the heap: new (refs 1, initialised), ref, unref (frees at 0). */
+et_http_opts_t *et_http_opts_new(void);
+et_http_opts_t *et_http_opts_ref(et_http_opts_t *o);
+void et_http_opts_unref(et_http_opts_t *o);
+
+void et_easy_state_init(et_easy_state_t *s);
+void et_easy_state_free(et_easy_state_t *s);
 /* ET_OK or ET_ENOMEM; s may be NULL. */
 int et_http_opts_set_str(char **slot, const char *s);
 
@@ -142,8 +193,9 @@ char *et_http_describe(et_http_method_t m, const char *url);
 
 /* Transfer life cycle.
  * et_xfer_init: zero state, no handle.
- * et_xfer_configure: applies session options (once per handle and per opts; the caller resets
- *   pooled handles first) and the callbacks that point into x. ET_OK or ET_ECURL/ET_ENOMEM.
+ * et_xfer_configure: applies session options and the callbacks that point into x. A handle
+ *   that already carries these (finished) options keeps them (only the callbacks are set); one
+ *   set up for other options is reset first. ET_OK or ET_ECURL/ET_ENOMEM.
  * et_xfer_prepare: per-request options. headers: n strings "Name: value" (already checked for
  *   CR/LF by the caller); body may be NULL. Builds the header list once. ET_OK, ET_ENOMEM or
  *   ET_ECURL (code and message set).
@@ -161,6 +213,11 @@ int et_xfer_fail(et_xfer_t *x, et_http_code_t code, const char *msg);
 void et_xfer_reset_result(et_xfer_t *x);
 /* Gives the easy handle back (x keeps its result, body and headers); NULL if none. */
 CURL *et_xfer_detach(et_xfer_t *x);
+/* The same, handing over the handle's set-up state too (for a pool that reuses both). */
+CURL *et_xfer_detach_state(et_xfer_t *x, et_easy_state_t *st);
+/* Gives x a pooled handle with its set-up state (moved in; et_xfer_configure then sets only
+ * what differs). */
+void et_xfer_adopt(et_xfer_t *x, CURL *easy, et_easy_state_t *st);
 CURL *et_xfer_release(et_xfer_t *x);
 
 /* curl_easy_perform on x's handle, interruptible by SIGINT (Ctrl-C): for the duration of the call

@@ -55,6 +55,14 @@ static void set_err(char *err, size_t errlen, const char *msg)
     snprintf(err, errlen, "%s", msg);
 }
 
+/* Empties OpenSSL's error queue before an operation: a look first, since ERR_clear_error
+ * clears every slot even when the queue is empty (the usual case). */
+static void clear_errors(void)
+{
+    if (ERR_peek_error() != 0)
+        ERR_clear_error();
+}
+
 /* Drains OpenSSL's error queue after a failure, keeping nothing (messages are our own). */
 static int crypto_fail(char *err, size_t errlen, const char *msg)
 {
@@ -382,7 +390,7 @@ int et_jwt_sign(et_jwt_key_t *k, const unsigned char *data, size_t n, unsigned c
         set_err(err, errlen, "key cannot sign (public key only)");
         return ET_JWT_EINVAL;
     }
-    ERR_clear_error();
+    clear_errors();
     switch (k->info->fam) {
     case FAM_HMAC:
         if (!hmac(k, data, n, sig, siglen))
@@ -427,7 +435,7 @@ int et_jwt_verify(et_jwt_key_t *k, const unsigned char *data, size_t n, const un
         snprintf(err, errlen, "signature has %zu bytes, %s needs %zu", siglen, k->info->name, k->sig_len);
         return ET_JWT_EBADSIG;
     }
-    ERR_clear_error();
+    clear_errors();
     switch (k->info->fam) {
     case FAM_HMAC:
         if (!hmac(k, data, n, md, &mdlen))

@@ -3,9 +3,13 @@
  *
  * Ownership:
  * - A Session owns one easy handle and its et_xfer_t; requests reuse both (keep-alive).
- * - A Multi owns the CURLM, a pool of idle easy handles, the socket table and a uservalue table
- *   { [1] = in-flight map (lightuserdata -> Transfer), [2] = finished array }. The map keeps every
- *   in-flight Transfer reachable, so one is never collected while curl uses its buffers.
+ * - A Multi owns the CURLM, a pool of idle easy handles (each kept with its set-up, so the next
+ *   transfer of the same session sets only its request), the socket table and a uservalue table
+ *   { [1] = in-flight array (slot -> Transfer), [2] = finished array, [3] = in-flight tags
+ *   (slot -> the tag given to add), [4] = finished tags }. Slots are small integers reused
+ *   last-freed-first, so both arrays stay in the tables' array parts (no rehash as transfers
+ *   come and go). The array keeps every in-flight Transfer reachable, so one is never collected
+ *   while curl uses its buffers.
  * - An in-flight Transfer is linked into its Multi's C list and holds the Multi as its uservalue.
  *   Completion (perform), cancel, the Transfer's __gc and the Multi's close all unlink it, in
  *   whatever order lua_close runs the finalizers: the C list is the single source of truth, and
@@ -14,6 +18,7 @@
  *   result() or __gc) and keeps only its own buffers. */
 #include <limits.h>
 #include <math.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,7 +31,8 @@
 #define l_getuv(L, i)     et_getuv((L), (i))
 #define l_setuv(L, i)     et_setuv((L), (i))
 
-#define POOL_MAX 64         /* idle easy handles a Multi keeps */
+#define POOL_MAX 1024       /* idle easy handles a Multi keeps (each with its set-up) */
+#define POOL_SCAN 16        /* pooled handles looked at for one already set up for a session */
 #define HDR_STACK 32        /* request headers handled without a scratch allocation */
 
 static const char *const method_names[] = {
@@ -284,7 +290,7 @@ static void read_session_opts(lua_State *L, int idx, et_http_opts_t *o)
 
 typedef struct l_session {
     et_xfer_t x;
-    et_http_opts_t opts;
+    et_http_opts_t *opts;       /* shared with the session's transfers in flight (refs) */
     int open;
     int pins, close_pending;
     pid_t pid;                  /* the process that opened the handle (see session_forked) */
@@ -304,7 +310,8 @@ static void session_free(l_session *s)
     CURL *easy = et_xfer_release(&s->x);
     if (easy && s->pid == getpid())             /* else the parent's (fork): abandoned */
         curl_easy_cleanup(easy);
-    et_http_opts_free(&s->opts);
+    et_http_opts_unref(s->opts);
+    s->opts = NULL;
     s->open = 0;
     s->close_pending = 0;
 }
@@ -331,7 +338,7 @@ static void session_forked(lua_State *L, l_session *s)
         s->open = 0;
         luaL_error(L, "cannot create a curl easy handle");
     }
-    if (et_xfer_configure(&s->x, easy, &s->opts) != ET_OK)
+    if (et_xfer_configure(&s->x, easy, s->opts) != ET_OK)
         luaL_error(L, "%s", s->x.message ? s->x.message : "not enough memory");
 }
 
@@ -344,18 +351,24 @@ static int l_session_new(lua_State *L)
     lua_settop(L, 1);                           /* 1: opts, 2: the session */
     s = l_newud(L, sizeof *s);
     et_xfer_init(&s->x);
-    et_http_opts_init(&s->opts);
+    s->opts = NULL;
     s->open = 0;
     s->pins = s->close_pending = 0;
     s->pid = getpid();
     s->requests = s->connections = 0;
     luaL_setmetatable(L, ET_SESSION_MT);
-    read_session_opts(L, 1, &s->opts);
+    s->opts = et_http_opts_new();
+    if (!s->opts)
+        return luaL_error(L, "not enough memory");
+    read_session_opts(L, 1, s->opts);
+    if (et_http_opts_finish(s->opts) != ET_OK)
+        return luaL_error(L, "not enough memory");
     easy = curl_easy_init();
     if (!easy)
         return luaL_error(L, "cannot create a curl easy handle");
     s->open = 1;
-    rc = et_xfer_configure(&s->x, easy, &s->opts);
+    s->x.same_url_elided = 1;                   /* request() pushes its own URL string instead */
+    rc = et_xfer_configure(&s->x, easy, s->opts);
     if (rc != ET_OK)
         return luaL_error(L, "%s", s->x.message ? s->x.message : "not enough memory");
     return 1;
@@ -387,7 +400,8 @@ static int l_session_request(lua_State *L)
 
     lua_settop(L, 6);
     check_request(L, 2, &a);                    /* may push a scratch array at 7 */
-    s = check_session(L, 1);                    /* (check_request may have run a finalizer) */
+    if (!s->open || s->close_pending)           /* (check_request may have run a finalizer that */
+        luaL_argerror(L, 1, "attempt to use a closed session");     /* closed it; s is at 1) */
     session_forked(L, s);
     s->x.no_redirects = a.no_redirects;
     rc = et_xfer_prepare(&s->x, a.method, a.url, a.headers, a.nheaders, a.body, a.bodylen,
@@ -443,12 +457,24 @@ typedef struct sock_entry {
     int what;
 } sock_entry;
 
+typedef struct pool_entry {
+    CURL *e;
+    et_easy_state_t st;
+} pool_entry;
+
 typedef struct l_multi {
     CURLM *cm;                  /* NULL once closed */
-    CURL *pool[POOL_MAX];
-    int npool;
+    pool_entry *pool;
+    int npool, poolcap;
     sock_entry *socks;
     size_t nsocks, sockcap;
+    size_t *fdpos;              /* fd -> its index in socks + 1 (0: not there) */
+    size_t fdcap;
+    struct pollfd *pfds;        /* the last poll's results, for the next perform */
+    size_t npfds, pfdcap;
+    int polled;                 /* pfds hold fresh results from multi:poll */
+    int *free_slots;            /* in-flight slots free for reuse (a stack) */
+    int nfree, freecap, nslots;
     l_xfer *inflight;           /* doubly linked list of in-flight transfers */
     long max_connections;
     int pins, close_pending;    /* as a Session's */
@@ -462,6 +488,9 @@ struct l_xfer {
     l_multi *m;                 /* set while in flight only */
     l_xfer *prev, *next;
     int state;
+    int slot;                   /* in the multi's in-flight arrays, while in flight; else 0 */
+    et_http_opts_t *opts;       /* the session's options, held while they may be in use */
+    int body_in_uv;             /* result() handed the body to Lua: it is the uservalue now */
     double deadline;            /* monotonic seconds when its timeout fires; 0 none */
     int pins, close_pending;    /* result() building vs cancel() from a finalizer */
 };
@@ -490,23 +519,85 @@ static void multi_unpin(lua_State *L, int idx, l_multi *m)
         multi_free(L, idx, m);
 }
 
-/* An idle easy handle goes back to the pool, cleared of the last transfer's options and
- * pointers; the connection stays in the multi's cache either way. */
-static void pool_put(l_multi *m, CURL *e)
+/* An idle easy handle goes back to the pool with its set-up (its session's options stay set:
+ * the next transfer of that session reuses them); the connection stays in the multi's cache
+ * either way. */
+static void pool_put(l_multi *m, CURL *e, et_easy_state_t *st)
 {
     if (!e)
         return;
-    if (m && m->cm && m->npool < POOL_MAX) {
-        curl_easy_reset(e);
-        m->pool[m->npool++] = e;
+    if (m && m->cm && m->npool == m->poolcap && m->poolcap < POOL_MAX) {
+        int cap = m->poolcap ? m->poolcap * 2 : 16;
+        pool_entry *p = realloc(m->pool, (size_t)cap * sizeof *p);
+        if (p) {
+            m->pool = p;
+            m->poolcap = cap;
+        }
+    }
+    if (m && m->cm && m->npool < m->poolcap) {
+        /* Nothing of the last transfer stays pointed at: its buffers and its session's header
+         * list may be freed while the handle waits here. */
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, (char *)NULL);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)NULL);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)NULL);
+        curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)NULL);
+        if (st->headers) {
+            curl_easy_setopt(e, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+            st->headers = NULL;
+        }
+        if (st->progress) {                     /* (a blocking transfer's SIGINT callback) */
+            curl_easy_setopt(e, CURLOPT_NOPROGRESS, 1L);
+            curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)NULL);
+            st->progress = NULL;
+        }
+        m->pool[m->npool].e = e;
+        m->pool[m->npool].st = *st;
+        m->npool++;
+        et_easy_state_init(st);
     } else {
+        et_easy_state_free(st);
         curl_easy_cleanup(e);
     }
 }
 
-static CURL *pool_get(l_multi *m)
+/* An idle handle, preferably one set up for these options (among the last few pooled); st
+ * receives its set-up. NULL when none can be made. */
+static CURL *pool_get(l_multi *m, unsigned long opts_id, et_easy_state_t *st)
 {
-    return m->npool > 0 ? m->pool[--m->npool] : curl_easy_init();
+    int i, lo = m->npool > POOL_SCAN ? m->npool - POOL_SCAN : 0;
+    pool_entry tmp;
+    if (m->npool == 0) {
+        et_easy_state_init(st);
+        return curl_easy_init();
+    }
+    for (i = m->npool - 1; i > lo && m->pool[i].st.opts_id != opts_id; i--)
+        ;
+    tmp = m->pool[i];
+    m->pool[i] = m->pool[m->npool - 1];
+    m->npool--;
+    *st = tmp.st;
+    return tmp.e;
+}
+
+/* In-flight slots: the lowest free ones first, so the arrays stay dense. */
+static int slot_get(l_multi *m)
+{
+    return m->nfree > 0 ? m->free_slots[--m->nfree] : ++m->nslots;
+}
+
+static void slot_put(l_multi *m, int slot)
+{
+    if (slot <= 0)
+        return;
+    if (m->nfree == m->freecap) {
+        int cap = m->freecap ? m->freecap * 2 : 64;
+        int *p = realloc(m->free_slots, (size_t)cap * sizeof *p);
+        if (!p)
+            return;                 /* the slot is lost: a new one is numbered instead */
+        m->free_slots = p;
+        m->freecap = cap;
+    }
+    m->free_slots[m->nfree++] = slot;
 }
 
 static void xfer_unlink(l_xfer *t)
@@ -529,14 +620,21 @@ static void xfer_unlink(l_xfer *t)
 static void xfer_detach(l_xfer *t)
 {
     l_multi *m = t->m;
+    et_easy_state_t st;
     CURL *e;
     if (!m)
         return;
-    e = et_xfer_detach(&t->x);
+    e = et_xfer_detach_state(&t->x, &st);
     if (e && m->cm)
         curl_multi_remove_handle(m->cm, e);
     xfer_unlink(t);
-    pool_put(m, e);
+    if (m->cm)
+        slot_put(m, t->slot);
+    t->slot = 0;
+    pool_put(m, e, &st);
+    et_easy_state_free(&st);                    /* (when pool_put kept it, st is empty) */
+    et_http_opts_unref(t->opts);
+    t->opts = NULL;
 }
 
 /* Socket bookkeeping from CURLMOPT_SOCKETFUNCTION: only a C table, no Lua. */
@@ -546,12 +644,29 @@ static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *soc
     size_t i;
     (void)easy;
     (void)socketp;
-    for (i = 0; i < m->nsocks; i++)
-        if (m->socks[i].fd == s)
-            break;
+    /* Found by fd in an index (a scan would cost the number of open sockets, per call). */
+    if (s < 0)
+        return 0;
+    if ((size_t)s >= m->fdcap) {
+        size_t cap = m->fdcap ? m->fdcap : 64;
+        size_t *p;
+        while (cap <= (size_t)s)
+            cap *= 2;
+        p = realloc(m->fdpos, cap * sizeof *p);
+        if (!p)
+            return 0;               /* the list misses one socket; curl goes on */
+        memset(p + m->fdcap, 0, (cap - m->fdcap) * sizeof *p);
+        m->fdpos = p;
+        m->fdcap = cap;
+    }
+    i = m->fdpos[s] ? m->fdpos[s] - 1 : m->nsocks;
     if (what == CURL_POLL_REMOVE) {
-        if (i < m->nsocks)
+        if (i < m->nsocks) {
             m->socks[i] = m->socks[--m->nsocks];
+            if (i < m->nsocks)
+                m->fdpos[m->socks[i].fd] = i + 1;
+            m->fdpos[s] = 0;
+        }
         return 0;
     }
     if (i == m->nsocks) {
@@ -564,6 +679,7 @@ static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *soc
             m->sockcap = cap;
         }
         m->nsocks++;
+        m->fdpos[s] = i + 1;
     }
     m->socks[i].fd = s;
     m->socks[i].what = what;
@@ -586,11 +702,15 @@ static int l_multi_new(lua_State *L)
         opt_known(L, 1, names);
         maxc = opt_int(L, 1, "max_connections", 0, 0);
     }
-    lua_createtable(L, 2, 0);                   /* m, uv */
+    lua_createtable(L, 4, 0);                   /* m, uv */
     lua_newtable(L);
     lua_rawseti(L, -2, 1);                      /* in flight */
     lua_newtable(L);
     lua_rawseti(L, -2, 2);                      /* finished */
+    lua_newtable(L);
+    lua_rawseti(L, -2, 3);                      /* in-flight tags */
+    lua_newtable(L);
+    lua_rawseti(L, -2, 4);                      /* finished tags */
     l_setuv(L, -2);                             /* m */
     m->max_connections = (long)(maxc > LONG_MAX ? LONG_MAX : maxc);
     m->cm = curl_multi_init();
@@ -632,6 +752,50 @@ static int l_multi_gc(lua_State *L)
     return 0;
 }
 
+/* Frees the pool array and the socket, poll and slot tables (the handles are gone already). */
+static void multi_free_tables(l_multi *m)
+{
+    free(m->pool);
+    m->pool = NULL;
+    m->npool = m->poolcap = 0;
+    free(m->fdpos);
+    m->fdpos = NULL;
+    m->fdcap = 0;
+    free(m->pfds);
+    m->pfds = NULL;
+    m->npfds = m->pfdcap = 0;
+    m->polled = 0;
+    free(m->free_slots);
+    m->free_slots = NULL;
+    m->nfree = m->freecap = m->nslots = 0;
+}
+
+/* After fork() in the child: the parent's handles (pooled and in flight) are abandoned, never
+ * used or freed here (freeing one could write on the parent's connections); the transfers in
+ * flight are cancelled. Only our own memory beside them is released. */
+static void multi_abandon(l_multi *m)
+{
+    int i;
+    while (m->inflight) {
+        l_xfer *t = m->inflight;
+        (void)et_xfer_detach(&t->x);            /* abandoned */
+        xfer_unlink(t);
+        t->slot = 0;
+        et_http_opts_unref(t->opts);
+        t->opts = NULL;
+        t->state = XF_CANCELLED;
+    }
+    for (i = 0; i < m->npool; i++)
+        et_easy_state_free(&m->pool[i].st);     /* (our URL objects; the handles are abandoned) */
+    m->npool = 0;
+    m->nsocks = 0;
+    if (m->fdpos)
+        memset(m->fdpos, 0, m->fdcap * sizeof *m->fdpos);
+    m->npfds = 0;
+    m->polled = 0;
+    m->nfree = m->nslots = 0;
+}
+
 /* Frees the handles of the multi at stack index idx; every in-flight transfer is cancelled. */
 static void multi_free(lua_State *L, int idx, l_multi *m)
 {
@@ -641,17 +805,12 @@ static void multi_free(lua_State *L, int idx, l_multi *m)
         return;
     if (m->pid != getpid()) {
         /* Made before a fork: the handles and connections are the parent's; abandon them. */
-        while (m->inflight) {
-            l_xfer *t = m->inflight;
-            (void)et_xfer_detach(&t->x);
-            xfer_unlink(t);
-            t->state = XF_CANCELLED;
-        }
-        m->npool = 0;
+        multi_abandon(m);
         m->cm = NULL;
         free(m->socks);
         m->socks = NULL;
         m->nsocks = m->sockcap = 0;
+        multi_free_tables(m);
         return;
     }
     /* Every in-flight transfer learns that its multi is gone. */
@@ -663,20 +822,28 @@ static void multi_free(lua_State *L, int idx, l_multi *m)
             curl_easy_cleanup(e);
         }
         xfer_unlink(t);
+        t->slot = 0;
+        et_http_opts_unref(t->opts);
+        t->opts = NULL;
         t->state = XF_CANCELLED;
     }
-    for (i = 0; i < m->npool; i++)
-        curl_easy_cleanup(m->pool[i]);
+    for (i = 0; i < m->npool; i++) {
+        et_easy_state_free(&m->pool[i].st);
+        curl_easy_cleanup(m->pool[i].e);
+    }
     m->npool = 0;
     curl_multi_cleanup(m->cm);
     m->cm = NULL;
     free(m->socks);
     m->socks = NULL;
     m->nsocks = m->sockcap = 0;
-    /* Drop the references to the (now cancelled) transfers. */
+    multi_free_tables(m);
+    /* Drop the references to the (now cancelled) transfers and their tags. */
     if (l_getuv(L, idx) == LUA_TTABLE) {
         lua_newtable(L);
         lua_rawseti(L, -2, 1);
+        lua_newtable(L);
+        lua_rawseti(L, -2, 3);
     }
     lua_pop(L, 1);
 }
@@ -690,28 +857,34 @@ static void multi_forked(lua_State *L, l_multi *m)
     if (m->pid == getpid())
         return;
     m->pid = getpid();
-    while (m->inflight) {
-        l_xfer *t = m->inflight;
-        (void)et_xfer_detach(&t->x);            /* abandoned */
-        xfer_unlink(t);
-        t->state = XF_CANCELLED;
-    }
-    m->npool = 0;                               /* abandoned */
-    m->nsocks = 0;
+    multi_abandon(m);
     m->cm = curl_multi_init();
     if (!m->cm)
         luaL_error(L, "cannot create a curl multi handle");
     multi_config(m);
-    /* The cancelled transfers move from the in-flight map to the finished list. */
+    /* The cancelled transfers (and their tags) move from the in-flight arrays to the finished
+     * lists. */
     top = lua_gettop(L);
     multi_slot(L, 1, 1);                        /* top+1: in flight */
     multi_slot(L, 1, 2);                        /* top+2: finished */
+    multi_slot(L, 1, 3);                        /* top+3: in-flight tags */
+    multi_slot(L, 1, 4);                        /* top+4: finished tags */
     lua_pushnil(L);
-    while (lua_next(L, top + 1))
+    while (lua_next(L, top + 1)) {
         lua_rawseti(L, top + 2, (lua_Integer)lua_rawlen(L, top + 2) + 1);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, top + 3);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushboolean(L, 0);
+        }
+        lua_rawseti(L, top + 4, (lua_Integer)lua_rawlen(L, top + 4) + 1);
+    }
     l_getuv(L, 1);
     lua_newtable(L);
     lua_rawseti(L, -2, 1);
+    lua_newtable(L);
+    lua_rawseti(L, -2, 3);
     lua_settop(L, top);
 }
 
@@ -723,6 +896,8 @@ static void xfer_close(l_xfer *t)
     e = et_xfer_release(&t->x);     /* only a handle never added (failed add) is left here */
     if (e)
         curl_easy_cleanup(e);
+    et_http_opts_unref(t->opts);
+    t->opts = NULL;
 }
 
 static l_xfer *check_xfer(lua_State *L, int i)
@@ -730,7 +905,19 @@ static l_xfer *check_xfer(lua_State *L, int i)
     return luaL_checkudata(L, i, ET_XFER_MT);
 }
 
-/* multi:add(session, method, url, headers, body, flags) -> Transfer */
+/* Appends v (at index vi) to the uservalue list k of the multi at 1. */
+static void multi_append(lua_State *L, int k, int vi)
+{
+    vi = lua_absindex(L, vi);
+    multi_slot(L, 1, k);
+    lua_pushvalue(L, vi);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    lua_pop(L, 1);
+}
+
+/* multi:add(session, method, url, headers, body, flags [, tag]) -> Transfer. The tag (any value,
+ * a poller's task) stays with the transfer while it is in flight and comes back beside it from
+ * finished(). */
 static int l_multi_add(lua_State *L)
 {
     l_multi *m;
@@ -738,39 +925,45 @@ static int l_multi_add(lua_State *L)
     req_args a;
     l_xfer *t;
     CURL *e;
+    et_easy_state_t st;
     int rc, https;
     CURLMcode mc;
 
     check_multi(L, 1);
     check_session(L, 2);
-    lua_settop(L, 7);
-    lua_pushnil(L);                             /* 8: unused (kept: the slots below are fixed) */
-    t = l_newud(L, sizeof *t);                  /* 9: the transfer, closed until added */
+    lua_settop(L, 8);                           /* 8: the tag */
+    lua_pushnil(L);                             /* 9: unused (kept: the slots below are fixed) */
+    t = l_newud(L, sizeof *t);                  /* 10: the transfer, closed until added */
     et_xfer_init(&t->x);
     t->m = NULL;
     t->prev = t->next = NULL;
     t->state = XF_NEW;
+    t->slot = 0;
+    t->opts = NULL;
+    t->body_in_uv = 0;
     t->deadline = 0;
     t->pins = t->close_pending = 0;
     luaL_setmetatable(L, ET_XFER_MT);
     multi_forked(L, check_multi(L, 1));
-    check_request(L, 3, &a);                    /* may push a scratch array at 10 */
+    check_request(L, 3, &a);                    /* may push a scratch array at 11 */
     /* Taken after the allocations above, which may have run a finalizer that closed either. */
     m = check_multi(L, 1);
     s = check_session(L, 2);
 
-    e = pool_get(m);
+    e = pool_get(m, s->opts->id, &st);
     if (!e)
         return luaL_error(L, "cannot create a curl easy handle");
+    et_xfer_adopt(&t->x, e, &st);               /* from here __gc frees the handle */
+    t->opts = et_http_opts_ref(s->opts);
     https = strncmp(a.url, "https://", 8) == 0 || strncmp(a.url, "HTTPS://", 8) == 0;
-    rc = et_xfer_configure(&t->x, e, &s->opts);
+    rc = et_xfer_configure(&t->x, e, s->opts);
     if (rc == ET_OK) {
         t->x.no_redirects = a.no_redirects;
         rc = et_xfer_prepare(&t->x, a.method, a.url, a.headers, a.nheaders, a.body, a.bodylen,
                              a.fresh, https);
     }
-    if (s->opts.timeout_ms > 0)
-        t->deadline = mono_now() + (double)s->opts.timeout_ms / 1000.0;
+    if (s->opts->timeout_ms > 0)
+        t->deadline = mono_now() + (double)s->opts->timeout_ms / 1000.0;
     if (rc == ET_OK && curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)t) != CURLE_OK)
         rc = et_xfer_fail(&t->x, ET_HTTP_TRANSPORT, "libcurl refused a request option") == ET_OK
              ? ET_ECURL : ET_ENOMEM;
@@ -778,12 +971,20 @@ static int l_multi_add(lua_State *L)
         return luaL_error(L, "not enough memory");   /* __gc frees the handle */
     if (rc == ET_ECURL) {
         /* Reported like any failed transfer, through finished() and result(). */
-        pool_put(m, et_xfer_detach(&t->x));
+        e = et_xfer_detach_state(&t->x, &st);
+        pool_put(m, e, &st);
+        et_easy_state_free(&st);
+        et_http_opts_unref(t->opts);
+        t->opts = NULL;
         t->state = XF_DONE;
-        multi_slot(L, 1, 2);
-        lua_pushvalue(L, 9);
-        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-        lua_settop(L, 9);
+        lua_settop(L, 10);
+        if (lua_isnil(L, 8)) {
+            lua_pushboolean(L, 0);
+            lua_replace(L, 8);
+        }
+        multi_append(L, 2, 10);
+        multi_append(L, 4, 8);
+        lua_settop(L, 10);
         return 1;
     }
     mc = curl_multi_add_handle(m->cm, e);
@@ -796,13 +997,16 @@ static int l_multi_add(lua_State *L)
         m->inflight->prev = t;
     m->inflight = t;
     t->state = XF_PENDING;
+    t->slot = slot_get(m);
     lua_pushvalue(L, 1);
-    l_setuv(L, 9);                              /* an in-flight transfer keeps its multi */
+    l_setuv(L, 10);                             /* an in-flight transfer keeps its multi */
     multi_slot(L, 1, 1);
-    lua_pushlightuserdata(L, t);
-    lua_pushvalue(L, 9);
-    lua_rawset(L, -3);
-    lua_settop(L, 9);
+    lua_pushvalue(L, 10);
+    lua_rawseti(L, -2, t->slot);
+    multi_slot(L, 1, 3);
+    lua_pushvalue(L, 8);
+    lua_rawseti(L, -2, t->slot);
+    lua_settop(L, 10);
     return 1;
 }
 
@@ -810,22 +1014,62 @@ static int l_multi_add(lua_State *L)
  * only reports its sockets through CURLMOPT_SOCKETFUNCTION there): each known socket is
  * handed to curl with no event bits (curl checks it itself), then the timers run, which also
  * starts transfers added since the last call. */
+/* Polls the sockets curl asked for (m->pfds, a copy: the socket callback edits m->socks) for
+ * at most ms milliseconds; the number ready, or -1. */
+static int multi_poll_socks(l_multi *m, int ms)
+{
+    size_t i, n = m->nsocks;
+    int r;
+    if (n > m->pfdcap) {
+        size_t cap = m->pfdcap ? m->pfdcap : 16;
+        struct pollfd *p;
+        while (cap < n)
+            cap *= 2;
+        p = realloc(m->pfds, cap * sizeof *p);
+        if (!p)
+            return -1;
+        m->pfds = p;
+        m->pfdcap = cap;
+    }
+    for (i = 0; i < n; i++) {
+        int w = m->socks[i].what;
+        m->pfds[i].fd = m->socks[i].fd;
+        m->pfds[i].events = (short)(((w & CURL_POLL_IN) ? POLLIN : 0) | ((w & CURL_POLL_OUT) ? POLLOUT : 0));
+        m->pfds[i].revents = 0;
+    }
+    m->npfds = n;
+    r = poll(m->pfds, (nfds_t)n, ms);
+    if (r < 0)
+        m->npfds = 0;
+    return r;
+}
+
+/* Advances the transfers: the sockets found ready (by multi:poll, or a poll that does not wait)
+ * go to curl_multi_socket_action with their events, then the timers run, which also starts
+ * transfers added since the last call. Only the ready sockets cost anything, however many
+ * connections are open. */
 static CURLMcode multi_drive(l_multi *m, int *running)
 {
-    curl_socket_t stack_fds[64], *fds = stack_fds;
-    size_t i, n = m->nsocks;
+    size_t i, n;
     CURLMcode mc = CURLM_OK;
-    if (n > sizeof stack_fds / sizeof stack_fds[0]) {
-        fds = malloc(n * sizeof *fds);
-        if (!fds)
-            return CURLM_OUT_OF_MEMORY;
+    if (!m->polled && m->nsocks > 0)
+        multi_poll_socks(m, 0);
+    m->polled = 0;
+    n = m->npfds;
+    m->npfds = 0;
+    for (i = 0; i < n && mc == CURLM_OK; i++) {
+        short re = m->pfds[i].revents;
+        int ev = 0;
+        if (!re)
+            continue;
+        if (re & (POLLIN | POLLPRI | POLLHUP))
+            ev |= CURL_CSELECT_IN;
+        if (re & POLLOUT)
+            ev |= CURL_CSELECT_OUT;
+        if (re & (POLLERR | POLLNVAL))
+            ev |= CURL_CSELECT_ERR;
+        mc = curl_multi_socket_action(m->cm, m->pfds[i].fd, ev, running);
     }
-    for (i = 0; i < n; i++)                     /* a copy: the callback edits the table */
-        fds[i] = m->socks[i].fd;
-    for (i = 0; i < n && mc == CURLM_OK; i++)
-        mc = curl_multi_socket_action(m->cm, fds[i], 0, running);
-    if (fds != stack_fds)
-        free(fds);
     if (mc == CURLM_OK)
         mc = curl_multi_socket_action(m->cm, CURL_SOCKET_TIMEOUT, 0, running);
     return mc;
@@ -846,11 +1090,14 @@ static int l_multi_perform(lua_State *L)
     m->pins++;                                  /* the loop allocates: a finalizer may close m */
     multi_slot(L, 1, 1);                        /* 2: in flight */
     multi_slot(L, 1, 2);                        /* 3: finished */
+    multi_slot(L, 1, 3);                        /* 4: in-flight tags */
+    multi_slot(L, 1, 4);                        /* 5: finished tags */
     while ((msg = curl_multi_info_read(m->cm, &left)) != NULL) {
         CURL *e = msg->easy_handle;
         CURLcode cc = msg->data.result;
         char *priv = NULL;
         l_xfer *t;
+        int slot;
         if (msg->msg != CURLMSG_DONE)
             continue;
         if (curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv) != CURLE_OK || !priv)
@@ -859,35 +1106,50 @@ static int l_multi_perform(lua_State *L)
         /* C side first, so a Lua memory error below cannot leave curl half-done. */
         if (et_xfer_finish(&t->x, cc) != ET_OK && t->x.code == ET_HTTP_OK)
             t->x.code = ET_HTTP_TRANSPORT;
+        slot = t->slot;
         xfer_detach(t);
         t->state = XF_DONE;
-        lua_pushlightuserdata(L, t);
-        if (et_rawget(L, 2) == LUA_TUSERDATA) {   /* 4: the Transfer */
-            lua_pushvalue(L, 4);
+        lua_rawgeti(L, 2, slot);                /* 6: the Transfer */
+        if (lua_touserdata(L, 6) == (void *)t) {
+            lua_rawgeti(L, 4, slot);            /* 7: its tag, or false */
+            if (lua_isnil(L, 7)) {
+                lua_pop(L, 1);
+                lua_pushboolean(L, 0);
+            }
+            /* The slot is free again: emptied before anything allocates (a finalizer run by an
+             * allocation may add a transfer, which would take this slot). */
+            lua_pushnil(L);
+            lua_rawseti(L, 2, slot);
+            lua_pushnil(L);
+            lua_rawseti(L, 4, slot);
+            lua_pushvalue(L, 6);
             lua_rawseti(L, 3, (lua_Integer)lua_rawlen(L, 3) + 1);
+            lua_pushvalue(L, 7);
+            lua_rawseti(L, 5, (lua_Integer)lua_rawlen(L, 5) + 1);
             lua_pushnil(L);
-            l_setuv(L, 4);                      /* no longer keeps the multi */
-            lua_pushlightuserdata(L, t);
-            lua_pushnil(L);
-            lua_rawset(L, 2);
+            l_setuv(L, 6);                      /* no longer keeps the multi */
         }
-        lua_settop(L, 3);
+        lua_settop(L, 5);
     }
     multi_unpin(L, 1, m);
     lua_pushinteger(L, running);
     return 1;
 }
 
-/* multi:finished() -> array of Transfers completed since the last call. */
+/* multi:finished() -> array of Transfers completed since the last call, and the array of their
+ * tags (false for a transfer added without one), index for index. */
 static int l_multi_finished(lua_State *L)
 {
     check_multi(L, 1);
     lua_settop(L, 1);
     l_getuv(L, 1);                              /* uv */
     lua_rawgeti(L, 2, 2);                       /* uv, list */
+    lua_rawgeti(L, 2, 4);                       /* uv, list, tags */
     lua_newtable(L);
     lua_rawseti(L, 2, 2);
-    return 1;
+    lua_newtable(L);
+    lua_rawseti(L, 2, 4);
+    return 2;
 }
 
 /* multi:poll(timeout_s) -> number of ready descriptors; waits at most timeout_s. */
@@ -903,9 +1165,17 @@ static int l_multi_poll(lua_State *L)
     ms = ceil(s * 1000.0);
     if (ms > INT_MAX)
         ms = INT_MAX;
-    mc = curl_multi_poll(m->cm, NULL, 0, (int)ms, &numfds);
-    if (mc != CURLM_OK)
-        return luaL_error(L, "curl_multi_poll: %s", curl_multi_strerror(mc));
+    if (m->nsocks == 0) {
+        /* No socket yet: curl's own wait (it also knows a resolver still at work). */
+        mc = curl_multi_poll(m->cm, NULL, 0, (int)ms, &numfds);
+        if (mc != CURLM_OK)
+            return luaL_error(L, "curl_multi_poll: %s", curl_multi_strerror(mc));
+    } else {
+        numfds = multi_poll_socks(m, (int)ms);
+        if (numfds < 0)
+            numfds = 0;
+        m->polled = 1;
+    }
     lua_pushinteger(L, numfds);
     return 1;
 }
@@ -991,6 +1261,17 @@ static int l_xfer_result(lua_State *L)
     case XF_DONE:
         t->pins++;                              /* push_result allocates: a finalizer may cancel t */
         n = push_result(L, &t->x, NULL);
+        if (n == 4 && t->body_in_uv) {
+            l_getuv(L, 1);                      /* the body, handed over before */
+            lua_replace(L, -3);
+        } else if (n == 4 && t->x.body.data) {
+            /* The body is a Lua string now: the C copy goes at once (the Lua one is what the
+             * collector sees), and a later result() gives the same string. */
+            lua_pushvalue(L, -2);
+            l_setuv(L, 1);
+            et_buf_free(&t->x.body);
+            t->body_in_uv = 1;
+        }
         if (--t->pins == 0 && t->close_pending) {
             t->close_pending = 0;
             xfer_close(t);
@@ -1013,13 +1294,15 @@ static int l_xfer_cancel(lua_State *L)
 {
     l_xfer *t = check_xfer(L, 1);
     if (t->m) {
-        /* Unpin from the multi's in-flight map (found through the transfer's uservalue). */
+        /* Unpin from the multi's in-flight arrays (found through the transfer's uservalue). */
         lua_settop(L, 1);
-        if (l_getuv(L, 1) == LUA_TUSERDATA) {                   /* t, multi */
-            multi_slot(L, 2, 1);                                /* t, multi, map */
-            lua_pushlightuserdata(L, t);
+        if (l_getuv(L, 1) == LUA_TUSERDATA && t->slot > 0) {    /* t, multi */
+            multi_slot(L, 2, 1);                                /* t, multi, transfers */
             lua_pushnil(L);
-            lua_rawset(L, -3);
+            lua_rawseti(L, -2, t->slot);
+            multi_slot(L, 2, 3);                                /* t, multi, transfers, tags */
+            lua_pushnil(L);
+            lua_rawseti(L, -2, t->slot);
         }
         lua_settop(L, 1);
         lua_pushnil(L);

@@ -270,6 +270,74 @@ static int l_key_claims(lua_State *L)
     return l_key_decode(L);
 }
 
+/* key:state_claims(token, as, now, leeway) -> claims, or nil, message [, claims]: `claims` and
+ * then the client's checks of a state, in C (the Lua layer keeps `expected` and the replay
+ * store). Messages are the client's own, starting with "invalid state: "; the claims come third
+ * when the signature held. */
+static int l_key_state_claims(lua_State *L)
+{
+    static const char *const names[] = { "a", "as", "iat", "rfp", "exp", "nonce" };
+    static const int types[] = { LUA_TSTRING, LUA_TSTRING, LUA_TNUMBER, LUA_TNUMBER, LUA_TNUMBER,
+                                 LUA_TSTRING };
+    size_t as_len, a_len = 0, v_len = 0;
+    const char *as = luaL_checklstring(L, 3, &as_len), *a = NULL, *v = NULL;
+    lua_Number now = luaL_checknumber(L, 4), leeway = luaL_optnumber(L, 5, 0), iat = 0, exp = 0;
+    const char *msg = NULL;
+    char buf[96];
+    int i;
+    check_key(L, 1);
+    luaL_checkstring(L, 2);
+    lua_settop(L, 5);
+    lua_pushcfunction(L, l_key_claims);         /* the arguments stay referenced at 1..5 */
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_call(L, 2, 2);                          /* 6: claims or nil, 7: nil or message */
+    if (lua_isnil(L, 6)) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "invalid state: %s", lua_tostring(L, 7));
+        return 2;
+    }
+    lua_settop(L, 6);                           /* key, token, as, now, leeway, claims */
+    for (i = 0; i < 6 && !msg; i++) {
+        int t;
+        lua_getfield(L, 6, names[i]);
+        t = lua_type(L, -1);
+        if (t == LUA_TNIL) {
+            snprintf(buf, sizeof buf, "invalid state: claim '%s' is missing", names[i]);
+            msg = buf;
+        } else if (t != types[i] || (t == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))) {
+            snprintf(buf, sizeof buf, "invalid state: claim '%s' must be a %s", names[i],
+                     types[i] == LUA_TSTRING ? "string" : "number");
+            msg = buf;
+        } else if (i == 0) {
+            a = lua_tolstring(L, -1, &a_len);   /* still referenced by the claims */
+        } else if (i == 1) {
+            v = lua_tolstring(L, -1, &v_len);
+        } else if (i == 2) {
+            iat = lua_tonumber(L, -1);
+        } else if (i == 4) {
+            exp = lua_tonumber(L, -1);
+        }
+        lua_pop(L, 1);
+    }
+    if (msg && a && a_len == 6 && memcmp(a, "ticket", 6) == 0)
+        msg = "invalid state: this is a ticket, not a state";  /* (a ticket lacks a state's claims) */
+    if (!msg && !(a_len == 9 && memcmp(a, "authorize", 9) == 0))
+        msg = "invalid state: action is not 'authorize'";
+    if (!msg && !(v_len == as_len && memcmp(v, as, as_len) == 0))
+        msg = "invalid state: issued for another authorization server";
+    if (!msg && iat > now + leeway)
+        msg = "invalid state: issued in the future";
+    if (!msg && exp + leeway < now)
+        msg = "invalid state: expired";
+    if (!msg)
+        return 1;
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    lua_pushvalue(L, 6);
+    return 3;
+}
+
 /* base64url of {"alg":A,"kid":K,"typ":"JWT"} pushed as a string; 0 with a message otherwise. */
 static int push_kid_header(lua_State *L, et_jwt_key_t *k, int kid, char *msg, size_t msglen)
 {
@@ -432,6 +500,7 @@ void l_key_open(lua_State *L)
         { "encode", l_key_encode },
         { "decode", l_key_decode },
         { "claims", l_key_claims },
+        { "state_claims", l_key_state_claims },
         { "sign", l_key_sign },
         { "verify", l_key_verify },
         { "algorithm", l_key_algorithm },

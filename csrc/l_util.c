@@ -68,7 +68,8 @@ static int l_util_path_encode(lua_State *L)
 /* Fills n bytes from the CSPRNG; 0 on failure (error queue drained). */
 static int fill_random(unsigned char *p, lua_Integer n)
 {
-    ERR_clear_error();
+    if (ERR_peek_error() != 0)                  /* (clearing an empty queue costs a full sweep) */
+        ERR_clear_error();
     if (n > 0 && RAND_bytes(p, (int)n) != 1) {
         ERR_clear_error();
         return 0;

@@ -10,11 +10,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Feeds the input, line by line, to x's header callback, checking the bounds. */
+static void feed_all(et_xfer_t *x, const uint8_t *data, size_t size)
 {
-    et_xfer_t x;
-    size_t i = 0, j, k, total = 0, fed = 0;
-    et_xfer_init(&x);
+    size_t i = 0, fed = 0;
     while (i < size) {
         size_t n, got;
         char *line;
@@ -22,36 +21,61 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         n = nl ? (size_t)(nl - (data + i)) + 1 : size - i;
         line = malloc(n);               /* exact size: the parser must stay within the line */
         memcpy(line, data + i, n);
-        got = et_xfer_header_cb(line, 1, n, &x);
+        got = et_xfer_header_cb(line, 1, n, x);
         free(line);
         i += n;
         if (got != n) {
-            if (x.abort_reason != ET_ABORT_HEADERS)
+            if (x->abort_reason != ET_ABORT_HEADERS)
                 abort();
             break;
         }
-        if (x.headers.bytes > ET_HTTP_MAX_HEADER_BYTES)
+        if (x->headers.bytes > ET_HTTP_MAX_HEADER_BYTES)
             abort();
         fed += n;                       /* accepted bytes: bounded over all blocks (issue 12) */
         if (fed > ET_HTTP_MAX_HEADER_TOTAL)
             abort();
     }
-    /* Names are lower case, unique, without ":", blanks or line ends. */
-    for (j = 0; j < x.headers.n; j++) {
-        const et_hdr_t *h = &x.headers.items[j];
+}
+
+/* Names are lower case, unique, without ":", blanks or line ends; each is found. */
+static void check_names(const et_xfer_t *x)
+{
+    size_t j, k;
+    for (j = 0; j < x->headers.n; j++) {
+        const et_hdr_t *h = &x->headers.items[j];
         if (!h->name[0] || strpbrk(h->name, ":\r\n \t"))
             abort();
         for (k = 0; h->name[k]; k++)
             if (h->name[k] >= 'A' && h->name[k] <= 'Z')
                 abort();
-        for (k = j + 1; k < x.headers.n; k++)
-            if (strcmp(h->name, x.headers.items[k].name) == 0)
+        for (k = j + 1; k < x->headers.n; k++)
+            if (strcmp(h->name, x->headers.items[k].name) == 0)
                 abort();
-        if (et_headers_find(&x.headers, h->name) != h)
+        if (et_headers_find(&x->headers, h->name) != h)
             abort();
-        total += h->value.len;
     }
-    (void)total;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    et_xfer_t x;
+    size_t n1, j;
+    et_xfer_init(&x);
+    feed_all(&x, data, size);
+    check_names(&x);
+    /* The same handle's next transfer: storage (value buffers, name index) kept and reused. It
+     * must give the same headers as the first time. */
+    n1 = x.headers.n;
+    et_xfer_reset_result(&x);
+    if (x.headers.n != 0 || x.headers.total != 0 || x.headers.in_block)
+        abort();
+    feed_all(&x, data, size);
+    check_names(&x);
+    if (x.headers.n != n1)
+        abort();
+    for (j = 0; j < x.headers.n; j++)
+        if (et_headers_find(&x.headers, x.headers.items[j].name) != &x.headers.items[j])
+            abort();
     et_xfer_release(&x);
     return 0;
 }

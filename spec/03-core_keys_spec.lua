@@ -233,6 +233,54 @@ describe("eternaltwin.core keys", function()
     end)
   end)
 
+  describe("state_claims", function()
+    local k = assert(core.hmac_key("HS256", "state secret"))
+    local as = "http://localhost:50320/"
+    local function state(over)
+      local c = { a = "authorize", as = as, iat = 1000, rfp = 1000, exp = 1600, nonce = "n" }
+      for key, v in pairs(over or {}) do c[key] = v end
+      for key, v in pairs(over or {}) do if v == false then c[key] = nil end end
+      return assert(k:encode(c))
+    end
+
+    it("returns the claims of a good state", function()
+      local c = assert(k:state_claims(state(), as, 1200, 0))
+      assert.equal("n", c.nonce)
+      assert.equal(1600, c.exp)
+    end)
+
+    it("checks the claims in order, with the client's messages and the claims third", function()
+      local cases = {
+        { { a = false }, "invalid state: claim 'a' is missing" },
+        { { as = 1 }, "invalid state: claim 'as' must be a string" },
+        { { iat = "x", exp = false }, "invalid state: claim 'iat' must be a number" },
+        { { nonce = false }, "invalid state: claim 'nonce' is missing" },
+        { { a = "ticket" }, "invalid state: action is not 'authorize'" },
+        { { as = as .. "x" }, "invalid state: issued for another authorization server" },
+        { { iat = 1301 }, "invalid state: issued in the future" },
+        { { exp = 1099 }, "invalid state: expired" },
+      }
+      for _, case in ipairs(cases) do
+        local c, msg, claims = k:state_claims(state(case[1]), as, 1200, 100)
+        assert.is_nil(c)
+        assert.equal(case[2], msg)
+        assert.equal("table", type(claims))
+      end
+      -- The leeway counts both ways; exp == now passes.
+      assert.is_table(k:state_claims(state({ exp = 1100 }), as, 1200, 100))
+      assert.is_table(k:state_claims(state({ exp = 1200 }), as, 1200, 0))
+    end)
+
+    it("prefixes decode failures, without claims", function()
+      local other = assert(core.hmac_key("HS256", "another secret"))
+      local c, msg, claims = k:state_claims(assert(other:encode({ a = "authorize" })), as, 1200, 0)
+      assert.is_nil(c)
+      assert.equal("invalid state: signature does not verify", msg)
+      assert.is_nil(claims)
+      assert.matches("^invalid state: ", select(2, k:state_claims("x.y", as, 1200)))
+    end)
+  end)
+
   describe("pkey", function()
     local cases = {
       { "RS256", "rsa.pub", "rsa.pem" }, { "RS384", "rsa.pub", "rsa.pem" }, { "RS512", "rsa.pub", "rsa.pem" },

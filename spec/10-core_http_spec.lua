@@ -128,6 +128,49 @@ describe("eternaltwin.core http", function()
       s:close()
     end)
 
+    it("sends the prebuilt User-Agent on a plain GET; a request's own User-Agent wins", function()
+      local s = core.session({ user_agent = "et-test/2" })
+      local _, _, text = s:request("GET", base .. "/_mock/echo", nil, nil, nil)
+      assert.equal("et-test/2", decode(text).headers["user-agent"])
+      _, _, text = s:request("GET", base .. "/_mock/echo", { "User-Agent: mine/1" }, nil, nil)
+      assert.equal("mine/1", decode(text).headers["user-agent"])
+      _, _, text = s:request("GET", base .. "/_mock/echo?again=1", nil, nil, nil)
+      assert.equal("et-test/2", decode(text).headers["user-agent"])
+      assert.equal("again=1", decode(text).query)
+      s:close()
+    end)
+
+    it("reads the proxy settings from the environment when the session is made", function()
+      -- A child process with http_proxy pointing at a closed port: the request goes to the proxy
+      -- (connect error); with no_proxy naming the host it goes straight to the mock.
+      local script = os.tmpname()
+      local f = assert(io.open(script, "w"))
+      f:write(("local c = require('eternaltwin.core'); local s = c.session({ timeout = 5 }); " ..
+        "local st, err = s:request('GET', %q, nil, nil, nil); io.write(tostring(st), ' ', st and 'ok' or tostring(err))")
+        :format(base .. "/_mock/echo"))
+      f:close()
+      local function run(env)
+        local p = assert(io.popen(env .. " " .. V.lua .. " " .. script .. " 2>&1"))
+        local out = p:read("*a")
+        p:close()
+        return out
+      end
+      assert.equal("nil connect", run("http_proxy=http://127.0.0.1:1 no_proxy= NO_PROXY="))
+      assert.equal("200 ok", run("http_proxy=http://127.0.0.1:1 no_proxy=127.0.0.1"))
+      assert.equal("200 ok", run("http_proxy= HTTPS_PROXY=http://127.0.0.1:1 all_proxy= ALL_PROXY= no_proxy="))
+      os.remove(script)
+    end)
+
+    it("takes a 1 MiB body with its Content-Length in one piece, again and again", function()
+      for _ = 1, 3 do
+        local status, h, body = get("/_mock/static/1m")
+        assert.equal(200, status)
+        assert.equal("1048576", h["content-length"])
+        assert.equal(1048576, #body)
+        assert.equal(string.rep("x", 1048576), body)
+      end
+    end)
+
     it("joins repeated response headers (set-cookie with newlines)", function()
       local status, h = get("/_mock/repeat-header")
       assert.equal(200, status)
@@ -278,6 +321,32 @@ describe("eternaltwin.core http", function()
         assert.equal("redirects", code)
         assert.equal("redirects", select(2, get("/_mock/redirect-chain/6", s)))
         assert.equal(200, (get("/_mock/redirect-chain/5", s)))
+        s:close()
+      end)
+
+      it("flags.redirects = false holds for its request only (session, and a multi's reused handle)", function()
+        local s = core.session({ allow_redirects = true })
+        local url = base .. "/_mock/redirect-chain/1"
+        assert.equal(302, (s:request("GET", url, nil, nil, { redirects = false })))
+        assert.equal(200, (s:request("GET", url)))
+        assert.equal(302, (s:request("GET", url, nil, nil, { redirects = false })))
+        assert.equal(200, (s:request("GET", url, nil, nil, { redirects = true })))
+        local mu = core.multi()
+        local function run(flags)
+          local x = mu:add(s, "GET", url, nil, nil, flags)
+          local deadline = now() + 10
+          while now() < deadline do
+            mu:perform()
+            local f = mu:finished()
+            if #f > 0 then assert.equal(x, f[1]); return (x:result()) end
+            mu:poll(0.05)
+          end
+        end
+        for _ = 1, 2 do                           -- one pooled handle, set up once for the session
+          assert.equal(302, run({ redirects = false }))
+          assert.equal(200, run(nil))
+        end
+        mu:close()
         s:close()
       end)
     end)
@@ -449,6 +518,85 @@ describe("eternaltwin.core http", function()
       assert.equal(200, (run(mu:add(s, "GET", base .. "/_mock/echo", nil, nil, { fresh = true }))))
       mu:close()
       s:close()
+    end)
+
+    it("gives each finished transfer's tag beside it; result() hands the body over once", function()
+      local mu = core.multi()
+      local tags = {}
+      local xs = {}
+      for i = 1, 70 do                          -- more than 64: slots reused, arrays grown
+        tags[i] = { i = i }
+        xs[i] = mu:add(session, "GET", base .. "/_mock/echo?n=" .. i, nil, nil, nil, i % 7 ~= 0 and tags[i] or nil)
+      end
+      local got, n = {}, 0
+      local deadline = now() + 10
+      while n < 70 and now() < deadline do
+        mu:perform()
+        local done, dtags = mu:finished()
+        assert.equal(#done, #dtags)
+        for j = 1, #done do
+          local st, _, body = done[j]:result()
+          assert.equal(200, st)
+          local i = tonumber(decode(body).args.n)
+          assert.equal(xs[i], done[j])
+          if i % 7 ~= 0 then assert.equal(tags[i], dtags[j]) else assert.equal(false, dtags[j]) end
+          local st2, _, body2 = done[j]:result()  -- again: the same string (the C copy is gone)
+          assert.equal(200, st2)
+          assert.equal(body, body2)
+          got[i] = true
+          n = n + 1
+        end
+        if n < 70 then mu:poll(0.05) end
+      end
+      assert.equal(70, n)
+      for i = 1, 70 do assert.is_true(got[i], "transfer " .. i) end   -- each once
+      -- A second round through the same handles (kept set up for this session), big bodies.
+      local x = mu:add(session, "GET", base .. "/_mock/static/1m", nil, nil, nil, "big")
+      local done, dtags
+      repeat
+        mu:perform()
+        done, dtags = mu:finished()
+        if #done == 0 then mu:poll(0.05) end
+      until #done > 0 or now() > deadline
+      assert.equal(x, done[1])
+      assert.equal("big", dtags[1])
+      assert.equal(1048576, #select(3, x:result()))
+      mu:close()
+    end)
+
+    it("outlives the sessions whose handles it pools (another session reuses them, reset)", function()
+      local mu = core.multi()
+      local function run(s, path)
+        local x = mu:add(s, "GET", base .. path, nil, nil, nil)
+        local deadline = now() + 10
+        repeat
+          mu:perform()
+          if #mu:finished() > 0 then break end
+          mu:poll(0.05)
+        until now() > deadline
+        return x:result()
+      end
+      local a = core.session({ user_agent = "first/1" })
+      for _ = 1, 3 do assert.equal(200, (run(a, "/_mock/echo"))) end
+      a:close()
+      collectgarbage()
+      collectgarbage()
+      local b = core.session({ user_agent = "second/2" })
+      local st, _, body = run(b, "/_mock/echo")
+      assert.equal(200, st)
+      assert.equal("second/2", decode(body).headers["user-agent"])
+      -- A transfer in flight keeps its session's options after the session is closed.
+      local x = mu:add(b, "GET", base .. "/_mock/delay?ms=100", nil, nil, nil)
+      b:close()
+      collectgarbage()
+      local deadline = now() + 10
+      repeat
+        mu:perform()
+        if #mu:finished() > 0 then break end
+        mu:poll(0.05)
+      until now() > deadline
+      assert.equal(200, (x:result()))
+      mu:close()
     end)
 
     it("cancels a transfer", function()

@@ -333,18 +333,25 @@ describe("hardening (issue 12)", function()
   end)
 
   describe("7. fork", function()
-    it("parent and child each get only their own responses", function()
-      -- fork/_exit/waitpid from a test-only C module built here (spec/support/forkhelper.c).
+    -- fork/_exit/waitpid from a test-only C module built here (spec/support/forkhelper.c); nil
+    -- (the test pending) where it cannot be built.
+    local function forkhelper()
       local pc = ({ ["Lua 5.1"] = "lua5.1", ["Lua 5.2"] = "lua5.2", ["Lua 5.3"] = "lua5.3",
                     ["Lua 5.4"] = "lua5.4" })[_VERSION]
       local dir = os.tmpname()
       os.remove(dir)
       local built = pc and os.execute("mkdir -p " .. q(dir) .. " && cc -shared -fPIC -o " .. q(dir .. "/forkhelper.so")
         .. " $(pkg-config --cflags " .. pc .. ") " .. q(ROOT .. "/spec/support/forkhelper.c") .. " 2>/dev/null")
-      if not (built == true or built == 0) then pending("cannot build the fork helper") return end
+      if not (built == true or built == 0) then pending("cannot build the fork helper") return nil end
       local unistd = package.loadlib(dir .. "/forkhelper.so", "luaopen_forkhelper")()
       os.remove(dir .. "/forkhelper.so")
       os.remove(dir)
+      return unistd
+    end
+
+    it("parent and child each get only their own responses", function()
+      local unistd = forkhelper()
+      if not unistd then return end
       local c = client()
       local p = eternaltwin.poller()
       local N = 100
@@ -380,6 +387,51 @@ describe("hardening (issue 12)", function()
       os.remove(out)
       assert.are.equal(0, bad)
       assert.are.equal("0", child)
+    end)
+
+    it("a transfer in flight at the fork ends cancelled in the child, with its tag; the parent's completes", function()
+      local unistd = forkhelper()
+      if not unistd then return end
+      local s, mu = core.session(), core.multi()
+      local tag = { "the parent's" }
+      local x = mu:add(s, "GET", mock.get().url .. "_mock/delay?ms=300", nil, nil, nil, tag)
+      mu:perform()                              -- under way on the parent's connection
+      local function finish(want)               -- drives mu until want finishes; its status
+        for _ = 1, 200 do
+          mu:perform()
+          local done = mu:finished()
+          for i = 1, #done do
+            if done[i] == want then return (want:result()) end
+          end
+          mu:poll(0.05)
+        end
+      end
+      local out = os.tmpname()
+      local pid = unistd.fork()
+      if pid == 0 then
+        local okc, text = pcall(function()
+          mu:perform()                          -- sees the fork: x is the parent's
+          local done, tags = mu:finished()
+          local _, code = x:result()
+          local y = mu:add(s, "GET", mock.get().url .. "_mock/ping", nil, nil, nil, "mine")
+          return table.concat({ #done, tostring(done[1] == x), tostring(tags[1] == tag), tostring(code),
+                                tostring(finish(y)) }, " ")
+        end)
+        local f = io.open(out, "w")
+        f:write(okc and text or "error " .. tostring(text))
+        f:close()
+        unistd._exit(0)
+      end
+      local status = finish(x)
+      assert.are.equal(0, unistd.waitpid(pid))
+      local f = assert(io.open(out))
+      local child = f:read("*a")
+      f:close()
+      os.remove(out)
+      assert.are.equal(200, status)
+      assert.are.equal("1 true true cancelled 200", child)
+      mu:close()
+      s:close()
     end)
   end)
 

@@ -697,6 +697,30 @@ local function invalid(msg, claims)
   return nil, new_error(errors.InvalidStateError, msg, { state = claims })
 end
 
+-- The claim checks of a state (a custom key's claims; a built-in key runs the same ones in C,
+-- key:state_claims): nil, or the message of the first that fails.
+local function check_claims(self, claims, now, leeway)
+  local a, as, iat, rfp, exp, nonce = claims.a, claims.as, claims.iat, claims.rfp, claims.exp, claims.nonce
+  -- The common case in one test; any doubt goes through the checks in CLAIM_ORDER for the message.
+  if not (type(a) == "string" and type(as) == "string" and type(iat) == "number" and iat == iat
+          and type(rfp) == "number" and rfp == rfp and type(exp) == "number" and exp == exp
+          and type(nonce) == "string") then
+    if a == "ticket" then return "invalid state: this is a ticket, not a state" end
+    for _, name in ipairs(CLAIM_ORDER) do
+      local v = claims[name]
+      if v == nil then return format("invalid state: claim '%s' is missing", name) end
+      if type(v) ~= CLAIM_TYPES[name] or v ~= v then
+        return format("invalid state: claim '%s' must be a %s", name, CLAIM_TYPES[name])
+      end
+    end
+  end
+  if a ~= "authorize" then return "invalid state: action is not 'authorize'" end
+  if as ~= self.url then return "invalid state: issued for another authorization server" end
+  if iat > now + leeway then return "invalid state: issued in the future" end
+  if exp + leeway < now then return "invalid state: expired" end
+  return nil
+end
+
 --- Checks a state received on the callback: signature, `alg`, claims, expiry, and the expected state.
 -- @tparam string state the callback's `state` (nil gives an InvalidStateError, for a callback
 -- without one)
@@ -731,38 +755,20 @@ function Client:validate_state(state, expected, opts)
   end
   local key, claims = self.state_key
   local ckey = builtin_key(key)
+  local now = os.time()
   if ckey then
-    -- A built-in key: the C key directly (what Key:decode does, without the protected call).
-    local msg
-    claims, msg = ckey:claims(state)
-    if not claims then return nil, new_error(errors.InvalidStateError, "invalid state: " .. msg) end
+    -- A built-in key: decode and the claim checks below, in C (same checks, same messages).
+    local msg, signed
+    claims, msg, signed = ckey:state_claims(state, self.url, now, leeway)
+    if not claims then return invalid(msg, signed) end
   else
     local err
     claims, err = keys._call(errors.InvalidStateError, key, "decode", state)
     if not claims then return nil, err end
     if type(claims) ~= "table" then return invalid("invalid state: key returned no claims") end
+    local bad = check_claims(self, claims, now, leeway)
+    if bad then return invalid(bad, claims) end
   end
-  local a, as, iat, rfp, exp, nonce = claims.a, claims.as, claims.iat, claims.rfp, claims.exp, claims.nonce
-  -- The common case in one test; any doubt goes through the checks in CLAIM_ORDER for the message.
-  if not (type(a) == "string" and type(as) == "string" and type(iat) == "number" and iat == iat
-          and type(rfp) == "number" and rfp == rfp and type(exp) == "number" and exp == exp
-          and type(nonce) == "string") then
-    if a == "ticket" then return invalid("invalid state: this is a ticket, not a state", claims) end
-    for _, name in ipairs(CLAIM_ORDER) do
-      local v = claims[name]
-      if v == nil then return invalid(format("invalid state: claim '%s' is missing", name), claims) end
-      if type(v) ~= CLAIM_TYPES[name] or v ~= v then
-        return invalid(format("invalid state: claim '%s' must be a %s", name, CLAIM_TYPES[name]), claims)
-      end
-    end
-  end
-  if a ~= "authorize" then return invalid("invalid state: action is not 'authorize'", claims) end
-  if as ~= self.url then
-    return invalid("invalid state: issued for another authorization server", claims)
-  end
-  local now = os.time()
-  if iat > now + leeway then return invalid("invalid state: issued in the future", claims) end
-  if exp + leeway < now then return invalid("invalid state: expired", claims) end
   if expected ~= nil and not core.consttime_equal(state, expected) then
     return invalid("invalid state: does not match the expected state", claims)
   end
@@ -1020,7 +1026,9 @@ end
 -- Sends one request, with the retries the client allows; returns a Response or nil, err.
 function Client:_send(method, url, headers, body, flags, raise_on_error, may_retry)
   local attempt = 0
-  local session, settings = self:_session()
+  local s = secrets[self]
+  local session, settings = s and s.session, s and s.settings
+  if not session then session, settings = self:_session() end
   while true do
     local status, h, content, eff = runtime.transfer(session, method, url, headers, body, flags, settings)
     local res, err, wait
@@ -1053,10 +1061,13 @@ local function request(self, fname, method, endpoint, opts)
     method = method:upper()
   end
   if type(endpoint) ~= "string" then argfail(fname, "endpoint string expected, got " .. typename(endpoint)) end
-  opts = opts or NO_OPTIONS
-  if type(opts) ~= "table" then argfail(fname, "options table expected") end
-  for k in pairs(opts) do
-    if not REQUEST_OPTIONS[k] then argfail(fname, format("unknown option '%s'", tostring(k))) end
+  if not opts then
+    opts = NO_OPTIONS
+  else
+    if type(opts) ~= "table" then argfail(fname, "options table expected") end
+    for k in pairs(opts) do
+      if not REQUEST_OPTIONS[k] then argfail(fname, format("unknown option '%s'", tostring(k))) end
+    end
   end
   local cache = resolved[self]
   if cache and cache[0] ~= self.url then cache = nil end      -- the base URL was changed
@@ -1111,6 +1122,12 @@ end
 -- @treturn Response or `nil, err`
 function Client:get(endpoint, opts)
   check_client(self, "get")
+  if opts == nil and type(endpoint) == "string" then
+    -- The common call, `get(endpoint)` of an endpoint already resolved: what `request` would do.
+    local cache = resolved[self]
+    local url = cache and cache[0] == self.url and cache[endpoint]
+    if url then return self:_send("GET", url, nil, nil, nil, true, true) end
+  end
   return request(self, "get", "GET", endpoint, opts)
 end
 

@@ -46,7 +46,6 @@ function M.new(opts)
     ready = {},        -- FIFO of tasks to resume ...
     rvals = {},        -- ... and, at the same index, the values to resume each with
     spare = {}, spare_vals = {}, -- the previous round's (emptied) queue, swapped back in
-    by_xfer = {},      -- transfer -> task waiting on it
     timers = {},       -- task -> deadline (monotonic seconds)
     inside = false,    -- true while resuming a task (run/step from a task raise)
   }, Poller)
@@ -117,12 +116,11 @@ end
 
 -- Called by runtime.transfer inside a task: start the transfer, yield until it finishes.
 function Poller:_transfer(task, session, method, url, headers, body, flags)
-  local xfer = self.multi:add(session, method, url, headers, body, flags)
-  self.by_xfer[xfer] = task
+  -- The task rides with its transfer (the multi's tag): no table keyed by transfer to maintain.
+  local xfer = self.multi:add(session, method, url, headers, body, flags, task)
   task.xfer = xfer
   co_yield(WAKE)
   task.xfer = nil
-  self.by_xfer[xfer] = nil
   return xfer:result()
 end
 
@@ -134,9 +132,9 @@ end
 
 local function collect(p)
   p.multi:perform()
-  local done = p.multi:finished()
-  for i = 1, #done do
-    local task = p.by_xfer[done[i]]
+  local _, tasks = p.multi:finished()
+  for i = 1, #tasks do
+    local task = tasks[i]
     if task then push(p, task) end
   end
   if next(p.timers) then
@@ -231,10 +229,8 @@ end
 
 --- Frees the multi handle and every transfer; live tasks are cancelled.
 function Poller:close()
-  for xfer, task in pairs(self.by_xfer) do
-    xfer:cancel()
-    self.by_xfer[xfer] = nil
-    task:cancel()
+  for _, task in pairs(runtime.tasks) do
+    if task.poller == self and task.xfer then task:cancel() end
   end
   for task in pairs(self.timers) do task:cancel() end
   self.multi:close()
@@ -269,7 +265,6 @@ function Task:cancel()
   if self.done then return end
   local p = self.poller
   if self.xfer then
-    p.by_xfer[self.xfer] = nil
     self.xfer:cancel()
     self.xfer = nil
   end

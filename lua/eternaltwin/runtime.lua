@@ -33,7 +33,7 @@ end
 
 -- coroutine -> task, for the tasks of every live poller. Weak keys and values: a task holds its
 -- coroutine (task.co), and Lua 5.1 and LuaJIT have no ephemerons, so with weak keys alone an entry
--- would keep itself alive for ever. A live task is held by its poller (ready queue, by_xfer,
+-- would keep itself alive for ever. A live task is held by its poller (ready queue, its transfer's tag,
 -- timers, waiters), so it stays here exactly as long as it can still run.
 M.tasks = setmetatable({}, { __mode = "kv" })
 
@@ -47,8 +47,10 @@ end
 --- Performs one HTTP exchange: yields inside a task, goes through cosockets inside nginx,
 -- blocks elsewhere. `settings` are the session's options (the cosocket transport applies them).
 -- Returns `status, headers, body, url` or `nil, code, message`.
+local co_running = coroutine.running
 function M.transfer(session, method, url, headers, body, flags, settings)
-  local task = M.current()
+  local co, main = co_running()                -- M.current(), inline: this runs on every request
+  local task = co ~= nil and not main and M.tasks[co]
   if task then return task.poller:_transfer(task, session, method, url, headers, body, flags) end
   if get_phase and M.nginx_mode() == "cosocket" then
     cosocket = cosocket or require("eternaltwin.cosocket")

@@ -255,7 +255,8 @@ static void test_prepare(void)
        "prepare: a body without Content-Type suppresses curl's form type");
     rc = et_xfer_prepare(&x, ET_HTTP_GET, "http://h/p", NULL, 0, NULL, 0, 0, 0);
     ok(rc == ET_OK && x.req_headers == NULL, "prepare: GET without headers or body: no header list");
-    ok(streq(x.what, "GET http://h/p"), "prepare: description kept for messages");
+    ok(x.what == NULL && x.st.url && streq(x.st.url, "http://h/p"),
+       "prepare: the URL kept in the handle's URL object; its description built only for a message");
     et_xfer_finish(&x, CURLE_COULDNT_CONNECT);
     ok(x.req_headers == NULL, "finish: request header list freed");
     ok(x.code == ET_HTTP_CONNECT && x.message && strncmp(x.message, "GET http://h/p: ", 16) == 0,
