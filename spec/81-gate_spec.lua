@@ -269,10 +269,11 @@ describe("eternaltwin.gate in nginx", function()
 
   describe("callback()", function()
     it("refuses a replay with 403, even in the browser that signed in, across workers", function()
-      -- Each request goes on a fresh connection, so the two workers share the work; try until the
-      -- replay was answered by another worker than the first use.
+      -- Each request goes on a fresh connection, which the kernel gives to either worker (the site
+      -- listens with reuseport); try until the replay was answered by another worker than the
+      -- first use (about one try in two; 40 tries all on one worker: 2^-40).
       local crossed = false
-      for _ = 1, 20 do
+      for _ = 1, 40 do
         local b = gate_site.browser()
         local cb = authorize((start(b, "/private")))
         local keep = {}
