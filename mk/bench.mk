@@ -21,7 +21,7 @@ $(BENCH_CURL): bench/curlloop.c
 # The project's packages, then wrk (Debian) for the HTTP ceilings: installed as root, else the
 # apt-get line is printed and the target fails.
 bench-deps:
-	@sh tools/deps.sh all
+	@sh tools/deps.sh bench
 	@command -v wrk >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing: wrk" >&2; \

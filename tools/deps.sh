@@ -1,21 +1,25 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Installs the Debian packages this project needs (as root), or prints the exact command and fails.
-# Usage: tools/deps.sh [build|test|check|all]   (default: all; check: sanitizers, fuzzing, valgrind)
+# Usage: tools/deps.sh [build|test|check|bench|all]   (default: all; check: sanitizers, fuzzing,
+# valgrind; bench: wrk, lua-curl, valgrind)
 set -eu
 
 # Every supported Lua: 5.1-5.4 and LuaJIT 2.1 from Debian's luajit2 (OpenResty's branch, the one
 # libnginx-mod-http-lua links; Debian's package named `luajit` conflicts with that module).
 luas="lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev"
 build="gcc make pkg-config $luas libcurl4-openssl-dev libssl-dev libcjson-dev"
-test="lua-busted luarocks nginx-light libnginx-mod-http-lua lua-cjson openssl openssh-client curl python3 python3-jwt python3-cryptography python3-selenium chromium chromium-driver lua-luv lua-ldoc lua-discount lua-check"
+test="lua-busted luarocks nginx-light libnginx-mod-http-lua lua-cjson openssl openssh-client curl python3 python3-jwt python3-cryptography python3-selenium chromium chromium-driver lua-luv lua-socket lua-copas lua-ldoc lua-discount lua-check"
 # make check / make fuzz (mk/check.mk): clang with libFuzzer and the sanitizer runtimes, valgrind.
 check="clang libclang-rt-14-dev valgrind"
+# make bench (mk/bench.mk): wrk for the HTTP ceilings, lua-curl (Lua 5.1) to compare with, callgrind.
+bench="wrk lua-curl valgrind"
 case "${1:-all}" in
   build) want="$build" ;;
   test|all) want="$build $test" ;;
   check) want="$build $test $check" ;;
-  *) echo "usage: $0 [build|test|check|all]" >&2; exit 2 ;;
+  bench) want="$build $test $bench" ;;
+  *) echo "usage: $0 [build|test|check|bench|all]" >&2; exit 2 ;;
 esac
 
 missing=""
