@@ -488,6 +488,18 @@ function Client:authorization_url(state, scope)
   })
 end
 
+-- Signs claims with a state or ticket key: a JWT, or `nil, err` (KeyError).
+local function sign_claims(key, claims)
+  local ckey, kid = builtin_key(key)
+  if ckey then
+    -- A built-in key: the C key directly (what Key:encode does, without the protected call).
+    local tok, msg = ckey:encode(claims, kid)
+    if not tok then return nil, new_error(errors.KeyError, "cannot sign: " .. msg) end
+    return tok
+  end
+  return keys._call(errors.KeyError, key, "encode", claims)
+end
+
 --- A new signed state.
 -- @tparam[opt=600] number expiration seconds the state stays valid
 -- @tparam[opt] string nonce (default: 128 random hex characters)
@@ -506,15 +518,7 @@ function Client:generate_state(expiration, nonce)
   local now = os.time()
   local claims = { a = "authorize", as = self.url, iat = now, rfp = now, exp = now + (expiration or 600),
                    nonce = nonce }
-  local key = self.state_key
-  local ckey, kid = builtin_key(key)
-  if ckey then
-    -- A built-in key: the C key directly (what Key:encode does, without the protected call).
-    local tok, msg = ckey:encode(claims, kid)
-    if not tok then return nil, new_error(errors.KeyError, "cannot sign: " .. msg) end
-    return tok
-  end
-  return keys._call(errors.KeyError, key, "encode", claims)
+  return sign_claims(self.state_key, claims)
 end
 
 ------------------------------------------------------------------------------------------------
@@ -855,14 +859,7 @@ function Client:issue_ticket(user_id, opts)
   local now = os.time()
   local claims = { a = "ticket", sub = user_id, aud = audience, iat = now, exp = now + ttl, nonce = nonce,
                    data = data }
-  local key = self.ticket_key or self.state_key
-  local ckey, kid = builtin_key(key)
-  if ckey then
-    local tok, emsg = ckey:encode(claims, kid)
-    if not tok then return nil, new_error(errors.KeyError, "cannot sign: " .. emsg) end
-    return tok
-  end
-  return keys._call(errors.KeyError, key, "encode", claims)
+  return sign_claims(self.ticket_key or self.state_key, claims)
 end
 
 -- The store redeem_ticket uses without `store`: the client's own, made on first use.
