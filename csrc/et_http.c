@@ -678,7 +678,6 @@ int et_xfer_configure(et_xfer_t *x, CURL *easy, const et_http_opts_t *o)
     x->easy = easy;
     x->max_body = o->max_body_size;
     x->opts = o;
-    x->allow_redirects = o->allow_redirects;
     if (o->id != 0 && x->st.opts_id == o->id && x->st.configured) {
         /* A pooled handle already set up with these options: only what points into x. */
         SETOPT(CURLOPT_WRITEDATA, (void *)x);
@@ -902,7 +901,7 @@ method_set:
         SETOPT(CURLOPT_PIPEWAIT, pipewait ? 1L : 0L);
         x->st.pipewait = pipewait != 0;
     }
-    follow = x->allow_redirects && !x->no_redirects;
+    follow = o && o->allow_redirects && !x->no_redirects;
     if (follow != x->st.follow) {
         SETOPT(CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
         x->st.follow = follow;
@@ -1082,7 +1081,7 @@ static int sigint_progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dln
 CURLcode et_xfer_perform_blocking(et_xfer_t *x)
 {
     struct sigaction sa, old;
-    int installed = 0;
+    int installed = 0, progress = 0;
     CURLcode rc;
 
     /* The progress callback and its data are set once per handle; progress (whose bookkeeping
@@ -1097,15 +1096,18 @@ CURLcode et_xfer_perform_blocking(et_xfer_t *x)
     sa.sa_handler = on_sigint;          /* no SA_RESTART: curl's poll() returns at once */
     sigemptyset(&sa.sa_mask);
     if (x->st.progress && sigaction(SIGINT, NULL, &old) == 0
-        && ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_IGN && old.sa_handler != on_sigint))
-        && curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 0L) == CURLE_OK) {
-        sigint_seen = 0;
-        installed = sigaction(SIGINT, &sa, NULL) == 0;
+        && ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_IGN && old.sa_handler != on_sigint))) {
+        progress = curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 0L) == CURLE_OK;
+        if (progress) {
+            sigint_seen = 0;
+            installed = sigaction(SIGINT, &sa, NULL) == 0;
+        }
     }
     x->sigint_armed = installed;
     rc = curl_easy_perform(x->easy);
     x->sigint_armed = 0;
-    curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 1L);
+    if (progress)
+        curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 1L);
     if (installed) {
         sigaction(SIGINT, &old, NULL);
         if (sigint_seen) {
@@ -1118,11 +1120,9 @@ CURLcode et_xfer_perform_blocking(et_xfer_t *x)
 
 CURL *et_xfer_detach(et_xfer_t *x)
 {
-    CURL *e = x->easy;
-    drop_req_headers(x);
-    x->easy = NULL;
-    x->opts = NULL;
-    et_easy_state_free(&x->st);
+    et_easy_state_t st;
+    CURL *e = et_xfer_detach_state(x, &st);
+    et_easy_state_free(&st);
     return e;
 }
 

@@ -124,8 +124,7 @@ typedef struct et_xfer {
     struct curl_slist *req_headers;   /* kept until the transfer is over */
     et_buf_t body;
     size_t max_body;
-    int allow_redirects;              /* the session's setting... */
-    int no_redirects;                 /* ...overridden for one request (code exchange) */
+    int no_redirects;                 /* the session's allow_redirects overridden for one request */
     et_headers_t headers;
     int abort_reason;
     int sigint_armed;                 /* et_xfer_perform_blocking has its SIGINT handler in */

@@ -521,11 +521,13 @@ static void multi_unpin(lua_State *L, int idx, l_multi *m)
 
 /* An idle easy handle goes back to the pool with its set-up (its session's options stay set:
  * the next transfer of that session reuses them); the connection stays in the multi's cache
- * either way. */
+ * either way. Takes st in every case (moved into the pool, or freed with the handle). */
 static void pool_put(l_multi *m, CURL *e, et_easy_state_t *st)
 {
-    if (!e)
+    if (!e) {
+        et_easy_state_free(st);
         return;
+    }
     if (m && m->cm && m->npool == m->poolcap && m->poolcap < POOL_MAX) {
         int cap = m->poolcap ? m->poolcap * 2 : 16;
         pool_entry *p = realloc(m->pool, (size_t)cap * sizeof *p);
@@ -579,7 +581,7 @@ static CURL *pool_get(l_multi *m, unsigned long opts_id, et_easy_state_t *st)
     return tmp.e;
 }
 
-/* In-flight slots: the lowest free ones first, so the arrays stay dense. */
+/* In-flight slots: the last freed first, else the next new number, so the arrays stay dense. */
 static int slot_get(l_multi *m)
 {
     return m->nfree > 0 ? m->free_slots[--m->nfree] : ++m->nslots;
@@ -631,8 +633,7 @@ static void xfer_detach(l_xfer *t)
     if (m->cm)
         slot_put(m, t->slot);
     t->slot = 0;
-    pool_put(m, e, &st);
-    et_easy_state_free(&st);                    /* (when pool_put kept it, st is empty) */
+    pool_put(m, e, &st);                        /* (takes st, whatever becomes of e) */
     et_http_opts_unref(t->opts);
     t->opts = NULL;
 }
@@ -932,8 +933,7 @@ static int l_multi_add(lua_State *L)
     check_multi(L, 1);
     check_session(L, 2);
     lua_settop(L, 8);                           /* 8: the tag */
-    lua_pushnil(L);                             /* 9: unused (kept: the slots below are fixed) */
-    t = l_newud(L, sizeof *t);                  /* 10: the transfer, closed until added */
+    t = l_newud(L, sizeof *t);                  /* 9: the transfer, closed until added */
     et_xfer_init(&t->x);
     t->m = NULL;
     t->prev = t->next = NULL;
@@ -945,7 +945,7 @@ static int l_multi_add(lua_State *L)
     t->pins = t->close_pending = 0;
     luaL_setmetatable(L, ET_XFER_MT);
     multi_forked(L, check_multi(L, 1));
-    check_request(L, 3, &a);                    /* may push a scratch array at 11 */
+    check_request(L, 3, &a);                    /* may push a scratch array at 10 */
     /* Taken after the allocations above, which may have run a finalizer that closed either. */
     m = check_multi(L, 1);
     s = check_session(L, 2);
@@ -973,18 +973,16 @@ static int l_multi_add(lua_State *L)
         /* Reported like any failed transfer, through finished() and result(). */
         e = et_xfer_detach_state(&t->x, &st);
         pool_put(m, e, &st);
-        et_easy_state_free(&st);
         et_http_opts_unref(t->opts);
         t->opts = NULL;
         t->state = XF_DONE;
-        lua_settop(L, 10);
+        lua_settop(L, 9);
         if (lua_isnil(L, 8)) {
             lua_pushboolean(L, 0);
             lua_replace(L, 8);
         }
-        multi_append(L, 2, 10);
+        multi_append(L, 2, 9);
         multi_append(L, 4, 8);
-        lua_settop(L, 10);
         return 1;
     }
     mc = curl_multi_add_handle(m->cm, e);
@@ -999,21 +997,17 @@ static int l_multi_add(lua_State *L)
     t->state = XF_PENDING;
     t->slot = slot_get(m);
     lua_pushvalue(L, 1);
-    l_setuv(L, 10);                             /* an in-flight transfer keeps its multi */
+    l_setuv(L, 9);                              /* an in-flight transfer keeps its multi */
     multi_slot(L, 1, 1);
-    lua_pushvalue(L, 10);
+    lua_pushvalue(L, 9);
     lua_rawseti(L, -2, t->slot);
     multi_slot(L, 1, 3);
     lua_pushvalue(L, 8);
     lua_rawseti(L, -2, t->slot);
-    lua_settop(L, 10);
+    lua_settop(L, 9);
     return 1;
 }
 
-/* Advances every transfer without blocking. The multi runs in socket-action mode (curl
- * only reports its sockets through CURLMOPT_SOCKETFUNCTION there): each known socket is
- * handed to curl with no event bits (curl checks it itself), then the timers run, which also
- * starts transfers added since the last call. */
 /* Polls the sockets curl asked for (m->pfds, a copy: the socket callback edits m->socks) for
  * at most ms milliseconds; the number ready, or -1. */
 static int multi_poll_socks(l_multi *m, int ms)

@@ -198,9 +198,9 @@ static int l_key_jwt_header(lua_State *L)
     return 1;
 }
 
-/* decode (want_header: claims, header) and claims (claims only: no header table to build when
- * the header is the key's own default one). */
-static int key_decode(lua_State *L, et_jwt_key_t *k, int want_header)
+/* The claims of the token at 2, checked by k (the header table is not built when the header is
+ * the key's own default one), or nil, msg. */
+static int key_decode(lua_State *L, et_jwt_key_t *k)
 {
     size_t len, alen;
     const char *tok = lua_tolstring(L, 2, &len), *alg, *want = et_jwt_alg_name(et_jwt_key_alg(k));
@@ -215,13 +215,6 @@ static int key_decode(lua_State *L, et_jwt_key_t *k, int want_header)
     hdr64 = et_jwt_key_header_b64(k, &hdr64_len);
     if (len > hdr64_len && tok[hdr64_len] == '.' && memcmp(tok, hdr64, hdr64_len) == 0) {
         /* The key's own default header, byte for byte (the usual case): skip the parser. */
-        if (!want_header)
-            goto verify;
-        lua_createtable(L, 0, 2);
-        lua_pushstring(L, want);
-        lua_setfield(L, -2, "alg");
-        lua_pushliteral(L, "JWT");
-        lua_setfield(L, -2, "typ");
         goto verify;
     }
     if (!push_object(L, "header", parts.header, parts.header_len, msg, sizeof msg))
@@ -246,10 +239,7 @@ verify:
         return fail(L, msg);
     if (!push_object(L, "payload", parts.payload, parts.payload_len, msg, sizeof msg))
         return fail(L, msg);
-    if (!want_header)
-        return 1;
-    lua_insert(L, 3);                                        /* key, token, claims, header */
-    return 2;
+    return 1;
 }
 
 /* key:decode(token) -> claims | nil, msg (the header: jwt_header). */
@@ -260,7 +250,7 @@ static int l_key_decode(lua_State *L)
     check_key(L, 1);
     luaL_checkstring(L, 2);
     ud = pin_key(L, 1);
-    n = key_decode(L, ud->k, 0);
+    n = key_decode(L, ud->k);
     unpin_key(ud);
     return n;
 }

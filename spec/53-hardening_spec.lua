@@ -41,13 +41,7 @@ teardown(function()
   if hostile then os.execute("kill " .. hostile.pid .. " 2>/dev/null") end
 end)
 
-local function client(opts)
-  local o = { client_id = "demo@clients", client_secret = "dev_secret",
-              redirect_uri = "http://localhost:8000/oauth/callback",
-              state_key = keys.HS256Key("hardening spec"), url = mock.get().url }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  return eternaltwin.new(o)
-end
+local client = require("spec.support.fixtures").client
 
 -- An unreachable object whose finalizer calls fn (made in a function of its own, so no register
 -- of the caller keeps it alive).

@@ -8,7 +8,8 @@ local core = require("eternaltwin.core")
 local mock = require("spec.support.mock")
 local fixtures = require("spec.support.fixtures")
 
-local LUA = os.getenv("ETWIN_LUA") or "lua5.4"
+local V = require("spec.support.compat")
+local LUA = V.lua
 local q = mock.shell_quote
 
 -- Lua 5.1's loaders, looked up so that luacheck (set for 5.4) accepts them.

@@ -151,11 +151,6 @@ end
 -- Signed values: b64url(payload) "." b64url(HMAC-SHA256(tag .. extra .. payload))
 -- @section internals
 
-local function sign(self, tag, payload)
-  local sig = assert(self._keys[1]:sign(tag .. payload))
-  return sig
-end
-
 -- The payload text of a signed value, or nil. Every key is tried (rotation).
 local function verified(self, tag, value)
   if type(value) ~= "string" or #value > 4096 then return nil end
@@ -172,7 +167,13 @@ local function verified(self, tag, value)
 end
 
 local function signed_value(self, tag, payload)
-  return b64e(payload) .. "." .. b64e(sign(self, tag, payload))
+  return b64e(payload) .. "." .. b64e(assert(self._keys[1]:sign(tag .. payload)))
+end
+
+-- The cookie binding a sign-in to its browser: named after the state's nonce, so sign-ins in
+-- several tabs keep their own.
+local function state_cookie(self, nonce)
+  return self.state_prefix .. (nonce:sub(1, 16):gsub("[^%w]", "_"))
 end
 
 ------------------------------------------------------------------------------------------------
@@ -300,10 +301,8 @@ local function start_sign_in(self)
     ngx.log(ngx.ERR, "eternaltwin.gate: cannot make a state: ", tostring(ok and err or state))
     return page(503, "Cannot start the sign-in now; try again later.")
   end
-  -- The cookie's name carries part of the nonce, so sign-ins in several tabs keep their own.
   local bind = signed_value(self, BIND_TAG .. nonce .. "\0", json_encode({ r = back }))
-  set_cookie(self, self.state_prefix .. nonce:sub(1, 16):gsub("[^%w]", "_"), bind, self.callback_path,
-    self.state_ttl)
+  set_cookie(self, state_cookie(self, nonce), bind, self.callback_path, self.state_ttl)
   no_store()
   return ngx.redirect(self.client:authorization_url(state), 302)
 end
@@ -341,7 +340,7 @@ function Gate:callback()
     return page(400, "Invalid sign-in state: " .. why:gsub("^invalid state: ", "") .. ".")
   end
   local nonce = claims.nonce
-  local cname = self.state_prefix .. nonce:sub(1, 16):gsub("[^%w]", "_")
+  local cname = state_cookie(self, nonce)
   local payload = verified(self, BIND_TAG .. nonce .. "\0", ngx.var["cookie_" .. cname])
   local bind = payload and json_decode(payload)
   if type(bind) ~= "table" then
