@@ -184,8 +184,9 @@ local function exchange(settings, method, url, headers, body, fresh, deadline, t
     end
   end
   if not given.host then req[n + 1], req[n + 2], req[n + 3] = "Host: ", host_header, "\r\n"; n = n + 3 end
-  if settings.user_agent and not given["user-agent"] then
-    req[n + 1], req[n + 2], req[n + 3] = "User-Agent: ", settings.user_agent, "\r\n"
+  local ua = settings.user_agent
+  if ua and ua ~= "" and not given["user-agent"] then   -- "": none, as on the libcurl path
+    req[n + 1], req[n + 2], req[n + 3] = "User-Agent: ", ua, "\r\n"
     n = n + 3
   end
   if not given.accept then req[n + 1] = "Accept: */*\r\n"; n = n + 1 end
