@@ -260,43 +260,27 @@ static int l_key_claims(lua_State *L)
     return l_key_decode(L);
 }
 
-/* key:state_claims(token, as, now, leeway) -> claims, or nil, message [, claims]: `claims` and
- * then the client's checks of a state, in C (the Lua layer keeps `expected` and the replay
- * store). Messages are the client's own, starting with "invalid state: "; the claims come third
- * when the signature held. */
-static int l_key_state_claims(lua_State *L)
+/* The client's checks of a state's claims (the table at ci), in the order the messages promise:
+ * NULL when they pass, else the message (a literal, or written in buf). */
+static const char *state_check(lua_State *L, int ci, const char *as, size_t as_len, lua_Number now,
+                               lua_Number leeway, char *buf, size_t buflen)
 {
     static const char *const names[] = { "a", "as", "iat", "rfp", "exp", "nonce" };
     static const int types[] = { LUA_TSTRING, LUA_TSTRING, LUA_TNUMBER, LUA_TNUMBER, LUA_TNUMBER,
                                  LUA_TSTRING };
-    size_t as_len, a_len = 0, v_len = 0;
-    const char *as = luaL_checklstring(L, 3, &as_len), *a = NULL, *v = NULL;
-    lua_Number now = luaL_checknumber(L, 4), leeway = luaL_optnumber(L, 5, 0), iat = 0, exp = 0;
-    const char *msg = NULL;
-    char buf[96];
+    size_t a_len = 0, v_len = 0;
+    const char *a = NULL, *v = NULL, *msg = NULL;
+    lua_Number iat = 0, exp = 0;
     int i;
-    check_key(L, 1);
-    luaL_checkstring(L, 2);
-    lua_settop(L, 5);
-    lua_pushcfunction(L, l_key_claims);         /* the arguments stay referenced at 1..5 */
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, 2);
-    lua_call(L, 2, 2);                          /* 6: claims or nil, 7: nil or message */
-    if (lua_isnil(L, 6)) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "invalid state: %s", lua_tostring(L, 7));
-        return 2;
-    }
-    lua_settop(L, 6);                           /* key, token, as, now, leeway, claims */
     for (i = 0; i < 6 && !msg; i++) {
         int t;
-        lua_getfield(L, 6, names[i]);
+        lua_getfield(L, ci, names[i]);
         t = lua_type(L, -1);
         if (t == LUA_TNIL) {
-            snprintf(buf, sizeof buf, "invalid state: claim '%s' is missing", names[i]);
+            snprintf(buf, buflen, "invalid state: claim '%s' is missing", names[i]);
             msg = buf;
         } else if (t != types[i] || (t == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))) {
-            snprintf(buf, sizeof buf, "invalid state: claim '%s' must be a %s", names[i],
+            snprintf(buf, buflen, "invalid state: claim '%s' must be a %s", names[i],
                      types[i] == LUA_TSTRING ? "string" : "number");
             msg = buf;
         } else if (i == 0) {
@@ -311,21 +295,71 @@ static int l_key_state_claims(lua_State *L)
         lua_pop(L, 1);
     }
     if (msg && a && a_len == 6 && memcmp(a, "ticket", 6) == 0)
-        msg = "invalid state: this is a ticket, not a state";  /* (a ticket lacks a state's claims) */
-    if (!msg && !(a_len == 9 && memcmp(a, "authorize", 9) == 0))
-        msg = "invalid state: action is not 'authorize'";
-    if (!msg && !(v_len == as_len && memcmp(v, as, as_len) == 0))
-        msg = "invalid state: issued for another authorization server";
-    if (!msg && iat > now + leeway)
-        msg = "invalid state: issued in the future";
-    if (!msg && exp + leeway < now)
-        msg = "invalid state: expired";
+        return "invalid state: this is a ticket, not a state";  /* (a ticket lacks a state's claims) */
+    if (msg)
+        return msg;
+    if (!(a_len == 9 && memcmp(a, "authorize", 9) == 0))
+        return "invalid state: action is not 'authorize'";
+    if (!(v_len == as_len && memcmp(v, as, as_len) == 0))
+        return "invalid state: issued for another authorization server";
+    if (iat > now + leeway)
+        return "invalid state: issued in the future";
+    if (exp + leeway < now)
+        return "invalid state: expired";
+    return NULL;
+}
+
+/* key:state_claims(token, as, now, leeway) -> claims, or nil, message [, claims]: `claims` and
+ * then the client's checks of a state (state_check), in C (the Lua layer keeps `expected` and the
+ * replay store). Messages start with "invalid state: "; the claims come third when the signature
+ * held. */
+static int l_key_state_claims(lua_State *L)
+{
+    size_t as_len;
+    const char *as = luaL_checklstring(L, 3, &as_len), *msg;
+    lua_Number now = luaL_checknumber(L, 4), leeway = luaL_optnumber(L, 5, 0);
+    char buf[96];
+    check_key(L, 1);
+    luaL_checkstring(L, 2);
+    lua_settop(L, 5);
+    lua_pushcfunction(L, l_key_claims);         /* the arguments stay referenced at 1..5 */
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_call(L, 2, 2);                          /* 6: claims or nil, 7: nil or message */
+    if (lua_isnil(L, 6)) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "invalid state: %s", lua_tostring(L, 7));
+        return 2;
+    }
+    lua_settop(L, 6);                           /* key, token, as, now, leeway, claims */
+    msg = state_check(L, 6, as, as_len, now, leeway, buf, sizeof buf);
     if (!msg)
         return 1;
     lua_pushnil(L);
     lua_pushstring(L, msg);
     lua_pushvalue(L, 6);
     return 3;
+}
+
+/* state_check(claims, as, now [, leeway]) -> nil, or the message of the first check that fails:
+ * the same checks for the claims a custom (Lua) key decoded. */
+static int l_state_check(lua_State *L)
+{
+    size_t as_len;
+    const char *as, *msg;
+    lua_Number now, leeway;
+    char buf[96];
+    luaL_checktype(L, 1, LUA_TTABLE);
+    as = luaL_checklstring(L, 2, &as_len);
+    now = luaL_checknumber(L, 3);
+    leeway = luaL_optnumber(L, 4, 0);
+    lua_settop(L, 4);
+    msg = state_check(L, 1, as, as_len, now, leeway, buf, sizeof buf);
+    if (msg)
+        lua_pushstring(L, msg);
+    else
+        lua_pushnil(L);
+    return 1;
 }
 
 /* base64url of {"alg":A,"kid":K,"typ":"JWT"} pushed as a string; 0 with a message otherwise. */
@@ -484,6 +518,7 @@ void l_key_open(lua_State *L)
         { "hmac_key", l_key_hmac },
         { "pkey", l_key_pkey },
         { "jwt_header", l_key_jwt_header },
+        { "state_check", l_state_check },
         { NULL, NULL }
     };
     static const luaL_Reg methods[] = {
