@@ -346,6 +346,7 @@ void et_http_opts_init(et_http_opts_t *o)
     o->ca_file = NULL;
     o->user_agent = NULL;
     o->proxy = NULL;
+    o->packed_headers = 0;
     o->id = 0;
     o->ua_header = NULL;
     o->proxy_http = o->proxy_https = o->noproxy = NULL;
@@ -678,6 +679,7 @@ int et_xfer_configure(et_xfer_t *x, CURL *easy, const et_http_opts_t *o)
     x->easy = easy;
     x->max_body = o->max_body_size;
     x->opts = o;
+    x->packed_headers = o->packed_headers;
     if (o->id != 0 && x->st.opts_id == o->id && x->st.configured) {
         /* A pooled handle already set up with these options: only what points into x. */
         SETOPT(CURLOPT_WRITEDATA, (void *)x);

@@ -90,6 +90,7 @@ typedef struct et_http_opts {
     char *ca_file;            /* owned copies, or NULL */
     char *user_agent;
     char *proxy;              /* "" no proxy at all; NULL the environment's (curl's default) */
+    int packed_headers;       /* results carry the headers packed in one string, not a table */
     /* Derived once by et_http_opts_finish (NULL before): */
     unsigned long id;         /* unique per finished opts: which pooled handles carry them */
     struct curl_slist *ua_header;   /* "User-Agent: ..." prebuilt, or NULL */
@@ -125,6 +126,7 @@ typedef struct et_xfer {
     et_buf_t body;
     size_t max_body;
     int no_redirects;                 /* the session's allow_redirects overridden for one request */
+    int packed_headers;               /* the session's packed_headers (kept after the handle goes) */
     et_headers_t headers;
     int abort_reason;
     int sigint_armed;                 /* et_xfer_perform_blocking has its SIGINT handler in */

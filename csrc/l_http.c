@@ -133,8 +133,75 @@ static void push_headers(lua_State *L, const et_headers_t *h)
     }
 }
 
-/* status, headers, body, effective_url  or  nil, code, message. */
-static int push_result(lua_State *L, const et_xfer_t *x, const char *fallback_url)
+/* The headers in one string, for a session made with `packed_headers`: per header its name, a NUL,
+ * the value's length (4 bytes, big-endian) and the value. One string instead of a table and two
+ * strings per header: the client builds the table (core.headers_table) only when it is read. */
+static void push_headers_packed(lua_State *L, const et_headers_t *h)
+{
+    char small[1024], *out = small, *p;
+    et_Buffer b;
+    size_t i, total = 0;
+    for (i = 0; i < h->n; i++)
+        total += strlen(h->items[i].name) + 5 + h->items[i].value.len;
+    if (total > sizeof small)                   /* (bounded by ET_HTTP_MAX_HEADER_TOTAL) */
+        out = et_buffinitsize(L, &b, total);
+    for (p = out, i = 0; i < h->n; i++) {
+        const et_hdr_t *e = &h->items[i];
+        size_t n = strlen(e->name) + 1, v = e->value.len;
+        memcpy(p, e->name, n);                  /* with its NUL */
+        p += n;
+        *p++ = (char)(v >> 24 & 0xff);
+        *p++ = (char)(v >> 16 & 0xff);
+        *p++ = (char)(v >> 8 & 0xff);
+        *p++ = (char)(v & 0xff);
+        if (v)
+            memcpy(p, e->value.data, v);
+        p += v;
+    }
+    if (out == small)
+        lua_pushlstring(L, small, total);
+    else
+        et_pushresultsize(&b, total);
+}
+
+/* core.headers_table(packed): the table of a packed header string (see push_headers_packed). */
+static int l_headers_table(lua_State *L)
+{
+    size_t len, pos, n = 0;
+    const char *s = luaL_checklstring(L, 1, &len);
+    int pass;
+    for (pass = 0; pass < 2; pass++) {          /* count and check, then build */
+        if (pass == 1)
+            lua_createtable(L, 0, n > INT_MAX ? INT_MAX : (int)n);
+        for (pos = 0; pos < len;) {
+            const char *name = s + pos, *nul = memchr(name, '\0', len - pos);
+            size_t nlen, v;
+            const unsigned char *p;
+            if (!nul || (size_t)(s + len - nul) < 5 || nul == name)
+                return luaL_argerror(L, 1, "not packed headers");
+            nlen = (size_t)(nul - name);
+            p = (const unsigned char *)nul + 1;
+            v = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | (size_t)p[3];
+            pos += nlen + 5;
+            if (v > len - pos)
+                return luaL_argerror(L, 1, "not packed headers");
+            if (pass == 0) {
+                n++;
+            } else {
+                lua_pushlstring(L, name, nlen);
+                lua_pushlstring(L, s + pos, v);
+                lua_rawset(L, -3);
+            }
+            pos += v;
+        }
+    }
+    return 1;
+}
+
+/* status, headers, body, effective_url  or  nil, code, message. Without an effective URL of its
+ * own (the session elides the URL it was asked for), the URL is the string at fallback_idx (0:
+ * nil): the caller's own string, not a copy. */
+static int push_result(lua_State *L, const et_xfer_t *x, int fallback_idx)
 {
     if (x->code != ET_HTTP_OK) {
         lua_pushnil(L);
@@ -143,12 +210,15 @@ static int push_result(lua_State *L, const et_xfer_t *x, const char *fallback_ur
         return 3;
     }
     lua_pushinteger(L, x->status);
-    push_headers(L, &x->headers);
+    if (x->packed_headers)
+        push_headers_packed(L, &x->headers);
+    else
+        push_headers(L, &x->headers);
     lua_pushlstring(L, x->body.data ? x->body.data : "", x->body.len);
     if (x->effective_url)
         lua_pushstring(L, x->effective_url);
-    else if (fallback_url)
-        lua_pushstring(L, fallback_url);
+    else if (fallback_idx)
+        lua_pushvalue(L, fallback_idx);
     else
         lua_pushnil(L);
     return 4;
@@ -245,7 +315,7 @@ static void opt_known(lua_State *L, int idx, const char *const *names)
 
 static const char *const session_opts[] = {
     "timeout", "connect_timeout", "verify_ssl", "ca_file", "allow_redirects", "max_redirects",
-    "user_agent", "max_body_size", "proxy", NULL
+    "user_agent", "max_body_size", "proxy", "packed_headers", NULL
 };
 
 /* proxy: nil the environment's (curl's default), false none, a string that proxy. */
@@ -279,6 +349,7 @@ static void read_session_opts(lua_State *L, int idx, et_http_opts_t *o)
     opt_str(L, idx, "user_agent", &o->user_agent);
     o->max_body_size = (size_t)opt_int(L, idx, "max_body_size", ET_DEFAULT_MAX_BODY, 0);
     opt_proxy(L, idx, o);
+    o->packed_headers = opt_bool(L, idx, "packed_headers", 0);
 }
 
 /* ---------------------------------------------------------------- Session */
@@ -416,7 +487,7 @@ static int l_session_request(lua_State *L)
     s->requests++;
     s->connections += s->x.num_connects;
     s->pins++;                                  /* push_result allocates: a finalizer may close s */
-    n = push_result(L, &s->x, a.url);
+    n = push_result(L, &s->x, 3);       /* (the URL argument) */
     if (!s->close_pending)
         et_xfer_reset_result(&s->x);
     session_unpin(s);
@@ -1254,7 +1325,7 @@ static int l_xfer_result(lua_State *L)
     switch (t->state) {
     case XF_DONE:
         t->pins++;                              /* push_result allocates: a finalizer may cancel t */
-        n = push_result(L, &t->x, NULL);
+        n = push_result(L, &t->x, 0);
         if (n == 4 && t->body_in_uv) {
             l_getuv(L, 1);                      /* the body, handed over before */
             lua_replace(L, -3);
@@ -1384,4 +1455,6 @@ void l_http_open(lua_State *L)
     lua_setfield(L, -2, "session");
     lua_pushcfunction(L, l_multi_new);
     lua_setfield(L, -2, "multi");
+    lua_pushcfunction(L, l_headers_table);
+    lua_setfield(L, -2, "headers_table");
 }

@@ -178,6 +178,49 @@ describe("eternaltwin.core http", function()
       assert.equal("a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT\nb=2", h["set-cookie"])
     end)
 
+    it("packs the headers in one string with packed_headers; headers_table unpacks the same table", function()
+      local packed = core.session({ timeout = 5, packed_headers = true })
+      local st1, h1 = get("/_mock/repeat-header")
+      local st2, p2, body2, url2 = get("/_mock/repeat-header", packed)
+      assert.equal(200, st1)
+      assert.equal(200, st2)
+      assert.is_string(p2)
+      assert.is_string(body2)
+      assert.equal(base .. "/_mock/repeat-header", url2)
+      local h2 = core.headers_table(p2)
+      assert.same(h1, h2)
+      assert.equal("a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT\nb=2", h2["set-cookie"])
+      -- The multi's transfers of such a session too (their handles go back to the pool at once).
+      local mu = core.multi()
+      local x = mu:add(packed, "GET", base .. "/_mock/repeat-header", nil, nil, nil, "t")
+      local deadline = now() + 5
+      repeat mu:perform(); if #mu:finished() == 0 then mu:poll(0.05) else break end until now() > deadline
+      local st3, p3 = x:result()
+      assert.equal(200, st3)
+      assert.is_string(p3)
+      local h3 = core.headers_table(p3)
+      h3.date, h1.date = nil, nil                 -- (another second, maybe)
+      assert.same(h1, h3)
+      mu:close()
+      packed:close()
+    end)
+
+    it("headers_table refuses what is not packed headers, and keeps binary values", function()
+      local function pk(name, value)
+        local n = #value
+        return name .. "\0" .. string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256,
+          math.floor(n / 256) % 256, n % 256) .. value
+      end
+      assert.same({}, core.headers_table(""))
+      assert.same({ a = "x\0y", b = "" }, core.headers_table(pk("a", "x\0y") .. pk("b", "")))
+      for _, bad in ipairs({ "a", "a\0", "a\0\0\0\0", "a\0\0\0\0\2x", pk("a", "x") .. "b",
+                             pk("", "x"), "\0\0\0\0\0" }) do
+        assert.has_error(function() core.headers_table(bad) end,
+          "bad argument #1 to 'headers_table' (not packed headers)")
+      end
+      assert.has_error(function() core.headers_table(nil) end)
+    end)
+
     it("times out within timeout + 0.5 s, without the query in the message", function()
       local s = core.session({ timeout = 0.5 })
       local t0 = now()

@@ -73,6 +73,28 @@ describe("HTTP helpers", function()
     assert.are.equal(mock.get().url .. "_mock/repeat-header", res.url)
   end)
 
+  it("builds the headers table when first read, then keeps it as a plain field", function()
+    local res = assert(c:get("_mock/repeat-header"))
+    assert.is_nil(rawget(res, "headers"))
+    local h = res.headers
+    assert.are.equal("table", type(h))
+    assert.are.equal(h, rawget(res, "headers"))
+    assert.is_nil(rawget(res, "_headers"))
+    assert.are.equal(h, res.headers)
+    assert.are.equal("a, b", h["x-multi"])
+    assert.is_function(res.json)
+    assert.is_nil(res.no_such_field)
+    local fields = {}
+    for k in pairs(res) do fields[#fields + 1] = k end
+    table.sort(fields)
+    assert.are.same({ "content", "headers", "status_code", "url" }, fields)
+    -- Inside a poller task too.
+    local p = eternaltwin.poller()
+    local t = p:spawn(function() return assert(c:get("_mock/repeat-header")).headers["x-multi"] end)
+    p:run()
+    assert.are.equal("a, b", (t:wait()))
+  end)
+
   it("gives RequestError for a status >= 300, or the Response when asked", function()
     local res, err = c:get("api/v1/nowhere")
     assert.is_nil(res)

@@ -198,8 +198,22 @@ function M.is_token(v) return getmetatable(v) == Token end
 -- @section Response
 
 local Response = {}
-Response.__index = Response
 Response.__name = "eternaltwin.Response"
+
+-- The libcurl transports give the headers packed in one string (`_headers`): most callers never
+-- read them, and a table with two strings per header costs more than the rest of the call. The
+-- table is built on the first read of `headers`, then kept as a plain field.
+local headers_table = core.headers_table
+function Response.__index(r, k)
+  if k == "headers" then
+    local packed = rawget(r, "_headers")
+    if packed == nil then return nil end
+    local h = headers_table(packed)
+    r.headers, r._headers = h, nil
+    return h
+  end
+  return Response[k]
+end
 
 function Response.__tostring(r) return format("<Response [%d]>", r.status_code) end
 
@@ -419,6 +433,7 @@ function Client:_session()
       timeout = self.timeout, connect_timeout = self.connect_timeout, verify_ssl = self.verify_ssl,
       ca_file = self.ca_file, allow_redirects = self.allow_redirects, max_redirects = self.max_redirects,
       user_agent = self.user_agent, max_body_size = self.max_body_size, proxy = self.proxy,
+      packed_headers = true,
     }
     s.session = core.session(s.settings)
   end
@@ -1006,9 +1021,13 @@ function Client:_send(method, url, headers, body, flags, raise_on_error, may_ret
         retryable = RETRY_CODES[h] or false })
       if may_retry and RETRY_CODES[h] and attempt < self.retries then wait = backoff(attempt) end
     else
-      res = setmetatable({ status_code = status, headers = h, content = content, url = eff or url }, Response)
+      if type(h) == "string" then
+        res = setmetatable({ status_code = status, _headers = h, content = content, url = eff or url }, Response)
+      else                                                    -- (the cosocket transport's table)
+        res = setmetatable({ status_code = status, headers = h, content = content, url = eff or url }, Response)
+      end
       if may_retry and RETRY_STATUS[status] and attempt < self.retries then
-        wait = retry_after(h["retry-after"]) or backoff(attempt)
+        wait = retry_after(res.headers["retry-after"]) or backoff(attempt)
       end
     end
     if not wait then
