@@ -144,7 +144,8 @@ elseif mode == "mcount" then
   -- tasks, no coroutines.
   local conc, total = tonumber(arg[3]), tonumber(arg[4])
   local core = require("eternaltwin.core")
-  local session = core.session({ timeout = 5, user_agent = os.getenv("BENCH_UA") })
+  -- As the client's session (headers packed) and the poller (each finished transfer reused).
+  local session = core.session({ timeout = 5, user_agent = os.getenv("BENCH_UA"), packed_headers = true })
   local multi = core.multi()
   local url = base .. ENDPOINT
   local function run(count)
@@ -157,11 +158,12 @@ elseif mode == "mcount" then
       multi:perform()
       local finished = multi:finished()
       for i = 1, #finished do
-        local status = finished[i]:result()
+        local xfer = finished[i]
+        local status = xfer:result()
         if status ~= 200 then error("request failed") end
         done = done + 1
         if started < count then
-          multi:add(session, "GET", url, nil, nil, nil, true)
+          multi:add(session, "GET", url, nil, nil, nil, true, xfer)
           started = started + 1
         end
       end

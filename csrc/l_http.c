@@ -354,6 +354,38 @@ static void read_session_opts(lua_State *L, int idx, et_http_opts_t *o)
 
 /* ---------------------------------------------------------------- Session */
 
+/* The three classes' metatables are upvalues 1-3 of every function of this file that Lua calls
+ * (l_http_open): a check compares a userdata's metatable with one of them, where luaL_checkudata
+ * would look the class name up in the registry as a string, once per check and several checks
+ * per request. A function without them (none should be) still gets luaL_checkudata's answer. */
+#define UP_SESSION lua_upvalueindex(1)
+#define UP_MULTI   lua_upvalueindex(2)
+#define UP_XFER    lua_upvalueindex(3)
+
+/* Does the userdata at i have the metatable at upvalue index up? (never raises) */
+static int is_class(lua_State *L, int i, int up)
+{
+    int same;
+    if (lua_type(L, i) != LUA_TUSERDATA || !lua_getmetatable(L, i))
+        return 0;
+    same = lua_rawequal(L, -1, up);
+    lua_pop(L, 1);
+    return same;
+}
+
+/* The userdata at i if it is of the class; else raises as luaL_checkudata does. */
+static void *check_class(lua_State *L, int i, int up, const char *tname)
+{
+    if (is_class(L, i, up))
+        return lua_touserdata(L, i);
+    return luaL_checkudata(L, i, tname);
+}
+
+static void push_class(lua_State *L, int up)
+{
+    lua_pushvalue(L, up);
+}
+
 /* Pins: while a binding holds pointers into an object across Lua allocations (which may run a
  * finalizer that closes it), `pins` is non-zero and an explicit close only sets close_pending; the
  * binding closes it when it unpins. __gc never waits: it cannot run while a binding holds the
@@ -370,7 +402,7 @@ typedef struct l_session {
 
 static l_session *check_session(lua_State *L, int i)
 {
-    l_session *s = luaL_checkudata(L, i, ET_SESSION_MT);
+    l_session *s = check_class(L, i, UP_SESSION, ET_SESSION_MT);
     if (!s->open || s->close_pending)
         luaL_argerror(L, i, "attempt to use a closed session");
     return s;
@@ -427,7 +459,8 @@ static int l_session_new(lua_State *L)
     s->pins = s->close_pending = 0;
     s->pid = getpid();
     s->requests = s->connections = 0;
-    luaL_setmetatable(L, ET_SESSION_MT);
+    push_class(L, UP_SESSION);
+    lua_setmetatable(L, -2);
     s->opts = et_http_opts_new();
     if (!s->opts)
         return luaL_error(L, "not enough memory");
@@ -447,7 +480,7 @@ static int l_session_new(lua_State *L)
 
 static int l_session_close(lua_State *L)
 {
-    l_session *s = luaL_checkudata(L, 1, ET_SESSION_MT);
+    l_session *s = check_class(L, 1, UP_SESSION, ET_SESSION_MT);
     if (s->pins > 0)
         s->close_pending = 1;                   /* a binding is using it: closed when it is done */
     else
@@ -457,7 +490,7 @@ static int l_session_close(lua_State *L)
 
 static int l_session_gc(lua_State *L)
 {
-    session_free(luaL_checkudata(L, 1, ET_SESSION_MT));
+    session_free(check_class(L, 1, UP_SESSION, ET_SESSION_MT));
     return 0;
 }
 
@@ -514,7 +547,7 @@ static int l_session_stats(lua_State *L)
 
 static int l_session_tostring(lua_State *L)
 {
-    l_session *s = luaL_checkudata(L, 1, ET_SESSION_MT);
+    l_session *s = check_class(L, 1, UP_SESSION, ET_SESSION_MT);
     lua_pushfstring(L, "eternaltwin.core.Session (%s)", s->open ? "open" : "closed");
     return 1;
 }
@@ -564,6 +597,7 @@ struct l_xfer {
     int body_in_uv;             /* result() handed the body to Lua: it is the uservalue now */
     double deadline;            /* monotonic seconds when its timeout fires; 0 none */
     int pins, close_pending;    /* result() building vs cancel() from a finalizer */
+    int listed;                 /* in the multi's finished list, not yet given by finished() */
 };
 
 static double mono_now(void)
@@ -575,7 +609,7 @@ static double mono_now(void)
 
 static l_multi *check_multi(lua_State *L, int i)
 {
-    l_multi *m = luaL_checkudata(L, i, ET_MULTI_MT);
+    l_multi *m = check_class(L, i, UP_MULTI, ET_MULTI_MT);
     if (!m->cm || m->close_pending)
         luaL_argerror(L, i, "attempt to use a closed multi");
     return m;
@@ -767,7 +801,8 @@ static int l_multi_new(lua_State *L)
     m = l_newud(L, sizeof *m);
     memset(m, 0, sizeof *m);
     m->pid = getpid();
-    luaL_setmetatable(L, ET_MULTI_MT);
+    push_class(L, UP_MULTI);
+    lua_setmetatable(L, -2);
     if (!lua_isnoneornil(L, 1)) {
         static const char *const names[] = { "max_connections", NULL };
         luaL_checktype(L, 1, LUA_TTABLE);
@@ -810,7 +845,7 @@ static void multi_slot(lua_State *L, int midx, int k)
 
 static int l_multi_close(lua_State *L)
 {
-    l_multi *m = luaL_checkudata(L, 1, ET_MULTI_MT);
+    l_multi *m = check_class(L, 1, UP_MULTI, ET_MULTI_MT);
     if (m->pins > 0 && m->cm)
         m->close_pending = 1;                   /* a binding is using it: closed when it is done */
     else
@@ -820,7 +855,7 @@ static int l_multi_close(lua_State *L)
 
 static int l_multi_gc(lua_State *L)
 {
-    multi_free(L, 1, luaL_checkudata(L, 1, ET_MULTI_MT));
+    multi_free(L, 1, check_class(L, 1, UP_MULTI, ET_MULTI_MT));
     return 0;
 }
 
@@ -974,7 +1009,7 @@ static void xfer_close(l_xfer *t)
 
 static l_xfer *check_xfer(lua_State *L, int i)
 {
-    return luaL_checkudata(L, i, ET_XFER_MT);
+    return check_class(L, i, UP_XFER, ET_XFER_MT);
 }
 
 /* Appends v (at index vi) to the uservalue list k of the multi at 1. */
@@ -987,9 +1022,42 @@ static void multi_append(lua_State *L, int k, int vi)
     lua_pop(L, 1);
 }
 
-/* multi:add(session, method, url, headers, body, flags [, tag]) -> Transfer. The tag (any value,
- * a poller's task) stays with the transfer while it is in flight and comes back beside it from
- * finished(). */
+/* Header storage a recycled transfer keeps (its value buffers); beyond it, freed. */
+#define XFER_KEEP_HEADERS (64 * 1024)
+
+/* The Transfer at i, made ready for another request, if it can be: done or cancelled, out of any
+ * multi, not in use by a binding. Its result goes (a body handed to Lua stays Lua's), its buffers
+ * stay for the next response. NULL (nothing changed) for any other value. */
+static l_xfer *xfer_recycle(lua_State *L, int i)
+{
+    l_xfer *t;
+    if (!is_class(L, i, UP_XFER))
+        return NULL;
+    t = lua_touserdata(L, i);
+    if (t->m || t->pins || t->close_pending || t->x.easy || t->listed ||
+        (t->state != XF_DONE && t->state != XF_CANCELLED))
+        return NULL;
+    if (t->x.headers.total > XFER_KEEP_HEADERS)
+        et_headers_clear(&t->x.headers);
+    et_xfer_reset_result(&t->x);
+    et_http_opts_unref(t->opts);
+    t->opts = NULL;
+    if (t->body_in_uv) {
+        lua_pushnil(L);
+        l_setuv(L, i);
+        t->body_in_uv = 0;
+    }
+    t->state = XF_NEW;
+    t->slot = 0;
+    t->deadline = 0;
+    return t;
+}
+
+/* multi:add(session, method, url, headers, body, flags [, tag [, reuse]]) -> Transfer. The tag
+ * (any value, a poller's task) stays with the transfer while it is in flight and comes back beside
+ * it from finished(). reuse: a finished Transfer (its result read) to carry this request instead
+ * of a new one, which saves the allocation, the finalizer and the header buffers; the same
+ * Transfer is returned. Anything else there is ignored. */
 static int l_multi_add(lua_State *L)
 {
     l_multi *m;
@@ -1001,25 +1069,34 @@ static int l_multi_add(lua_State *L)
     int rc, https;
     CURLMcode mc;
 
-    check_multi(L, 1);
-    check_session(L, 2);
-    lua_settop(L, 8);                           /* 8: the tag */
-    t = l_newud(L, sizeof *t);                  /* 9: the transfer, closed until added */
-    et_xfer_init(&t->x);
-    t->m = NULL;
-    t->prev = t->next = NULL;
-    t->state = XF_NEW;
-    t->slot = 0;
-    t->opts = NULL;
-    t->body_in_uv = 0;
-    t->deadline = 0;
-    t->pins = t->close_pending = 0;
-    luaL_setmetatable(L, ET_XFER_MT);
-    multi_forked(L, check_multi(L, 1));
-    check_request(L, 3, &a);                    /* may push a scratch array at 10 */
-    /* Taken after the allocations above, which may have run a finalizer that closed either. */
     m = check_multi(L, 1);
     s = check_session(L, 2);
+    lua_settop(L, 9);                           /* 8: the tag, 9: the transfer */
+    t = xfer_recycle(L, 9);
+    if (!t) {
+        t = l_newud(L, sizeof *t);              /* closed until added */
+        et_xfer_init(&t->x);
+        t->m = NULL;
+        t->prev = t->next = NULL;
+        t->state = XF_NEW;
+        t->slot = 0;
+        t->opts = NULL;
+        t->body_in_uv = 0;
+        t->deadline = 0;
+        t->pins = t->close_pending = 0;
+        t->listed = 0;
+        push_class(L, UP_XFER);
+        lua_setmetatable(L, -2);
+        lua_replace(L, 9);
+    }
+    multi_forked(L, m);
+    check_request(L, 3, &a);                    /* may push a scratch array at 10 */
+    /* Checked again after the allocations above, which may have run a finalizer that closed
+     * either (m and s stay valid: the userdata are at 1 and 2). */
+    if (!m->cm || m->close_pending)
+        luaL_argerror(L, 1, "attempt to use a closed multi");
+    if (!s->open || s->close_pending)
+        luaL_argerror(L, 2, "attempt to use a closed session");
 
     e = pool_get(m, s->opts->id, &st);
     if (!e)
@@ -1054,6 +1131,7 @@ static int l_multi_add(lua_State *L)
         }
         multi_append(L, 2, 9);
         multi_append(L, 4, 8);
+        t->listed = 1;
         return 1;
     }
     mc = curl_multi_add_handle(m->cm, e);
@@ -1189,6 +1267,7 @@ static int l_multi_perform(lua_State *L)
             lua_rawseti(L, 4, slot);
             lua_pushvalue(L, 6);
             lua_rawseti(L, 3, (lua_Integer)lua_rawlen(L, 3) + 1);
+            t->listed = 1;
             lua_pushvalue(L, 7);
             lua_rawseti(L, 5, (lua_Integer)lua_rawlen(L, 5) + 1);
             lua_pushnil(L);
@@ -1205,11 +1284,20 @@ static int l_multi_perform(lua_State *L)
  * tags (false for a transfer added without one), index for index. */
 static int l_multi_finished(lua_State *L)
 {
+    size_t i, n;
     check_multi(L, 1);
     lua_settop(L, 1);
     l_getuv(L, 1);                              /* uv */
     lua_rawgeti(L, 2, 2);                       /* uv, list */
     lua_rawgeti(L, 2, 4);                       /* uv, list, tags */
+    for (i = 1, n = lua_rawlen(L, 3); i <= n; i++) {
+        l_xfer *t;
+        lua_rawgeti(L, 3, (lua_Integer)i);
+        t = lua_touserdata(L, -1);              /* (only Transfers are listed) */
+        if (t)
+            t->listed = 0;
+        lua_pop(L, 1);
+    }
     lua_newtable(L);
     lua_rawseti(L, 2, 2);
     lua_newtable(L);
@@ -1305,7 +1393,7 @@ static int l_multi_sockets(lua_State *L)
 
 static int l_multi_tostring(lua_State *L)
 {
-    l_multi *m = luaL_checkudata(L, 1, ET_MULTI_MT);
+    l_multi *m = check_class(L, 1, UP_MULTI, ET_MULTI_MT);
     size_t n = 0;
     l_xfer *t;
     for (t = m->inflight; t; t = t->next)
@@ -1448,13 +1536,33 @@ void l_http_open(lua_State *L)
         { "__tostring", l_xfer_tostring },
         { NULL, NULL }
     };
-    l_newclass(L, ET_SESSION_MT, session_meth, session_meta);
-    l_newclass(L, ET_MULTI_MT, multi_meth, multi_meta);
-    l_newclass(L, ET_XFER_MT, xfer_meth, xfer_meta);
-    lua_pushcfunction(L, l_session_new);
+    static const struct { const char *name; const luaL_Reg *meth, *meta; } classes[] = {
+        { ET_SESSION_MT, session_meth, session_meta },
+        { ET_MULTI_MT, multi_meth, multi_meta },
+        { ET_XFER_MT, xfer_meth, xfer_meta },
+    };
+    size_t i;
+    for (i = 0; i < 3; i++)
+        l_newclass(L, classes[i].name, classes[i].meth, classes[i].meta);
+    /* Again, each function now a closure over the three metatables (see check_class). */
+#define PUSH_MTS() (luaL_getmetatable(L, ET_SESSION_MT), luaL_getmetatable(L, ET_MULTI_MT), \
+                    luaL_getmetatable(L, ET_XFER_MT))
+    for (i = 0; i < 3; i++) {
+        luaL_getmetatable(L, classes[i].name);          /* mt */
+        PUSH_MTS();
+        luaL_setfuncs(L, classes[i].meta, 3);
+        lua_getfield(L, -1, "__index");                 /* mt, methods */
+        PUSH_MTS();
+        luaL_setfuncs(L, classes[i].meth, 3);
+        lua_pop(L, 2);
+    }
+    PUSH_MTS();
+    lua_pushcclosure(L, l_session_new, 3);
     lua_setfield(L, -2, "session");
-    lua_pushcfunction(L, l_multi_new);
+    PUSH_MTS();
+    lua_pushcclosure(L, l_multi_new, 3);
     lua_setfield(L, -2, "multi");
+#undef PUSH_MTS
     lua_pushcfunction(L, l_headers_table);
     lua_setfield(L, -2, "headers_table");
 }

@@ -607,6 +607,72 @@ describe("eternaltwin.core http", function()
       mu:close()
     end)
 
+    it("carries a request on a finished Transfer given as reuse, and on nothing else", function()
+      local mu = core.multi()
+      local function settle(x)                  -- perform until x is done (finished() not called)
+        local deadline = now() + 5
+        while select(2, x:result()) == "pending" and now() < deadline do
+          mu:perform()
+          mu:poll(0.02)
+        end
+      end
+      local function n_of(x)
+        local st, _, body = x:result()
+        assert.equal(200, st)
+        return tonumber(decode(body).args.n)
+      end
+      local x1 = mu:add(session, "GET", base .. "/_mock/echo?n=1", nil, nil, nil, "a")
+      local x2 = mu:add(session, "GET", base .. "/_mock/echo?n=2", nil, nil, nil, "b", x1)
+      assert.are_not.equal(x1, x2)              -- x1 in flight: not reused
+      settle(x1)
+      settle(x2)
+      -- Done, but still in the finished list (finished() not called): not reused either.
+      local x3 = mu:add(session, "GET", base .. "/_mock/echo?n=3", nil, nil, nil, "c", x2)
+      assert.are_not.equal(x2, x3)
+      settle(x3)
+      local done, tags = mu:finished()
+      assert.equal(3, #done)
+      assert.same({ "a", "b", "c" }, { tags[1], tags[2], tags[3] })
+      local body1 = select(3, x1:result())
+      assert.equal(1, n_of(x1))
+      -- Taken from finished(), result read: reused, the same userdata, a fresh result.
+      local y = mu:add(session, "GET", base .. "/_mock/echo?n=4", nil, nil, nil, "d", x1)
+      assert.equal(x1, y)
+      assert.equal("pending", select(2, y:result()))
+      settle(y)
+      assert.equal(4, n_of(y))
+      assert.equal(1, tonumber(decode(body1).args.n))   -- the first body string is untouched
+      done, tags = mu:finished()
+      assert.equal(y, done[1])
+      assert.equal("d", tags[1])
+      -- A failed request's message goes with the reuse too; a cancelled transfer is reusable.
+      local bad = mu:add(session, "GET", "http://127.0.0.1:1/", nil, nil, nil, nil, y)
+      assert.equal(y, bad)
+      settle(bad)
+      assert.equal("connect", select(2, bad:result()))
+      mu:finished()
+      local ok = mu:add(session, "GET", base .. "/_mock/echo?n=5", nil, nil, nil, nil, bad)
+      assert.equal(bad, ok)
+      settle(ok)
+      assert.equal(5, n_of(ok))
+      mu:finished()
+      local c = mu:add(session, "GET", base .. "/_mock/delay?ms=2000", nil, nil, nil)
+      c:cancel()
+      local again = mu:add(session, "GET", base .. "/_mock/echo?n=6", nil, nil, nil, nil, c)
+      assert.equal(c, again)
+      settle(again)
+      assert.equal(6, n_of(again))
+      -- Anything else as reuse is ignored: a new Transfer.
+      mu:finished()
+      for _, other in ipairs({ "x", session, mu, {} }) do
+        local z = mu:add(session, "GET", base .. "/_mock/echo?n=7", nil, nil, nil, nil, other)
+        assert.equal("eternaltwin.core.Transfer (pending)", tostring(z))
+        assert.are_not.equal(other, z)
+        z:cancel()
+      end
+      mu:close()
+    end)
+
     it("outlives the sessions whose handles it pools (another session reuses them, reset)", function()
       local mu = core.multi()
       local function run(s, path)

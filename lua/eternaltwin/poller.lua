@@ -7,7 +7,7 @@ local core = require("eternaltwin.core")
 local errors = require("eternaltwin.errors")
 local runtime = require("eternaltwin.runtime")
 
-local type, setmetatable, error = type, setmetatable, error
+local type, setmetatable, error, select = type, setmetatable, error, select
 local compat = require("eternaltwin.compat")
 local pack, unpack, math_type = compat.pack, compat.unpack, compat.math_type
 local co_create, co_resume, co_yield, co_status = coroutine.create, coroutine.resume, coroutine.yield,
@@ -43,22 +43,20 @@ function M.new(opts)
   return setmetatable({
     multi = core.multi({ max_connections = maxc }),
     live = 0,          -- tasks not done
-    ready = {},        -- FIFO of tasks to resume ...
-    rvals = {},        -- ... and, at the same index, the values to resume each with
-    spare = {}, spare_vals = {}, -- the previous round's (emptied) queue, swapped back in
+    ready = {},        -- FIFO of tasks to resume (a new task's arguments ride on it: task.args)
+    spare = {},        -- the previous round's (emptied) queue, swapped back in
     timers = {},       -- task -> deadline (monotonic seconds)
+    spare_xfers = {},  -- finished transfers, results read, for the next requests (at most one per
+                       -- task that was in flight at once)
     inside = false,    -- true while resuming a task (run/step from a task raise)
   }, Poller)
 end
 
 function Poller.__tostring(p) return ("<eternaltwin.Poller %d live>"):format(p.live) end
 
-local NONE = pack()   -- shared, never modified: resume with no values
-
-local function push(p, task, values)
+local function push(p, task)
   local q = p.ready
-  local n = #q + 1
-  q[n], p.rvals[n] = task, values or NONE
+  q[#q + 1] = task
 end
 
 local function finish(p, task, results)
@@ -79,6 +77,7 @@ end
 -- here as `false, err`: it stays the task's own. Varargs, so a task that only yields costs no table.
 local function resumed(p, task, rok, ...)
   p.inside = false
+  if rok and ... == WAKE then return end  -- waiting on the poller (the usual case: no status asked)
   if co_status(task.co) == "dead" then
     if rok then
       finish(p, task, pack(...))
@@ -92,12 +91,13 @@ local function resumed(p, task, rok, ...)
   end
 end
 
--- Resumes one task with `values` and handles what it yields or returns.
-local function resume(p, task, values)
-  if task.done then return end
+-- Resumes one task (a new one with its arguments) and handles what it yields or returns.
+local function resume(p, task)
   p.inside = task
-  if values.n == 0 then return resumed(p, task, co_resume(task.co)) end
-  return resumed(p, task, co_resume(task.co, unpack(values, 1, values.n)))
+  local args = task.args
+  if not args then return resumed(p, task, co_resume(task.co)) end
+  task.args = nil
+  return resumed(p, task, co_resume(task.co, unpack(args, 1, args.n)))
 end
 
 --- Schedules `fn(...)` as a task; it starts at the next `step` or `run`.
@@ -108,20 +108,30 @@ function Poller:spawn(fn, ...)
   if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2) end
   local task = setmetatable({ poller = self, done = false }, Task)
   task.co = co_create(fn)
+  if select("#", ...) > 0 then task.args = pack(...) end
   runtime.tasks[task.co] = task
   self.live = self.live + 1
-  push(self, task, pack(...))
+  push(self, task)
   return task
 end
 
 -- Called by runtime.transfer inside a task: start the transfer, yield until it finishes.
 function Poller:_transfer(task, session, method, url, headers, body, flags)
+  local spare = self.spare_xfers
+  local n = #spare
+  local reuse = spare[n]
+  if n > 0 then spare[n] = nil end
   -- The task rides with its transfer (the multi's tag): no table keyed by transfer to maintain.
-  local xfer = self.multi:add(session, method, url, headers, body, flags, task)
+  local xfer = self.multi:add(session, method, url, headers, body, flags, task, reuse)
   task.xfer = xfer
   co_yield(WAKE)
   task.xfer = nil
-  return xfer:result()
+  -- status, headers, body, url (or nil, code, message); then the transfer, its result read, goes
+  -- back to the poller for a later request (multi:add's reuse: no new userdata, finalizer or
+  -- header buffers per request).
+  local a, b, c, d = xfer:result()
+  spare[#spare + 1] = xfer
+  return a, b, c, d
 end
 
 -- Called by runtime.sleep inside a task.
@@ -131,11 +141,17 @@ function Poller:_sleep(task, seconds)
 end
 
 local function collect(p)
-  p.multi:perform()
-  local _, tasks = p.multi:finished()
-  for i = 1, #tasks do
-    local task = tasks[i]
-    if task then push(p, task) end
+  local multi = p.multi
+  multi:perform()
+  local _, tasks = multi:finished()
+  local n = #tasks
+  if n > 0 then
+    local q = p.ready
+    local m = #q
+    for i = 1, n do
+      local task = tasks[i]
+      if task then m = m + 1; q[m] = task end
+    end
   end
   if next(p.timers) then
     local now = monotime()
@@ -149,16 +165,16 @@ local function run_ready(p)
   -- Only what is ready now: tasks made ready while this round runs wait for the next one. The
   -- two queues alternate (no new table per round); a resume that raises (a bug of ours: task
   -- errors are caught) leaves the round's queue dropped, as a fresh one would be.
-  local q, v = p.ready, p.rvals
+  local q = p.ready
   local n = #q
   if n == 0 then return end
-  p.ready, p.rvals, p.spare, p.spare_vals = p.spare or {}, p.spare_vals or {}, nil, nil
+  p.ready, p.spare = p.spare or {}, nil
   for i = 1, n do
-    local task, values = q[i], v[i]
-    q[i], v[i] = nil, nil
-    resume(p, task, values)
+    local task = q[i]
+    q[i] = nil
+    if not task.done then resume(p, task) end
   end
-  p.spare, p.spare_vals = q, v
+  p.spare = q
 end
 
 local function check_outside(p, name)
