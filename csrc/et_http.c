@@ -69,6 +69,10 @@ void et_headers_init(et_headers_t *h)
     h->index = NULL;
     h->icap = 0;
     h->in_block = 0;
+    h->packed = 0;
+    h->pk.data = NULL;
+    h->pk.len = h->pk.cap = 0;
+    h->pk_last = (size_t)-1;
 }
 
 void et_headers_restart(et_headers_t *h)
@@ -88,6 +92,8 @@ void et_headers_restart(et_headers_t *h)
     h->in_block = 0;
     if (h->index)
         memset(h->index, 0, h->icap * sizeof *h->index);
+    h->pk.len = 0;
+    h->pk_last = (size_t)-1;
 }
 
 /* Drops the headers of a block (storage kept) but keeps the transfer's running total. */
@@ -106,7 +112,18 @@ void et_headers_clear(et_headers_t *h)
         et_buf_free(&h->items[i].value);
     free(h->items);
     free(h->index);
-    et_headers_init(h);
+    et_buf_free(&h->pk);
+    {
+        int packed = h->packed;
+        et_headers_init(h);
+        h->packed = packed;
+    }
+}
+
+void et_headers_set_packed(et_headers_t *h, int on)
+{
+    et_headers_restart(h);
+    h->packed = on != 0;
 }
 
 const et_hdr_t *et_headers_find(const et_headers_t *h, const char *name)
@@ -259,6 +276,56 @@ static int headers_add(et_headers_t *h, const char *name, size_t nlen, const cha
     return ET_OK;
 }
 
+static void put_len(char *p, size_t v)
+{
+    p[0] = (char)(v >> 24 & 0xff);
+    p[1] = (char)(v >> 16 & 0xff);
+    p[2] = (char)(v >> 8 & 0xff);
+    p[3] = (char)(v & 0xff);
+}
+
+/* Packed mode: appends one header (the name lower-cased). */
+static int pack_add(et_headers_t *h, const char *name, size_t nlen, const char *val, size_t vlen)
+{
+    char *p;
+    size_t i;
+    if (buf_reserve(&h->pk, nlen + 5 + vlen) != ET_OK)
+        return ET_ENOMEM;
+    p = h->pk.data + h->pk.len;
+    for (i = 0; i < nlen; i++)
+        p[i] = lower(name[i]);
+    p[nlen] = '\0';
+    h->pk_last = h->pk.len + nlen + 1;
+    put_len(p + nlen + 1, vlen);
+    if (vlen)
+        memcpy(p + nlen + 5, val, vlen);
+    h->pk.len += nlen + 5 + vlen;
+    h->pk.data[h->pk.len] = '\0';
+    return ET_OK;
+}
+
+/* Packed mode: obsolete line folding, " " and v appended to the last value (the last entry). */
+static int pack_fold(et_headers_t *h, const char *v, size_t n)
+{
+    const unsigned char *l;
+    size_t old;
+    int sp;
+    if (h->pk_last == (size_t)-1)
+        return ET_OK;
+    l = (const unsigned char *)h->pk.data + h->pk_last;
+    old = (size_t)l[0] << 24 | (size_t)l[1] << 16 | (size_t)l[2] << 8 | (size_t)l[3];
+    sp = old > 0;
+    if (buf_reserve(&h->pk, n + (size_t)sp) != ET_OK)
+        return ET_ENOMEM;
+    if (sp)
+        h->pk.data[h->pk.len++] = ' ';
+    memcpy(h->pk.data + h->pk.len, v, n);
+    h->pk.len += n;
+    h->pk.data[h->pk.len] = '\0';
+    put_len(h->pk.data + h->pk_last, old + (size_t)sp + n);
+    return ET_OK;
+}
+
 /* "HTTP/" DIGIT ["." DIGIT] SP 3DIGIT: a status line (RFC 9112 4), not a header named "HTTP/x". */
 static int is_status_line(const char *s, size_t n)
 {
@@ -303,9 +370,6 @@ int et_headers_feed(et_headers_t *h, const char *line, size_t len)
     end = line + len;
     if (is_ows(line[0])) {                      /* obsolete line folding: continues the last value */
         et_hdr_t *last;
-        if (h->n == 0)
-            return ET_OK;
-        last = &h->items[h->n - 1];
         v = line;
         while (v < end && is_ows(*v))
             v++;
@@ -313,6 +377,11 @@ int et_headers_feed(et_headers_t *h, const char *line, size_t len)
             end--;
         if (v == end)
             return ET_OK;
+        if (h->packed)
+            return pack_fold(h, v, (size_t)(end - v));
+        if (h->n == 0)
+            return ET_OK;
+        last = &h->items[h->n - 1];
         if (last->value.len && buf_append(&last->value, " ", 1) != ET_OK)
             return ET_ENOMEM;
         return buf_append(&last->value, v, (size_t)(end - v));
@@ -330,6 +399,8 @@ int et_headers_feed(et_headers_t *h, const char *line, size_t len)
         v++;
     while (end > v && is_ows(end[-1]))
         end--;
+    if (h->packed)
+        return pack_add(h, line, nlen, v, (size_t)(end - v));
     return headers_add(h, line, nlen, v, (size_t)(end - v));
 }
 
@@ -679,7 +750,8 @@ int et_xfer_configure(et_xfer_t *x, CURL *easy, const et_http_opts_t *o)
     x->easy = easy;
     x->max_body = o->max_body_size;
     x->opts = o;
-    x->packed_headers = o->packed_headers;
+    if (x->headers.packed != (o->packed_headers != 0))
+        et_headers_set_packed(&x->headers, o->packed_headers);
     if (o->id != 0 && x->st.opts_id == o->id && x->st.configured) {
         /* A pooled handle already set up with these options: only what points into x. */
         SETOPT(CURLOPT_WRITEDATA, (void *)x);
@@ -1054,6 +1126,8 @@ void et_xfer_reset_result(et_xfer_t *x)
     x->abort_reason = ET_ABORT_NONE;
     x->errbuf[0] = '\0';
     et_headers_restart(&x->headers);            /* (storage kept for the handle's next request) */
+    if (x->headers.pk.cap > ET_BODY_KEEP)
+        et_buf_free(&x->headers.pk);
     if (x->body.cap > ET_BODY_KEEP)
         et_buf_free(&x->body);
     x->body.len = 0;

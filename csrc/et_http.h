@@ -77,6 +77,12 @@ typedef struct et_headers {
     size_t *index;         /* open addressing over names: item index + 1, 0 empty */
     size_t icap;           /* slots in index (a power of two, at least twice n), 0 none */
     int in_block;          /* a status line was seen and its block has not ended */
+    /* Packed mode (packed set): the lines of the current block appended as they come, each as its
+     * lower-case name, a NUL, the value's length (4 bytes, big-endian) and the value; no items, no
+     * index, nothing joined (core.headers_table joins repeats when the table is built). */
+    int packed;
+    et_buf_t pk;
+    size_t pk_last;        /* offset of the last entry's length bytes in pk; (size_t)-1 none */
 } et_headers_t;
 
 /* Session settings, copied into every transfer made with them. */
@@ -126,7 +132,6 @@ typedef struct et_xfer {
     et_buf_t body;
     size_t max_body;
     int no_redirects;                 /* the session's allow_redirects overridden for one request */
-    int packed_headers;               /* the session's packed_headers (kept after the handle goes) */
     et_headers_t headers;
     int abort_reason;
     int sigint_armed;                 /* et_xfer_perform_blocking has its SIGINT handler in */
@@ -166,8 +171,10 @@ void et_headers_restart(et_headers_t *h);
  * 1 over ET_HTTP_MAX_HEADER_BYTES for a block or ET_HTTP_MAX_HEADER_TOTAL for all, ET_ENOMEM.
  * Each line costs O(1) expected time (names are hashed). */
 int et_headers_feed(et_headers_t *h, const char *line, size_t len);
-/* Value of a lower-case name, or NULL. */
+/* Value of a lower-case name, or NULL (items mode only). */
 const et_hdr_t *et_headers_find(const et_headers_t *h, const char *name);
+/* Switches h to packed mode (on) or items mode (off); drops what it holds. */
+void et_headers_set_packed(et_headers_t *h, int on);
 
 void et_http_opts_init(et_http_opts_t *o);
 void et_http_opts_free(et_http_opts_t *o);

@@ -133,46 +133,51 @@ static void push_headers(lua_State *L, const et_headers_t *h)
     }
 }
 
-/* The headers in one string, for a session made with `packed_headers`: per header its name, a NUL,
- * the value's length (4 bytes, big-endian) and the value. One string instead of a table and two
- * strings per header: the client builds the table (core.headers_table) only when it is read. */
+/* The headers of a session made with `packed_headers`: the packed lines of the final block, as
+ * et_headers_feed appended them (per header: its lower-case name, a NUL, the value's length in 4
+ * bytes big-endian, the value). One string, made at once, instead of a table and two strings per
+ * header: the client builds the table (core.headers_table) only when it is read. */
 static void push_headers_packed(lua_State *L, const et_headers_t *h)
 {
-    char small[1024], *out = small, *p;
-    et_Buffer b;
-    size_t i, total = 0;
-    for (i = 0; i < h->n; i++)
-        total += strlen(h->items[i].name) + 5 + h->items[i].value.len;
-    if (total > sizeof small)                   /* (bounded by ET_HTTP_MAX_HEADER_TOTAL) */
-        out = et_buffinitsize(L, &b, total);
-    for (p = out, i = 0; i < h->n; i++) {
-        const et_hdr_t *e = &h->items[i];
-        size_t n = strlen(e->name) + 1, v = e->value.len;
-        memcpy(p, e->name, n);                  /* with its NUL */
-        p += n;
-        *p++ = (char)(v >> 24 & 0xff);
-        *p++ = (char)(v >> 16 & 0xff);
-        *p++ = (char)(v >> 8 & 0xff);
-        *p++ = (char)(v & 0xff);
-        if (v)
-            memcpy(p, e->value.data, v);
-        p += v;
-    }
-    if (out == small)
-        lua_pushlstring(L, small, total);
-    else
-        et_pushresultsize(&b, total);
+    lua_pushlstring(L, h->pk.data ? h->pk.data : "", h->pk.len);
 }
 
-/* core.headers_table(packed): the table of a packed header string (see push_headers_packed). */
+/* Joins the values gathered for repeated names (rep: name -> array of values) into t. */
+static void join_repeats(lua_State *L, int t, int rep)
+{
+    lua_pushnil(L);
+    while (lua_next(L, rep)) {                  /* name, values */
+        luaL_Buffer b;
+        size_t i, n = lua_rawlen(L, -1);
+        const char *sep = strcmp(lua_tostring(L, -2), "set-cookie") == 0 ? "\n" : ", ";
+        int vals = lua_gettop(L);
+        lua_pushvalue(L, -2);                   /* name, values, name */
+        luaL_buffinit(L, &b);
+        for (i = 1; i <= n; i++) {
+            if (i > 1)
+                luaL_addstring(&b, sep);
+            lua_rawgeti(L, vals, (lua_Integer)i);
+            luaL_addvalue(&b);
+        }
+        luaL_pushresult(&b);                    /* name, values, name, joined */
+        lua_rawset(L, t);
+        lua_pop(L, 1);                          /* name */
+    }
+}
+
+/* core.headers_table(packed): the table of a packed header string (see push_headers_packed):
+ * repeated names joined with ", " (set-cookie with "\n"), as et_headers_feed joins them. */
 static int l_headers_table(lua_State *L)
 {
     size_t len, pos, n = 0;
     const char *s = luaL_checklstring(L, 1, &len);
-    int pass;
+    int pass, rep = 0;
+    lua_settop(L, 1);
     for (pass = 0; pass < 2; pass++) {          /* count and check, then build */
-        if (pass == 1)
-            lua_createtable(L, 0, n > INT_MAX ? INT_MAX : (int)n);
+        if (pass == 1) {
+            lua_createtable(L, 0, n > INT_MAX ? INT_MAX : (int)n);   /* 2: the table */
+            lua_pushnil(L);                     /* 3: repeated names -> values, when one comes */
+        }
         for (pos = 0; pos < len;) {
             const char *name = s + pos, *nul = memchr(name, '\0', len - pos);
             size_t nlen, v;
@@ -188,13 +193,41 @@ static int l_headers_table(lua_State *L)
             if (pass == 0) {
                 n++;
             } else {
-                lua_pushlstring(L, name, nlen);
-                lua_pushlstring(L, s + pos, v);
-                lua_rawset(L, -3);
+                lua_pushlstring(L, name, nlen);                 /* name */
+                lua_pushvalue(L, -1);
+                if (et_rawget(L, 2) == LUA_TNIL) {              /* name, nil: the first value */
+                    lua_pop(L, 1);
+                    lua_pushlstring(L, s + pos, v);
+                    lua_rawset(L, 2);
+                } else {                                        /* name, first: a repeat */
+                    if (!rep) {
+                        lua_newtable(L);
+                        lua_replace(L, 3);
+                        rep = 1;
+                    }
+                    lua_pushvalue(L, -2);
+                    if (et_rawget(L, 3) == LUA_TNIL) {          /* name, first, nil */
+                        lua_pop(L, 1);
+                        lua_createtable(L, 4, 0);               /* name, first, values */
+                        lua_insert(L, -2);
+                        lua_rawseti(L, -2, 1);                  /* name, values */
+                        lua_pushvalue(L, -2);
+                        lua_pushvalue(L, -2);
+                        lua_rawset(L, 3);
+                    } else {
+                        lua_replace(L, -2);                     /* name, values */
+                    }
+                    lua_pushlstring(L, s + pos, v);
+                    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+                    lua_pop(L, 2);
+                }
             }
             pos += v;
         }
     }
+    if (rep)
+        join_repeats(L, 2, 3);
+    lua_settop(L, 2);
     return 1;
 }
 
@@ -210,7 +243,7 @@ static int push_result(lua_State *L, const et_xfer_t *x, int fallback_idx)
         return 3;
     }
     lua_pushinteger(L, x->status);
-    if (x->packed_headers)
+    if (x->headers.packed)
         push_headers_packed(L, &x->headers);
     else
         push_headers(L, &x->headers);
