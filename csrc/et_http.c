@@ -142,12 +142,13 @@ static int is_ows(char c)
 
 /* Is every byte of the n at s an RFC 9110 tchar? A name with a blank, a control or a NUL inside
  * would otherwise reach Lua as another (or, cut at the NUL, an existing) header's name. */
+/* One bit per byte value: the tchars (a table, not a search per byte). */
+static const unsigned char tchar[32] = {
+    0x00, 0x00, 0x00, 0x00, 0xfa, 0x6c, 0xff, 0x03, 0xfe, 0xff, 0xff, 0xc7, 0xff, 0xff, 0xff, 0x57,
+};
+
 static int is_token(const char *s, size_t n)
 {
-    /* One bit per byte value: the tchars (a table, not a search per byte). */
-    static const unsigned char tchar[32] = {
-        0x00, 0x00, 0x00, 0x00, 0xfa, 0x6c, 0xff, 0x03, 0xfe, 0xff, 0xff, 0xc7, 0xff, 0xff, 0xff, 0x57,
-    };
     size_t i;
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -284,7 +285,8 @@ static void put_len(char *p, size_t v)
     p[3] = (char)(v & 0xff);
 }
 
-/* Packed mode: appends one header (the name lower-cased). */
+/* Packed mode: appends one header, its name checked (a token, else the line is ignored) and
+ * lower-cased in the same pass. */
 static int pack_add(et_headers_t *h, const char *name, size_t nlen, const char *val, size_t vlen)
 {
     char *p;
@@ -292,8 +294,12 @@ static int pack_add(et_headers_t *h, const char *name, size_t nlen, const char *
     if (buf_reserve(&h->pk, nlen + 5 + vlen) != ET_OK)
         return ET_ENOMEM;
     p = h->pk.data + h->pk.len;
-    for (i = 0; i < nlen; i++)
-        p[i] = lower(name[i]);
+    for (i = 0; i < nlen; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (!(tchar[c >> 3] & (1u << (c & 7))))
+            return ET_OK;                       /* not a field name (nothing kept) */
+        p[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+    }
     p[nlen] = '\0';
     h->pk_last = h->pk.len + nlen + 1;
     put_len(p + nlen + 1, vlen);
@@ -392,7 +398,7 @@ int et_headers_feed(et_headers_t *h, const char *line, size_t len)
     nlen = (size_t)(colon - line);
     while (nlen > 0 && is_ows(line[nlen - 1]))
         nlen--;
-    if (nlen == 0 || !is_token(line, nlen))
+    if (nlen == 0 || (!h->packed && !is_token(line, nlen)))
         return ET_OK;                           /* not a field name (RFC 9110 token): ignored */
     v = colon + 1;
     while (v < end && is_ows(*v))
@@ -418,6 +424,7 @@ void et_http_opts_init(et_http_opts_t *o)
     o->user_agent = NULL;
     o->proxy = NULL;
     o->packed_headers = 0;
+    o->elide_url = 0;
     o->id = 0;
     o->ua_header = NULL;
     o->proxy_http = o->proxy_https = o->noproxy = NULL;
@@ -1061,10 +1068,8 @@ int et_xfer_finish(et_xfer_t *x, CURLcode rc)
     if (x->easy) {
         if (curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &v) == CURLE_OK)
             x->status = v;
-        if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &v) == CURLE_OK)
+        if (x->count_connects && curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &v) == CURLE_OK)
             x->num_connects = v;
-        if (curl_easy_getinfo(x->easy, CURLINFO_LOCAL_PORT, &v) == CURLE_OK)
-            x->local_port = v;
         if (curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &eff) != CURLE_OK)
             eff = NULL;
     }
@@ -1122,7 +1127,6 @@ void et_xfer_reset_result(et_xfer_t *x)
     x->code = ET_HTTP_OK;
     x->status = 0;
     x->num_connects = 0;
-    x->local_port = 0;
     x->abort_reason = ET_ABORT_NONE;
     x->errbuf[0] = '\0';
     et_headers_restart(&x->headers);            /* (storage kept for the handle's next request) */

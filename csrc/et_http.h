@@ -97,6 +97,7 @@ typedef struct et_http_opts {
     char *user_agent;
     char *proxy;              /* "" no proxy at all; NULL the environment's (curl's default) */
     int packed_headers;       /* results carry the headers packed in one string, not a table */
+    int elide_url;            /* transfer:result() gives nil for the URL when it is the one asked */
     /* Derived once by et_http_opts_finish (NULL before): */
     unsigned long id;         /* unique per finished opts: which pooled handles carry them */
     struct curl_slist *ua_header;   /* "User-Agent: ..." prebuilt, or NULL */
@@ -142,7 +143,6 @@ typedef struct et_xfer {
     char *effective_url;
     char *message;                    /* never holds headers, bodies or the query string */
     long num_connects;                /* new connections this transfer opened */
-    long local_port;
     /* For messages: the method and the URL without userinfo, query or fragment (built on the
      * first message, from the URL the handle holds). */
     char *what;
@@ -151,6 +151,8 @@ typedef struct et_xfer {
     /* Set by an owner that knows the URL it asked for: an effective URL equal to it is not
      * copied (effective_url stays NULL). */
     int same_url_elided;
+    /* Set by an owner that counts connections (a session: session:stats()): num_connects read. */
+    int count_connects;
     /* The handle's set-up (see et_easy_state_t) and the options it was configured with. */
     et_easy_state_t st;
     const et_http_opts_t *opts;

@@ -348,7 +348,7 @@ static void opt_known(lua_State *L, int idx, const char *const *names)
 
 static const char *const session_opts[] = {
     "timeout", "connect_timeout", "verify_ssl", "ca_file", "allow_redirects", "max_redirects",
-    "user_agent", "max_body_size", "proxy", "packed_headers", NULL
+    "user_agent", "max_body_size", "proxy", "packed_headers", "elide_url", NULL
 };
 
 /* proxy: nil the environment's (curl's default), false none, a string that proxy. */
@@ -383,6 +383,7 @@ static void read_session_opts(lua_State *L, int idx, et_http_opts_t *o)
     o->max_body_size = (size_t)opt_int(L, idx, "max_body_size", ET_DEFAULT_MAX_BODY, 0);
     opt_proxy(L, idx, o);
     o->packed_headers = opt_bool(L, idx, "packed_headers", 0);
+    o->elide_url = opt_bool(L, idx, "elide_url", 0);
 }
 
 /* ---------------------------------------------------------------- Session */
@@ -505,6 +506,7 @@ static int l_session_new(lua_State *L)
         return luaL_error(L, "cannot create a curl easy handle");
     s->open = 1;
     s->x.same_url_elided = 1;                   /* request() pushes its own URL string instead */
+    s->x.count_connects = 1;
     rc = et_xfer_configure(&s->x, easy, s->opts);
     if (rc != ET_OK)
         return luaL_error(L, "%s", s->x.message ? s->x.message : "not enough memory");
@@ -1057,6 +1059,9 @@ static void multi_append(lua_State *L, int k, int vi)
 
 /* Header storage a recycled transfer keeps (its value buffers); beyond it, freed. */
 #define XFER_KEEP_HEADERS (64 * 1024)
+/* A body buffer kept once its body is handed to Lua (for the transfer's next request); bigger
+ * ones are freed at once. */
+#define XFER_KEEP_BODY (16 * 1024)
 
 /* The Transfer at i, made ready for another request, if it can be: done or cancelled, out of any
  * multi, not in use by a binding. Its result goes (a body handed to Lua stays Lua's), its buffers
@@ -1138,6 +1143,7 @@ static int l_multi_add(lua_State *L)
     t->opts = et_http_opts_ref(s->opts);
     https = strncmp(a.url, "https://", 8) == 0 || strncmp(a.url, "HTTPS://", 8) == 0;
     rc = et_xfer_configure(&t->x, e, s->opts);
+    t->x.same_url_elided = s->opts->elide_url;
     if (rc == ET_OK) {
         t->x.no_redirects = a.no_redirects;
         rc = et_xfer_prepare(&t->x, a.method, a.url, a.headers, a.nheaders, a.body, a.bodylen,
@@ -1451,11 +1457,15 @@ static int l_xfer_result(lua_State *L)
             l_getuv(L, 1);                      /* the body, handed over before */
             lua_replace(L, -3);
         } else if (n == 4 && t->x.body.data) {
-            /* The body is a Lua string now: the C copy goes at once (the Lua one is what the
-             * collector sees), and a later result() gives the same string. */
+            /* The body is a Lua string now, and a later result() gives the same string. A big C
+             * copy goes at once (the Lua one is what the collector sees); a small buffer stays
+             * for the transfer's next request (the poller reuses it), emptied. */
             lua_pushvalue(L, -2);
             l_setuv(L, 1);
-            et_buf_free(&t->x.body);
+            if (t->x.body.cap > XFER_KEEP_BODY)
+                et_buf_free(&t->x.body);
+            else
+                t->x.body.len = 0;
             t->body_in_uv = 1;
         }
         if (--t->pins == 0 && t->close_pending) {

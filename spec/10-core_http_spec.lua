@@ -205,6 +205,27 @@ describe("eternaltwin.core http", function()
       packed:close()
     end)
 
+    it("elide_url: a transfer's URL is nil when it is the one asked for, the final one after redirects", function()
+      local mu = core.multi()
+      local function run(s, path)
+        local x = mu:add(s, "GET", base .. path, nil, nil, nil)
+        local deadline = now() + 5
+        repeat mu:perform(); if #mu:finished() > 0 then break end; mu:poll(0.05) until now() > deadline
+        return x:result()
+      end
+      local lean = core.session({ elide_url = true, allow_redirects = true })
+      local st, _, _, url = run(lean, "/_mock/echo?x=1")
+      assert.equal(200, st)
+      assert.is_nil(url)
+      st, _, _, url = run(lean, "/_mock/redirect-chain/2")
+      assert.equal(200, st)
+      assert.equal(base .. "/_mock/redirect-chain/0", url)
+      st, _, _, url = run(session, "/_mock/echo?x=1")     -- without it: the URL, always
+      assert.equal(base .. "/_mock/echo?x=1", url)
+      mu:close()
+      lean:close()
+    end)
+
     it("headers_table refuses what is not packed headers, and keeps binary values", function()
       local function pk(name, value)
         local n = #value

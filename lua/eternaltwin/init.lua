@@ -433,7 +433,7 @@ function Client:_session()
       timeout = self.timeout, connect_timeout = self.connect_timeout, verify_ssl = self.verify_ssl,
       ca_file = self.ca_file, allow_redirects = self.allow_redirects, max_redirects = self.max_redirects,
       user_agent = self.user_agent, max_body_size = self.max_body_size, proxy = self.proxy,
-      packed_headers = true,
+      packed_headers = true, elide_url = true,
     }
     s.session = core.session(s.settings)
   end
@@ -1008,13 +1008,20 @@ local function build_headers(fname, user, token, has_body_type)
 end
 
 -- Sends one request, with the retries the client allows; returns a Response or nil, err.
+local transfer = runtime.transfer
 function Client:_send(method, url, headers, body, flags, raise_on_error, may_retry)
   local attempt = 0
   local s = secrets[self]
   local session, settings = s and s.session, s and s.settings
   if not session then session, settings = self:_session() end
   while true do
-    local status, h, content, eff = runtime.transfer(session, method, url, headers, body, flags, settings)
+    local status, h, content, eff = transfer(session, method, url, headers, body, flags, settings)
+    if status and status < 300 then            -- the usual answer: no retry, no error to build
+      if type(h) == "string" then
+        return setmetatable({ status_code = status, _headers = h, content = content, url = eff or url }, Response)
+      end
+      return setmetatable({ status_code = status, headers = h, content = content, url = eff or url }, Response)
+    end
     local res, err, wait
     if status == nil then
       err = new_error(errors.TransportError, content or h, { code = h, url = errors.safe_url(url),
@@ -1109,7 +1116,7 @@ end
 -- @tparam[opt] table opts as for `request`
 -- @treturn Response or `nil, err`
 function Client:get(endpoint, opts)
-  check_client(self, "get")
+  if type(self) ~= "table" then check_client(self, "get") end
   if opts == nil and type(endpoint) == "string" then
     -- The common call, `get(endpoint)` of an endpoint already resolved: what `request` would do.
     local cache = resolved[self]

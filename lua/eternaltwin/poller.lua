@@ -7,7 +7,7 @@ local core = require("eternaltwin.core")
 local errors = require("eternaltwin.errors")
 local runtime = require("eternaltwin.runtime")
 
-local type, setmetatable, error, select = type, setmetatable, error, select
+local type, setmetatable, error = type, setmetatable, error
 local compat = require("eternaltwin.compat")
 local pack, unpack, math_type = compat.pack, compat.unpack, compat.math_type
 local co_create, co_resume, co_yield, co_status = coroutine.create, coroutine.resume, coroutine.yield,
@@ -72,26 +72,30 @@ local function finish(p, task, results)
   end
 end
 
--- What a resume gave. The task's body runs as the coroutine's own function (no pcall around it:
--- PUC Lua 5.1 cannot yield across pcall), so an error it raises ends the coroutine and comes back
--- here as `false, err`: it stays the task's own. Varargs, so a task that only yields costs no table.
-local function resumed(p, task, rok, ...)
+-- What a resume gave. The coroutine runs the task's body through `body` below, without a pcall
+-- (PUC Lua 5.1 cannot yield across pcall), so an error it raises ends the coroutine and comes back
+-- here as `false, err`: it stays the task's own. A resume gives exactly `true, WAKE` for a task
+-- that waits on the poller (the usual case), `true, DONE, results` for one that returned, and
+-- anything else for a plain coroutine.yield: two results to look at, never a vararg call.
+local DONE = {}
+local function resumed(p, task, rok, a, b)
   p.inside = false
-  if rok and ... == WAKE then return end  -- waiting on the poller (the usual case: no status asked)
-  if co_status(task.co) == "dead" then
-    if rok then
-      finish(p, task, pack(...))
-    else
-      local e = ...
-      if not errors.is_error(e) then e = tostring(e) end
-      finish(p, task, pack(nil, e))
-    end
-  elseif ... ~= WAKE then
-    push(p, task) -- a plain coroutine.yield() in a task: resume it next round
+  if rok then
+    if a == WAKE then return end
+    if a == DONE and co_status(task.co) == "dead" then return finish(p, task, b) end
+    return push(p, task) -- a plain coroutine.yield() in a task: resume it next round
   end
+  if not errors.is_error(a) then a = tostring(a) end
+  finish(p, task, pack(nil, a))
 end
 
--- Resumes one task (a new one with its arguments) and handles what it yields or returns.
+-- A task's coroutine function: its body, then its results packed, marked as the end.
+local function body(fn, ...)
+  return DONE, pack(fn(...))
+end
+
+-- Resumes one task (a new one with its function and arguments) and handles what it yields or
+-- returns.
 local function resume(p, task)
   p.inside = task
   local args = task.args
@@ -107,8 +111,8 @@ end
 function Poller:spawn(fn, ...)
   if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2) end
   local task = setmetatable({ poller = self, done = false }, Task)
-  task.co = co_create(fn)
-  if select("#", ...) > 0 then task.args = pack(...) end
+  task.co = co_create(body)
+  task.args = pack(fn, ...)
   runtime.tasks[task.co] = task
   self.live = self.live + 1
   push(self, task)
@@ -133,6 +137,8 @@ function Poller:_transfer(task, session, method, url, headers, body, flags)
   spare[#spare + 1] = xfer
   return a, b, c, d
 end
+
+runtime.poller_transfer = Poller._transfer
 
 -- Called by runtime.sleep inside a task.
 function Poller:_sleep(task, seconds)
@@ -172,7 +178,14 @@ local function run_ready(p)
   for i = 1, n do
     local task = q[i]
     q[i] = nil
-    if not task.done then resume(p, task) end
+    if not task.done then
+      if task.args then
+        resume(p, task)
+      else                                      -- (resume, inline: this runs once per request)
+        p.inside = task
+        resumed(p, task, co_resume(task.co))
+      end
+    end
   end
   p.spare = q
 end

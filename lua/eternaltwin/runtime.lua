@@ -36,6 +36,8 @@ end
 -- would keep itself alive for ever. A live task is held by its poller (ready queue, its transfer's tag,
 -- timers, waiters), so it stays here exactly as long as it can still run.
 M.tasks = setmetatable({}, { __mode = "kv" })
+-- Poller:_transfer, set by eternaltwin.poller when it loads (a task exists only after that).
+M.poller_transfer = nil
 
 --- The poller task running the current coroutine, or nil (main thread, foreign coroutine).
 function M.current()
@@ -48,10 +50,12 @@ end
 -- blocks elsewhere. `settings` are the session's options (the cosocket transport applies them).
 -- Returns `status, headers, body, url` or `nil, code, message`.
 local co_running = coroutine.running
+local tasks = M.tasks
 function M.transfer(session, method, url, headers, body, flags, settings)
-  local co, main = co_running()                -- M.current(), inline: this runs on every request
-  local task = co ~= nil and not main and M.tasks[co]
-  if task then return task.poller:_transfer(task, session, method, url, headers, body, flags) end
+  -- M.current(), inline: this runs on every request. The main thread is never a key (and on 5.1
+  -- coroutine.running() gives nil there, which reads as nil too).
+  local task = tasks[co_running()]
+  if task then return M.poller_transfer(task.poller, task, session, method, url, headers, body, flags) end
   if get_phase and M.nginx_mode() == "cosocket" then
     cosocket = cosocket or require("eternaltwin.cosocket")
     return cosocket.request(settings, method, url, headers, body, flags)
