@@ -620,7 +620,7 @@ typedef struct l_multi {
     pid_t pid;
 } l_multi;
 
-enum { XF_NEW = 0, XF_PENDING, XF_DONE, XF_CANCELLED };
+enum { XF_NEW = 0, XF_PENDING, XF_DONE, XF_CANCELLED, XF_TAKEN };
 
 struct l_xfer {
     et_xfer_t x;
@@ -1073,7 +1073,7 @@ static l_xfer *xfer_recycle(lua_State *L, int i)
         return NULL;
     t = lua_touserdata(L, i);
     if (t->m || t->pins || t->close_pending || t->x.easy || t->listed ||
-        (t->state != XF_DONE && t->state != XF_CANCELLED))
+        (t->state != XF_DONE && t->state != XF_CANCELLED && t->state != XF_TAKEN))
         return NULL;
     if (t->x.headers.total > XFER_KEEP_HEADERS)
         et_headers_clear(&t->x.headers);
@@ -1478,11 +1478,39 @@ static int l_xfer_result(lua_State *L)
         lua_pushliteral(L, "cancelled");
         lua_pushliteral(L, "transfer cancelled");
         return 3;
+    case XF_TAKEN:
+        lua_pushnil(L);
+        lua_pushliteral(L, "taken");
+        lua_pushliteral(L, "transfer result already taken");
+        return 3;
     default:
         lua_pushnil(L);
         lua_pushliteral(L, "pending");
         return 2;
     }
+}
+
+/* transfer:take(): result() once, for an owner that reads it once and may reuse the transfer
+ * (multi:add's reuse): nothing of the result stays with the transfer (the body is not kept as
+ * its user value, a small body buffer and the header buffers stay for its next request), and a
+ * later result() gives nil, "taken". Before the transfer is done, as result(). */
+static int l_xfer_take(lua_State *L)
+{
+    l_xfer *t = check_class(L, 1, UP_XFER, ET_XFER_MT);
+    int n;
+    if (t->state != XF_DONE || t->body_in_uv)
+        return l_xfer_result(L);
+    t->pins++;                                  /* push_result allocates: a finalizer may cancel t */
+    n = push_result(L, &t->x, 0);
+    if (t->x.body.cap > XFER_KEEP_BODY)
+        et_buf_free(&t->x.body);
+    et_xfer_reset_result(&t->x);                /* (the body string is Lua's now) */
+    t->state = XF_TAKEN;
+    if (--t->pins == 0 && t->close_pending) {
+        t->close_pending = 0;
+        xfer_close(t);
+    }
+    return n;
 }
 
 /* transfer:cancel(): detaches (if in flight) and frees; idempotent. */
@@ -1524,7 +1552,7 @@ static int l_xfer_gc(lua_State *L)
 
 static int l_xfer_tostring(lua_State *L)
 {
-    static const char *const names[] = { "new", "pending", "done", "cancelled" };
+    static const char *const names[] = { "new", "pending", "done", "cancelled", "taken" };
     l_xfer *t = check_xfer(L, 1);
     lua_pushfstring(L, "eternaltwin.core.Transfer (%s)", names[t->state]);
     return 1;
@@ -1568,6 +1596,7 @@ void l_http_open(lua_State *L)
     };
     static const luaL_Reg xfer_meth[] = {
         { "result", l_xfer_result },
+        { "take", l_xfer_take },
         { "cancel", l_xfer_cancel },
         { NULL, NULL }
     };

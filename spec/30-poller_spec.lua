@@ -254,6 +254,41 @@ describe("poller", function()
     assert.is_true(open_fds() <= fds + 1)
   end)
 
+  it("reuses its transfers across requests, holding no body or result in them", function()
+    local c = client()
+    local p = eternaltwin.poller()
+    local seen, before, after, spares, shown, again = {}, nil, nil, nil, nil, nil
+    -- The body used and dropped in a function of its own (a register of the task's frame could
+    -- otherwise still hold it).
+    local function fetch(i)
+      local res = assert(c:get("_mock/echo", { params = { n = i } }))
+      return res:json().args.n
+    end
+    local function big()
+      return #assert(c:get("_mock/static/1m")).content
+    end
+    p:spawn(function()
+      for i = 1, 5 do seen[#seen + 1] = fetch(i) end
+      collectgarbage()
+      collectgarbage()
+      before = collectgarbage("count")
+      assert.are.equal(1048576, big())            -- through the transfer kept for reuse, dropped
+      collectgarbage()
+      collectgarbage()
+      after = collectgarbage("count")
+      spares = #p.spare_xfers                     -- one transfer carried all six requests
+      shown = tostring(p.spare_xfers[1])
+      again = { p.spare_xfers[1]:result() }
+    end)
+    p:run()
+    assert.are.same({ "1", "2", "3", "4", "5" }, seen)
+    assert.is_true(after - before < 256, ("%.0f KiB more after a 1 MiB body was dropped"):format(after - before))
+    assert.are.equal(1, spares)
+    assert.are.equal("eternaltwin.core.Transfer (taken)", shown)
+    assert.are.same({ nil, "taken", "transfer result already taken" }, again)
+    assert.are.equal(0, #p.spare_xfers)           -- let go once no task is left
+  end)
+
   it("retries inside a task without blocking the others", function()
     local c = client({ retries = 1, retry_max_wait = 0.3 })
     local p = eternaltwin.poller()

@@ -47,7 +47,7 @@ function M.new(opts)
     spare = {},        -- the previous round's (emptied) queue, swapped back in
     timers = {},       -- task -> deadline (monotonic seconds)
     spare_xfers = {},  -- finished transfers, results read, for the next requests (at most one per
-                       -- task that was in flight at once)
+                       -- live task)
     inside = false,    -- true while resuming a task (run/step from a task raise)
   }, Poller)
 end
@@ -62,7 +62,12 @@ end
 local function finish(p, task, results)
   if task.done then return end
   task.done, task.results = true, results
-  p.live = p.live - 1
+  local live = p.live - 1
+  p.live = live
+  -- At most one spare transfer per live task: a burst's transfers go back to the collector as its
+  -- tasks end.
+  local spare = p.spare_xfers
+  for i = #spare, live + 1, -1 do spare[i] = nil end
   runtime.tasks[task.co] = nil
   p.timers[task] = nil
   local waiters = task.waiters
@@ -130,10 +135,10 @@ function Poller:_transfer(task, session, method, url, headers, body, flags)
   task.xfer = xfer
   co_yield(WAKE)
   task.xfer = nil
-  -- status, headers, body, url (or nil, code, message); then the transfer, its result read, goes
-  -- back to the poller for a later request (multi:add's reuse: no new userdata, finalizer or
-  -- header buffers per request).
-  local a, b, c, d = xfer:result()
+  -- status, headers, body, url (or nil, code, message), taken: nothing of it stays with the
+  -- transfer, which goes back to the poller for a later request (multi:add's reuse: no new
+  -- userdata, finalizer or header buffers per request).
+  local a, b, c, d = xfer:take()
   spare[#spare + 1] = xfer
   return a, b, c, d
 end
