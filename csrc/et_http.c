@@ -69,6 +69,7 @@ void et_headers_init(et_headers_t *h)
     h->index = NULL;
     h->icap = 0;
     h->in_block = 0;
+    h->last = h->last_vlen = 0;
     h->packed = 0;
     h->pk.data = NULL;
     h->pk.len = h->pk.cap = 0;
@@ -242,6 +243,8 @@ static int headers_add(et_headers_t *h, const char *name, size_t nlen, const cha
         const char *sep = strcmp(e->name, "set-cookie") == 0 ? "\n" : ", ";
         if (buf_append(&e->value, sep, strlen(sep)) != ET_OK)
             return ET_ENOMEM;
+        h->last = (size_t)(e - h->items);
+        h->last_vlen = vlen;
         return buf_append(&e->value, val, vlen);
     }
     if (h->n == h->cap) {
@@ -273,6 +276,8 @@ static int headers_add(et_headers_t *h, const char *name, size_t nlen, const cha
             free(e->name);
         return ET_ENOMEM;
     }
+    h->last = h->n;
+    h->last_vlen = vlen;
     h->index[slot] = ++h->n;
     return ET_OK;
 }
@@ -387,9 +392,12 @@ int et_headers_feed(et_headers_t *h, const char *line, size_t len)
             return pack_fold(h, v, (size_t)(end - v));
         if (h->n == 0)
             return ET_OK;
-        last = &h->items[h->n - 1];
-        if (last->value.len && buf_append(&last->value, " ", 1) != ET_OK)
+        /* The previous line's value goes on (a space between, unless that line's own value was
+         * empty), in the header that line added to. */
+        last = &h->items[h->last];
+        if (h->last_vlen && buf_append(&last->value, " ", 1) != ET_OK)
             return ET_ENOMEM;
+        h->last_vlen += (h->last_vlen ? 1 : 0) + (size_t)(end - v);
         return buf_append(&last->value, v, (size_t)(end - v));
     }
     colon = memchr(line, ':', len);

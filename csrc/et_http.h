@@ -77,6 +77,8 @@ typedef struct et_headers {
     size_t *index;         /* open addressing over names: item index + 1, 0 empty */
     size_t icap;           /* slots in index (a power of two, at least twice n), 0 none */
     int in_block;          /* a status line was seen and its block has not ended */
+    size_t last;           /* the item the last header line went to (a folded line continues it) */
+    size_t last_vlen;      /* the length of that line's own value (folds included) */
     /* Packed mode (packed set): the lines of the current block appended as they come, each as its
      * lower-case name, a NUL, the value's length (4 bytes, big-endian) and the value; no items, no
      * index, nothing joined (core.headers_table joins repeats when the table is built). */

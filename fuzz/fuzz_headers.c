@@ -56,6 +56,53 @@ static void check_names(const et_xfer_t *x)
     }
 }
 
+/* The packed form of the same lines (packed mode: appended as they come, joined only when read)
+ * is well formed and, joined as core.headers_table joins it, gives exactly the items' values. */
+static void check_packed(const et_xfer_t *x, const et_headers_t *p)
+{
+    const char *s = p->pk.data ? p->pk.data : "";
+    size_t len = p->pk.len, pos, j, entries = 0, matched = 0;
+    for (pos = 0; pos < len; entries++) {           /* structure */
+        const char *nul = memchr(s + pos, '\0', len - pos);
+        size_t v;
+        if (!nul || nul == s + pos || (size_t)(s + len - nul) < 5)
+            abort();
+        v = (size_t)(unsigned char)nul[1] << 24 | (size_t)(unsigned char)nul[2] << 16 |
+            (size_t)(unsigned char)nul[3] << 8 | (size_t)(unsigned char)nul[4];
+        pos = (size_t)(nul + 5 - s);
+        if (v > len - pos)
+            abort();
+        pos += v;
+    }
+    for (j = 0; j < x->headers.n; j++) {            /* each item's value, joined again */
+        const et_hdr_t *h = &x->headers.items[j];
+        const char *sep = strcmp(h->name, "set-cookie") == 0 ? "\n" : ", ";
+        size_t nl = strlen(h->name), got = 0, count = 0;
+        for (pos = 0; pos < len;) {
+            const char *nul = memchr(s + pos, '\0', len - pos);
+            size_t v = (size_t)(unsigned char)nul[1] << 24 | (size_t)(unsigned char)nul[2] << 16 |
+                       (size_t)(unsigned char)nul[3] << 8 | (size_t)(unsigned char)nul[4];
+            const char *name = s + pos, *val = nul + 5;
+            if ((size_t)(nul - name) == nl && memcmp(name, h->name, nl) == 0) {
+                if (count++ > 0) {
+                    if (got + strlen(sep) > h->value.len || memcmp(h->value.data + got, sep, strlen(sep)))
+                        abort();
+                    got += strlen(sep);
+                }
+                if (got + v > h->value.len || (v && memcmp(h->value.data + got, val, v)))
+                    abort();
+                got += v;
+                matched++;
+            }
+            pos = (size_t)(val - s) + v;
+        }
+        if (count == 0 || got != h->value.len)
+            abort();
+    }
+    if (matched != entries)                         /* no packed header the items lack */
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     et_xfer_t x;
@@ -76,6 +123,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (j = 0; j < x.headers.n; j++)
         if (et_headers_find(&x.headers, x.headers.items[j].name) != &x.headers.items[j])
             abort();
+    {
+        et_xfer_t y;
+        et_xfer_init(&y);
+        et_headers_set_packed(&y.headers, 1);
+        feed_all(&y, data, size);
+        if (y.abort_reason != x.abort_reason)
+            abort();
+        if (!x.abort_reason)
+            check_packed(&x, &y.headers);
+        et_xfer_release(&y);
+    }
     et_xfer_release(&x);
     return 0;
 }

@@ -485,6 +485,8 @@ describe("hardening (issue 12)", function()
       assert.are.equal(", ", h["x-empty"])
       assert.are.equal("a\1b\255c", h["x-bin"])
       assert.are.equal("1", h["x-last"])
+      assert.are.equal("a, tail", h["x-fold"])    -- the fold continues the line before it
+      assert.are.equal("1", h["x-other"])
       assert.is_nil(h["x-early"])
       assert.is_nil(h.link)
       assert.is_nil(h["bad name"])

@@ -17,8 +17,9 @@
 --   /http-lines             200 with 300,000 `HTTP/x: ...` header lines (11 MB)
 --   /many-headers           200 with 20,000 distinct short headers (220 KB)
 --   /long-header            200 with one 2 MiB header line
---   /header-mix             a 103 block, then 200 with repeats in mixed case, set-cookie twice, a folded
---                           line, names that are not tokens, empty and binary values
+--   /header-mix             a 103 block, then 200 with repeats in mixed case, set-cookie twice, folded
+--                           lines (one after a repeat with an empty value), names that are not tokens,
+--                           empty and binary values
 --   /many-repeats           200 with 6,000 Set-Cookie lines and 6,000 X-Rep lines, interleaved
 local socket = require("socket")
 
@@ -87,7 +88,8 @@ local function handle(c)
     c:send("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\nX-Early: dropped\r\n\r\n")
     respond(c, "200 OK", { "X-Multi: a", "Set-Cookie: s=1; Path=/", "x-MULTI:  b  ", "Folded: first",
       "   continued   ", "\tand more", "Set-Cookie: s=2", "Bad Name: ignored", ": empty name",
-      "X-Empty:", "X-Bin: a\1b\255c", "HTTP/x: y", "X-Multi: c", "X-Empty:", "X-Last: 1" }, "ok")
+      "X-Empty:", "X-Bin: a\1b\255c", "HTTP/x: y", "X-Multi: c", "X-Empty:", "X-Fold: a",
+      "X-Other: 1", "X-Fold:", "  tail", "X-Last: 1" }, "ok")
   elseif path:find("/many%-repeats$") then
     local hs = {}
     for i = 1, 6000 do hs[#hs + 1] = "Set-Cookie: c" .. i .. "=1"; hs[#hs + 1] = "X-Rep: " .. i end
