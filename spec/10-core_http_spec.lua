@@ -221,6 +221,7 @@ describe("eternaltwin.core http", function()
       assert.equal(200, st)
       assert.equal(base .. "/_mock/redirect-chain/0", url)
       st, _, _, url = run(session, "/_mock/echo?x=1")     -- without it: the URL, always
+      assert.equal(200, st)
       assert.equal(base .. "/_mock/echo?x=1", url)
       mu:close()
       lean:close()

@@ -77,7 +77,7 @@ local function finish(p, task, results)
   end
 end
 
--- What a resume gave. The coroutine runs the task's body through `body` below, without a pcall
+-- What a resume gave. The coroutine runs the task's body through `task_body` below, without a pcall
 -- (PUC Lua 5.1 cannot yield across pcall), so an error it raises ends the coroutine and comes back
 -- here as `false, err`: it stays the task's own. A resume gives exactly `true, WAKE` for a task
 -- that waits on the poller (the usual case), `true, DONE, results` for one that returned, and
@@ -95,7 +95,7 @@ local function resumed(p, task, rok, a, b)
 end
 
 -- A task's coroutine function: its body, then its results packed, marked as the end.
-local function body(fn, ...)
+local function task_body(fn, ...)
   return DONE, pack(fn(...))
 end
 
@@ -116,7 +116,7 @@ end
 function Poller:spawn(fn, ...)
   if type(fn) ~= "function" then error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2) end
   local task = setmetatable({ poller = self, done = false }, Task)
-  task.co = co_create(body)
+  task.co = co_create(task_body)
   task.args = pack(fn, ...)
   runtime.tasks[task.co] = task
   self.live = self.live + 1
