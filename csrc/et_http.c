@@ -7,7 +7,8 @@
 
 #include "et_http.h"
 
-/* Body capacity kept between requests of one handle; a bigger buffer is freed. */
+/* Body capacity kept between requests of one handle (and header storage, by the headers' raw size);
+ * bigger ones are freed. */
 #define ET_BODY_KEEP (256 * 1024)
 
 /* ---- buffer ---- */
@@ -282,12 +283,39 @@ static int headers_add(et_headers_t *h, const char *name, size_t nlen, const cha
     return ET_OK;
 }
 
+/* A packed entry's value length: 4 bytes, big-endian. */
 static void put_len(char *p, size_t v)
 {
     p[0] = (char)(v >> 24 & 0xff);
     p[1] = (char)(v >> 16 & 0xff);
     p[2] = (char)(v >> 8 & 0xff);
     p[3] = (char)(v & 0xff);
+}
+
+static size_t get_len(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (size_t)u[0] << 24 | (size_t)u[1] << 16 | (size_t)u[2] << 8 | (size_t)u[3];
+}
+
+int et_packed_next(const char *s, size_t len, size_t *pos, et_packed_entry_t *e)
+{
+    const char *nul;
+    size_t at = *pos;
+    if (at >= len)
+        return 0;
+    nul = memchr(s + at, '\0', len - at);
+    if (!nul || nul == s + at || (size_t)(s + len - nul) < 5)
+        return -1;
+    e->name = s + at;
+    e->nlen = (size_t)(nul - e->name);
+    e->vlen = get_len(nul + 1);
+    e->value = nul + 5;
+    at = (size_t)(e->value - s);
+    if (e->vlen > len - at)
+        return -1;
+    *pos = at + e->vlen;
+    return 1;
 }
 
 /* Packed mode: appends one header, its name checked (a token, else the line is ignored) and
@@ -318,13 +346,11 @@ static int pack_add(et_headers_t *h, const char *name, size_t nlen, const char *
 /* Packed mode: obsolete line folding, " " and v appended to the last value (the last entry). */
 static int pack_fold(et_headers_t *h, const char *v, size_t n)
 {
-    const unsigned char *l;
     size_t old;
     int sp;
     if (h->pk_last == (size_t)-1)
         return ET_OK;
-    l = (const unsigned char *)h->pk.data + h->pk_last;
-    old = (size_t)l[0] << 24 | (size_t)l[1] << 16 | (size_t)l[2] << 8 | (size_t)l[3];
+    old = get_len(h->pk.data + h->pk_last);
     sp = old > 0;
     if (buf_reserve(&h->pk, n + (size_t)sp) != ET_OK)
         return ET_ENOMEM;
@@ -1137,9 +1163,10 @@ void et_xfer_reset_result(et_xfer_t *x)
     x->num_connects = 0;
     x->abort_reason = ET_ABORT_NONE;
     x->errbuf[0] = '\0';
-    et_headers_restart(&x->headers);            /* (storage kept for the handle's next request) */
-    if (x->headers.pk.cap > ET_BODY_KEEP)
-        et_buf_free(&x->headers.pk);
+    if (x->headers.total > ET_BODY_KEEP)
+        et_headers_clear(&x->headers);          /* big header storage goes, as a big body does */
+    else
+        et_headers_restart(&x->headers);        /* (storage kept for the handle's next request) */
     if (x->body.cap > ET_BODY_KEEP)
         et_buf_free(&x->body);
     x->body.len = 0;

@@ -179,6 +179,14 @@ int et_headers_feed(et_headers_t *h, const char *line, size_t len);
 const et_hdr_t *et_headers_find(const et_headers_t *h, const char *name);
 /* Switches h to packed mode (on) or items mode (off); drops what it holds. */
 void et_headers_set_packed(et_headers_t *h, int on);
+/* One entry of packed headers (see et_headers_t), pointing into the packed bytes. */
+typedef struct et_packed_entry {
+    const char *name, *value;
+    size_t nlen, vlen;
+} et_packed_entry_t;
+/* The entry at *pos of the len packed bytes at s, *pos moved past it: 1; 0 at the end; -1 when
+ * the bytes there are not a packed entry (no NUL, an empty name, a length past the end). */
+int et_packed_next(const char *s, size_t len, size_t *pos, et_packed_entry_t *e);
 
 void et_http_opts_init(et_http_opts_t *o);
 void et_http_opts_free(et_http_opts_t *o);

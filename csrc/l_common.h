@@ -34,7 +34,9 @@ void l_resp_open(lua_State *L);    /* l_resp.c: response_parser (framing for the
 int l_json_push(lua_State *L, const char *text, size_t len, char *err, size_t errlen);
 char *l_json_encode(lua_State *L, int idx, size_t *len, char *err, size_t errlen);
 
-/* Set a class's metatable: methods go to __index, metamethods to the table itself. */
-void l_newclass(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *metamethods);
+/* Set a class's metatable: methods go to __index, metamethods to the table itself. The nup values
+ * on top of the stack become upvalues of every function (they stay on the stack). */
+void l_newclass(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *metamethods,
+                int nup);
 
 #endif

@@ -10,12 +10,18 @@
 
 #define ET_CORE_VERSION "0.1.0"
 
-void l_newclass(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *metamethods)
+void l_newclass(lua_State *L, const char *name, const luaL_Reg *methods, const luaL_Reg *metamethods,
+                int nup)
 {
+    int i, up = lua_gettop(L) - nup + 1;        /* the first upvalue */
     luaL_newmetatable(L, name);                 /* mt (existing one when opened twice) */
-    luaL_setfuncs(L, metamethods, 0);
+    for (i = 0; i < nup; i++)
+        lua_pushvalue(L, up + i);
+    luaL_setfuncs(L, metamethods, nup);
     lua_newtable(L);                            /* mt, methods */
-    luaL_setfuncs(L, methods, 0);
+    for (i = 0; i < nup; i++)
+        lua_pushvalue(L, up + i);
+    luaL_setfuncs(L, methods, nup);
     lua_setfield(L, -2, "__index");             /* mt */
     lua_pushstring(L, name);
     lua_setfield(L, -2, "__name");

@@ -171,59 +171,44 @@ static int l_headers_table(lua_State *L)
 {
     size_t len, pos, n = 0;
     const char *s = luaL_checklstring(L, 1, &len);
-    int pass, rep = 0;
+    et_packed_entry_t e;
+    int rc, rep = 0;
     lua_settop(L, 1);
-    for (pass = 0; pass < 2; pass++) {          /* count and check, then build */
-        if (pass == 1) {
-            lua_createtable(L, 0, n > INT_MAX ? INT_MAX : (int)n);   /* 2: the table */
-            lua_pushnil(L);                     /* 3: repeated names -> values, when one comes */
+    for (pos = 0; (rc = et_packed_next(s, len, &pos, &e)) == 1;)   /* count and check */
+        n++;
+    if (rc < 0)
+        return luaL_argerror(L, 1, "not packed headers");
+    lua_createtable(L, 0, n > INT_MAX ? INT_MAX : (int)n);           /* 2: the table */
+    lua_pushnil(L);                             /* 3: repeated names -> values, when one comes */
+    for (pos = 0; et_packed_next(s, len, &pos, &e) == 1;) {
+        lua_pushlstring(L, e.name, e.nlen);                     /* name */
+        lua_pushvalue(L, -1);
+        if (et_rawget(L, 2) == LUA_TNIL) {                      /* name, nil: the first value */
+            lua_pop(L, 1);
+            lua_pushlstring(L, e.value, e.vlen);
+            lua_rawset(L, 2);
+            continue;
         }
-        for (pos = 0; pos < len;) {
-            const char *name = s + pos, *nul = memchr(name, '\0', len - pos);
-            size_t nlen, v;
-            const unsigned char *p;
-            if (!nul || (size_t)(s + len - nul) < 5 || nul == name)
-                return luaL_argerror(L, 1, "not packed headers");
-            nlen = (size_t)(nul - name);
-            p = (const unsigned char *)nul + 1;
-            v = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | (size_t)p[3];
-            pos += nlen + 5;
-            if (v > len - pos)
-                return luaL_argerror(L, 1, "not packed headers");
-            if (pass == 0) {
-                n++;
-            } else {
-                lua_pushlstring(L, name, nlen);                 /* name */
-                lua_pushvalue(L, -1);
-                if (et_rawget(L, 2) == LUA_TNIL) {              /* name, nil: the first value */
-                    lua_pop(L, 1);
-                    lua_pushlstring(L, s + pos, v);
-                    lua_rawset(L, 2);
-                } else {                                        /* name, first: a repeat */
-                    if (!rep) {
-                        lua_newtable(L);
-                        lua_replace(L, 3);
-                        rep = 1;
-                    }
-                    lua_pushvalue(L, -2);
-                    if (et_rawget(L, 3) == LUA_TNIL) {          /* name, first, nil */
-                        lua_pop(L, 1);
-                        lua_createtable(L, 4, 0);               /* name, first, values */
-                        lua_insert(L, -2);
-                        lua_rawseti(L, -2, 1);                  /* name, values */
-                        lua_pushvalue(L, -2);
-                        lua_pushvalue(L, -2);
-                        lua_rawset(L, 3);
-                    } else {
-                        lua_replace(L, -2);                     /* name, values */
-                    }
-                    lua_pushlstring(L, s + pos, v);
-                    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-                    lua_pop(L, 2);
-                }
-            }
-            pos += v;
+        if (!rep) {                                             /* name, first: a repeat */
+            lua_newtable(L);
+            lua_replace(L, 3);
+            rep = 1;
         }
+        lua_pushvalue(L, -2);
+        if (et_rawget(L, 3) == LUA_TNIL) {                      /* name, first, nil */
+            lua_pop(L, 1);
+            lua_createtable(L, 4, 0);                           /* name, first, values */
+            lua_insert(L, -2);
+            lua_rawseti(L, -2, 1);                              /* name, values */
+            lua_pushvalue(L, -2);
+            lua_pushvalue(L, -2);
+            lua_rawset(L, 3);
+        } else {
+            lua_replace(L, -2);                                 /* name, values */
+        }
+        lua_pushlstring(L, e.value, e.vlen);
+        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+        lua_pop(L, 2);
     }
     if (rep)
         join_repeats(L, 2, 3);
@@ -415,11 +400,6 @@ static void *check_class(lua_State *L, int i, int up, const char *tname)
     return luaL_checkudata(L, i, tname);
 }
 
-static void push_class(lua_State *L, int up)
-{
-    lua_pushvalue(L, up);
-}
-
 /* Pins: while a binding holds pointers into an object across Lua allocations (which may run a
  * finalizer that closes it), `pins` is non-zero and an explicit close only sets close_pending; the
  * binding closes it when it unpins. __gc never waits: it cannot run while a binding holds the
@@ -493,7 +473,7 @@ static int l_session_new(lua_State *L)
     s->pins = s->close_pending = 0;
     s->pid = getpid();
     s->requests = s->connections = 0;
-    push_class(L, UP_SESSION);
+    lua_pushvalue(L, UP_SESSION);
     lua_setmetatable(L, -2);
     s->opts = et_http_opts_new();
     if (!s->opts)
@@ -836,7 +816,7 @@ static int l_multi_new(lua_State *L)
     m = l_newud(L, sizeof *m);
     memset(m, 0, sizeof *m);
     m->pid = getpid();
-    push_class(L, UP_MULTI);
+    lua_pushvalue(L, UP_MULTI);
     lua_setmetatable(L, -2);
     if (!lua_isnoneornil(L, 1)) {
         static const char *const names[] = { "max_connections", NULL };
@@ -1057,8 +1037,6 @@ static void multi_append(lua_State *L, int k, int vi)
     lua_pop(L, 1);
 }
 
-/* Header storage a recycled transfer keeps (its value buffers); beyond it, freed. */
-#define XFER_KEEP_HEADERS (64 * 1024)
 /* A body buffer kept once its body is handed to Lua (for the transfer's next request); bigger
  * ones are freed at once. */
 #define XFER_KEEP_BODY (16 * 1024)
@@ -1075,8 +1053,6 @@ static l_xfer *xfer_recycle(lua_State *L, int i)
     if (t->m || t->pins || t->close_pending || t->x.easy || t->listed ||
         (t->state != XF_DONE && t->state != XF_CANCELLED && t->state != XF_TAKEN))
         return NULL;
-    if (t->x.headers.total > XFER_KEEP_HEADERS)
-        et_headers_clear(&t->x.headers);
     et_xfer_reset_result(&t->x);
     et_http_opts_unref(t->opts);
     t->opts = NULL;
@@ -1123,7 +1099,7 @@ static int l_multi_add(lua_State *L)
         t->deadline = 0;
         t->pins = t->close_pending = 0;
         t->listed = 0;
-        push_class(L, UP_XFER);
+        lua_pushvalue(L, UP_XFER);
         lua_setmetatable(L, -2);
         lua_replace(L, 9);
     }
@@ -1444,6 +1420,25 @@ static int l_multi_tostring(lua_State *L)
     return 1;
 }
 
+/* The body is a Lua string now: a big C copy goes at once (the Lua one is what the collector
+ * sees); a small buffer stays, emptied, for the transfer's next request (the poller reuses it). */
+static void body_handed(et_xfer_t *x)
+{
+    if (x->body.cap > XFER_KEEP_BODY)
+        et_buf_free(&x->body);
+    else
+        x->body.len = 0;
+}
+
+/* Ends a binding's use of t: a cancel() that came meanwhile (from a finalizer) happens now. */
+static void xfer_unpin(l_xfer *t)
+{
+    if (--t->pins == 0 && t->close_pending) {
+        t->close_pending = 0;
+        xfer_close(t);
+    }
+}
+
 /* transfer:result() */
 static int l_xfer_result(lua_State *L)
 {
@@ -1457,21 +1452,13 @@ static int l_xfer_result(lua_State *L)
             l_getuv(L, 1);                      /* the body, handed over before */
             lua_replace(L, -3);
         } else if (n == 4 && t->x.body.data) {
-            /* The body is a Lua string now, and a later result() gives the same string. A big C
-             * copy goes at once (the Lua one is what the collector sees); a small buffer stays
-             * for the transfer's next request (the poller reuses it), emptied. */
+            /* A later result() gives the same string: it is the user value now. */
             lua_pushvalue(L, -2);
             l_setuv(L, 1);
-            if (t->x.body.cap > XFER_KEEP_BODY)
-                et_buf_free(&t->x.body);
-            else
-                t->x.body.len = 0;
+            body_handed(&t->x);
             t->body_in_uv = 1;
         }
-        if (--t->pins == 0 && t->close_pending) {
-            t->close_pending = 0;
-            xfer_close(t);
-        }
+        xfer_unpin(t);
         return n;
     case XF_CANCELLED:
         lua_pushnil(L);
@@ -1502,14 +1489,10 @@ static int l_xfer_take(lua_State *L)
         return l_xfer_result(L);
     t->pins++;                                  /* push_result allocates: a finalizer may cancel t */
     n = push_result(L, &t->x, 0);
-    if (t->x.body.cap > XFER_KEEP_BODY)
-        et_buf_free(&t->x.body);
-    et_xfer_reset_result(&t->x);                /* (the body string is Lua's now) */
+    body_handed(&t->x);
+    et_xfer_reset_result(&t->x);
     t->state = XF_TAKEN;
-    if (--t->pins == 0 && t->close_pending) {
-        t->close_pending = 0;
-        xfer_close(t);
-    }
+    xfer_unpin(t);
     return n;
 }
 
@@ -1608,33 +1591,21 @@ void l_http_open(lua_State *L)
         { "__tostring", l_xfer_tostring },
         { NULL, NULL }
     };
-    static const struct { const char *name; const luaL_Reg *meth, *meta; } classes[] = {
-        { ET_SESSION_MT, session_meth, session_meta },
-        { ET_MULTI_MT, multi_meth, multi_meta },
-        { ET_XFER_MT, xfer_meth, xfer_meta },
-    };
-    size_t i;
-    for (i = 0; i < 3; i++)
-        l_newclass(L, classes[i].name, classes[i].meth, classes[i].meta);
-    /* Again, each function now a closure over the three metatables (see check_class). */
-#define PUSH_MTS() (luaL_getmetatable(L, ET_SESSION_MT), luaL_getmetatable(L, ET_MULTI_MT), \
-                    luaL_getmetatable(L, ET_XFER_MT))
-    for (i = 0; i < 3; i++) {
-        luaL_getmetatable(L, classes[i].name);          /* mt */
-        PUSH_MTS();
-        luaL_setfuncs(L, classes[i].meta, 3);
-        lua_getfield(L, -1, "__index");                 /* mt, methods */
-        PUSH_MTS();
-        luaL_setfuncs(L, classes[i].meth, 3);
-        lua_pop(L, 2);
-    }
-    PUSH_MTS();
+    int mod = lua_gettop(L);
+    /* The three metatables first: every function gets them as upvalues 1-3 (see check_class). */
+    luaL_newmetatable(L, ET_SESSION_MT);
+    luaL_newmetatable(L, ET_MULTI_MT);
+    luaL_newmetatable(L, ET_XFER_MT);
+    l_newclass(L, ET_SESSION_MT, session_meth, session_meta, 3);
+    l_newclass(L, ET_MULTI_MT, multi_meth, multi_meta, 3);
+    l_newclass(L, ET_XFER_MT, xfer_meth, xfer_meta, 3);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
     lua_pushcclosure(L, l_session_new, 3);
-    lua_setfield(L, -2, "session");
-    PUSH_MTS();
-    lua_pushcclosure(L, l_multi_new, 3);
-    lua_setfield(L, -2, "multi");
-#undef PUSH_MTS
+    lua_setfield(L, mod, "session");
+    lua_pushcclosure(L, l_multi_new, 3);        /* (the three metatables, taken) */
+    lua_setfield(L, mod, "multi");
     lua_pushcfunction(L, l_headers_table);
     lua_setfield(L, -2, "headers_table");
 }

@@ -540,6 +540,6 @@ void l_key_open(lua_State *L)
         { "__tostring", l_key_tostring },
         { NULL, NULL }
     };
-    l_newclass(L, ET_KEY_MT, methods, metamethods);
+    l_newclass(L, ET_KEY_MT, methods, metamethods, 0);
     luaL_setfuncs(L, funcs, 0);
 }

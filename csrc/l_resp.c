@@ -138,7 +138,7 @@ void l_resp_open(lua_State *L)
         { "__tostring", l_resp_tostring },
         { NULL, NULL }
     };
-    l_newclass(L, ET_RESP_MT, meth, meta);
+    l_newclass(L, ET_RESP_MT, meth, meta, 0);
     lua_pushcfunction(L, l_resp_new);
     lua_setfield(L, -2, "response_parser");
 }

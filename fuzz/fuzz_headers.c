@@ -62,39 +62,28 @@ static void check_packed(const et_xfer_t *x, const et_headers_t *p)
 {
     const char *s = p->pk.data ? p->pk.data : "";
     size_t len = p->pk.len, pos, j, entries = 0, matched = 0;
-    for (pos = 0; pos < len; entries++) {           /* structure */
-        const char *nul = memchr(s + pos, '\0', len - pos);
-        size_t v;
-        if (!nul || nul == s + pos || (size_t)(s + len - nul) < 5)
-            abort();
-        v = (size_t)(unsigned char)nul[1] << 24 | (size_t)(unsigned char)nul[2] << 16 |
-            (size_t)(unsigned char)nul[3] << 8 | (size_t)(unsigned char)nul[4];
-        pos = (size_t)(nul + 5 - s);
-        if (v > len - pos)
-            abort();
-        pos += v;
-    }
+    et_packed_entry_t e;
+    int rc;
+    for (pos = 0; (rc = et_packed_next(s, len, &pos, &e)) == 1;)    /* structure */
+        entries++;
+    if (rc != 0)
+        abort();
     for (j = 0; j < x->headers.n; j++) {            /* each item's value, joined again */
         const et_hdr_t *h = &x->headers.items[j];
         const char *sep = strcmp(h->name, "set-cookie") == 0 ? "\n" : ", ";
-        size_t nl = strlen(h->name), got = 0, count = 0;
-        for (pos = 0; pos < len;) {
-            const char *nul = memchr(s + pos, '\0', len - pos);
-            size_t v = (size_t)(unsigned char)nul[1] << 24 | (size_t)(unsigned char)nul[2] << 16 |
-                       (size_t)(unsigned char)nul[3] << 8 | (size_t)(unsigned char)nul[4];
-            const char *name = s + pos, *val = nul + 5;
-            if ((size_t)(nul - name) == nl && memcmp(name, h->name, nl) == 0) {
-                if (count++ > 0) {
-                    if (got + strlen(sep) > h->value.len || memcmp(h->value.data + got, sep, strlen(sep)))
-                        abort();
-                    got += strlen(sep);
-                }
-                if (got + v > h->value.len || (v && memcmp(h->value.data + got, val, v)))
+        size_t nl = strlen(h->name), sl = strlen(sep), got = 0, count = 0;
+        for (pos = 0; et_packed_next(s, len, &pos, &e) == 1;) {
+            if (e.nlen != nl || memcmp(e.name, h->name, nl) != 0)
+                continue;
+            if (count++ > 0) {
+                if (got + sl > h->value.len || memcmp(h->value.data + got, sep, sl))
                     abort();
-                got += v;
-                matched++;
+                got += sl;
             }
-            pos = (size_t)(val - s) + v;
+            if (got + e.vlen > h->value.len || (e.vlen && memcmp(h->value.data + got, e.value, e.vlen)))
+                abort();
+            got += e.vlen;
+            matched++;
         }
         if (count == 0 || got != h->value.len)
             abort();

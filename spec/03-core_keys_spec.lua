@@ -2,6 +2,7 @@
 -- eternaltwin.core keys and JWT: hmac_key, pkey, jwt_header, Key methods; PyJWT interop.
 -- Test keys are generated at run time with the openssl CLI into a temporary directory.
 local core = require("eternaltwin.core")
+local mock = require("spec.support.mock")
 local V = require("spec.support.compat")
 
 local function sh(cmd)
@@ -9,12 +10,7 @@ local function sh(cmd)
   return ok == true or ok == 0
 end
 
-local function readfile(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local readfile = mock.must_read
 
 local function writefile(path, s)
   local f = assert(io.open(path, "wb"))

@@ -38,6 +38,18 @@ describe("eternaltwin.core http", function()
     return (s or session):request("GET", base .. path, nil, nil, flags)
   end
 
+  -- One GET of s through the multi mu, driven until it finishes; its result.
+  local function through(mu, s, path)
+    local x = mu:add(s, "GET", base .. path, nil, nil, nil)
+    local deadline = now() + 10
+    repeat
+      mu:perform()
+      if #mu:finished() > 0 then break end
+      mu:poll(0.05)
+    until now() > deadline
+    return x:result()
+  end
+
   describe("session", function()
     it("does a GET: status, lower-case headers, body, effective URL", function()
       local status, h, body, url = get("/_mock/echo?x=1")
@@ -192,10 +204,7 @@ describe("eternaltwin.core http", function()
       assert.equal("a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT\nb=2", h2["set-cookie"])
       -- The multi's transfers of such a session too (their handles go back to the pool at once).
       local mu = core.multi()
-      local x = mu:add(packed, "GET", base .. "/_mock/repeat-header", nil, nil, nil, "t")
-      local deadline = now() + 5
-      repeat mu:perform(); if #mu:finished() == 0 then mu:poll(0.05) else break end until now() > deadline
-      local st3, p3 = x:result()
+      local st3, p3 = through(mu, packed, "/_mock/repeat-header")
       assert.equal(200, st3)
       assert.is_string(p3)
       local h3 = core.headers_table(p3)
@@ -207,12 +216,7 @@ describe("eternaltwin.core http", function()
 
     it("elide_url: a transfer's URL is nil when it is the one asked for, the final one after redirects", function()
       local mu = core.multi()
-      local function run(s, path)
-        local x = mu:add(s, "GET", base .. path, nil, nil, nil)
-        local deadline = now() + 5
-        repeat mu:perform(); if #mu:finished() > 0 then break end; mu:poll(0.05) until now() > deadline
-        return x:result()
-      end
+      local function run(s, path) return through(mu, s, path) end
       local lean = core.session({ elide_url = true, allow_redirects = true })
       local st, _, _, url = run(lean, "/_mock/echo?x=1")
       assert.equal(200, st)
@@ -697,16 +701,7 @@ describe("eternaltwin.core http", function()
 
     it("outlives the sessions whose handles it pools (another session reuses them, reset)", function()
       local mu = core.multi()
-      local function run(s, path)
-        local x = mu:add(s, "GET", base .. path, nil, nil, nil)
-        local deadline = now() + 10
-        repeat
-          mu:perform()
-          if #mu:finished() > 0 then break end
-          mu:poll(0.05)
-        until now() > deadline
-        return x:result()
-      end
+      local function run(s, path) return through(mu, s, path) end
       local a = core.session({ user_agent = "first/1" })
       for _ = 1, 3 do assert.equal(200, (run(a, "/_mock/echo"))) end
       a:close()

@@ -5,41 +5,21 @@ local eternaltwin = require("eternaltwin")
 local keys = require("eternaltwin.keys")
 local core = require("eternaltwin.core")
 
+local keydir = require("spec.support.keydir")
+
 local BASE = "http://localhost:50320/"
-local PY = "/usr/bin/python3"
 
-local function sh(cmd)
-  local ok = os.execute(cmd .. " >/dev/null 2>&1")
-  return ok == true or ok == 0
-end
-
-local dir
-local function path(n) return dir .. "/" .. n end
-local function text(n) return assert(keys.read_file(path(n))) end
+local kd
+local function path(n) return kd:path(n) end
+local function text(n) return kd:text(n) end
 
 local function client(key)
   return eternaltwin.new("demo@clients", "dev_secret", "http://localhost:8000/oauth/callback", key, { url = BASE })
 end
 
-setup(function()
-  dir = os.tmpname()
-  os.remove(dir)
-  assert(sh("mkdir -m 700 " .. dir))
-  for _, cmd in ipairs({
-    "genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.pem", "pkey -in rsa.pem -pubout -out rsa.pub",
-    "genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ec.pem", "pkey -in ec.pem -pubout -out ec.pub",
-    "genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out ec384.pem",
-    "pkey -in ec384.pem -pubout -out ec384.pub",
-    "genpkey -algorithm ED25519 -out ed.pem", "pkey -in ed.pem -pubout -out ed.pub",
-  }) do
-    assert(sh("cd " .. dir .. " && openssl " .. cmd), cmd)
-  end
-  local f = assert(io.open(path("hs.secret"), "w"))
-  f:write("a shared interop secret")
-  f:close()
-end)
+setup(function() kd = keydir.new("a shared interop secret") end)
 
-teardown(function() if dir then sh("rm -rf " .. dir) end end)
+teardown(function() if kd then kd:remove() end end)
 
 local ASYM = {
   { "RS256", "rsa" }, { "RS384", "rsa" }, { "RS512", "rsa" },
@@ -149,7 +129,7 @@ describe("interop with PyJWT and the Python client's rules", function()
   local have
   local script
   setup(function()
-    have = sh(PY .. " -c 'import jwt, cryptography'")
+    have = kd.have_py
     script = path("interop.py")
     local f = assert(io.open(script, "w"))
     -- The Python client's State.from_jwt rules, with PyJWT doing the cryptography.
@@ -173,16 +153,10 @@ else:
   end)
 
   local function py(mode, alg, keyfile, arg)
-    local p = io.popen(("%s %s %s %s %s %s '%s' 2>&1"):format(PY, script, mode, alg, path(keyfile), BASE, arg))
-    local out = p:read("*a")
-    p:close()
-    return (out:gsub("%s+$", ""))
+    return kd:python("interop.py", mode, alg, path(keyfile), BASE, arg)
   end
 
-  local CASES = { { "HS256", "hs.secret", "hs.secret" }, { "RS256", "rsa.pem", "rsa.pub" },
-                  { "PS256", "rsa.pem", "rsa.pub" }, { "ES256", "ec.pem", "ec.pub" },
-                  { "EdDSA", "ed.pem", "ed.pub" } }
-  for _, c in ipairs(CASES) do
+  for _, c in ipairs(keydir.CASES) do
     local alg, priv, pub = c[1], c[2], c[3]
     it(alg .. ": our states pass the Python client, PyJWT's pass ours", function()
       if not have then return pending("PyJWT not installed") end

@@ -4,16 +4,12 @@
 -- one builds from the tarball `make dist` makes, and the tarball holds what a release needs.
 -- (tools/run-tests.sh installs that tarball with luarocks into a temporary tree and loads it.)
 local eternaltwin = require("eternaltwin")
+local mock = require("spec.support.mock")
 
 -- Lua 5.1's loaders, looked up so that luacheck (set for 5.4) accepts them.
 local setfenv, loadstring = rawget(_G, "setfenv"), rawget(_G, "loadstring")
 
-local function readfile(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local readfile = mock.must_read
 
 -- A rockspec is Lua assigning globals: run it in an empty environment.
 local function rockspec(path)

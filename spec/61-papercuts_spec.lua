@@ -15,12 +15,7 @@ local q = mock.shell_quote
 -- Lua 5.1's loaders, looked up so that luacheck (set for 5.4) accepts them.
 local setfenv, loadstring = rawget(_G, "setfenv"), rawget(_G, "loadstring")
 
-local function readfile(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local readfile = mock.must_read
 
 -- Runs a shell command; its output (stdout and stderr) and whether it exited 0.
 local function run(cmd)

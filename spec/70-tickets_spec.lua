@@ -10,7 +10,7 @@ local SECRET = "a long random secret for tickets"
 local BASE = "http://localhost:50320/"
 local AUD = "game.example"
 local ID = "c5020923-b4b2-51a5-8a1d-ee5a10de03a3"
-local PY = "/usr/bin/python3"
+local keydir = require("spec.support.keydir")
 
 local function client(key, opts)
   local o = { url = BASE }
@@ -304,30 +304,13 @@ describe("replay stores for tickets", function()
 end)
 
 describe("tickets across keys and with PyJWT", function()
-  local dir, have_py
-  local function sh(cmd)
-    local ok = os.execute(cmd .. " >/dev/null 2>&1")
-    return ok == true or ok == 0
-  end
-  local function path(n) return dir .. "/" .. n end
-  local function text(n) return assert(keys.read_file(path(n))) end
+  local kd, have_py
+  local function text(n) return kd:text(n) end
 
   setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(sh("mkdir -m 700 " .. dir))
-    for _, cmd in ipairs({
-      "genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.pem", "pkey -in rsa.pem -pubout -out rsa.pub",
-      "genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ec.pem", "pkey -in ec.pem -pubout -out ec.pub",
-      "genpkey -algorithm ED25519 -out ed.pem", "pkey -in ed.pem -pubout -out ed.pub",
-    }) do
-      assert(sh("cd " .. dir .. " && openssl " .. cmd), cmd)
-    end
-    local f = assert(io.open(path("hs.secret"), "w"))
-    f:write(SECRET)
-    f:close()
-    have_py = sh(PY .. " -c 'import jwt, cryptography'")
-    f = assert(io.open(path("tickets.py"), "w"))
+    kd = keydir.new(SECRET)
+    have_py = kd.have_py
+    local f = assert(io.open(kd:path("tickets.py"), "w"))
     -- A Python web app's side: PyJWT issues tickets, and checks ours with its own aud/exp/iat rules.
     f:write([[
 import json, sys, time, jwt
@@ -349,20 +332,13 @@ else:
     f:close()
   end)
 
-  teardown(function() if dir then sh("rm -rf " .. dir) end end)
+  teardown(function() if kd then kd:remove() end end)
 
   local function py(mode, alg, keyfile, aud, arg)
-    local p = io.popen(("%s %s %s %s %s '%s' '%s' 2>&1"):format(PY, path("tickets.py"), mode, alg, path(keyfile), aud, arg))
-    local out = p:read("*a")
-    p:close()
-    return (out:gsub("%s+$", ""))
+    return kd:python("tickets.py", mode, alg, kd:path(keyfile), aud, arg)
   end
 
-  local CASES = { { "HS256", "hs.secret", "hs.secret" }, { "RS256", "rsa.pem", "rsa.pub" },
-                  { "PS256", "rsa.pem", "rsa.pub" }, { "ES256", "ec.pem", "ec.pub" },
-                  { "EdDSA", "ed.pem", "ed.pub" } }
-
-  for _, cse in ipairs(CASES) do
+  for _, cse in ipairs(keydir.CASES) do
     local alg, priv, pub = cse[1], cse[2], cse[3]
     it(alg .. ": the web signs, a game server with the public key alone redeems", function()
       if alg == "HS256" then return end

@@ -1016,23 +1016,20 @@ function Client:_send(method, url, headers, body, flags, raise_on_error, may_ret
   if not session then session, settings = self:_session() end
   while true do
     local status, h, content, eff = transfer(session, method, url, headers, body, flags, settings)
-    if status and status < 300 then            -- the usual answer: no retry, no error to build
-      if type(h) == "string" then
-        return setmetatable({ status_code = status, _headers = h, content = content, url = eff or url }, Response)
-      end
-      return setmetatable({ status_code = status, headers = h, content = content, url = eff or url }, Response)
-    end
     local res, err, wait
     if status == nil then
       err = new_error(errors.TransportError, content or h, { code = h, url = errors.safe_url(url),
         retryable = RETRY_CODES[h] or false })
       if may_retry and RETRY_CODES[h] and attempt < self.retries then wait = backoff(attempt) end
     else
+      -- The libcurl transports' headers come packed (a string, unpacked on first read), the
+      -- cosocket transport's as a table.
       if type(h) == "string" then
         res = setmetatable({ status_code = status, _headers = h, content = content, url = eff or url }, Response)
-      else                                                    -- (the cosocket transport's table)
+      else
         res = setmetatable({ status_code = status, headers = h, content = content, url = eff or url }, Response)
       end
+      if status < 300 then return res end      -- the usual answer: no retry, no error to build
       if may_retry and RETRY_STATUS[status] and attempt < self.retries then
         wait = retry_after(res.headers["retry-after"]) or backoff(attempt)
       end

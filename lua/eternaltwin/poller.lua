@@ -99,13 +99,11 @@ local function task_body(fn, ...)
   return DONE, pack(fn(...))
 end
 
--- Resumes one task (a new one with its function and arguments) and handles what it yields or
--- returns.
-local function resume(p, task)
-  p.inside = task
+-- The first resume of a new task: with its function and arguments.
+local function start(p, task)
   local args = task.args
-  if not args then return resumed(p, task, co_resume(task.co)) end
   task.args = nil
+  p.inside = task
   return resumed(p, task, co_resume(task.co, unpack(args, 1, args.n)))
 end
 
@@ -183,10 +181,10 @@ local function run_ready(p)
   for i = 1, n do
     local task = q[i]
     q[i] = nil
-    if not task.done then
+    if not task.done then                       -- (else cancelled while it waited here)
       if task.args then
-        resume(p, task)
-      else                                      -- (resume, inline: this runs once per request)
+        start(p, task)
+      else
         p.inside = task
         resumed(p, task, co_resume(task.co))
       end

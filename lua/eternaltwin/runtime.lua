@@ -39,22 +39,20 @@ M.tasks = setmetatable({}, { __mode = "kv" })
 -- Poller:_transfer, set by eternaltwin.poller when it loads (a task exists only after that).
 M.poller_transfer = nil
 
---- The poller task running the current coroutine, or nil (main thread, foreign coroutine).
+local co_running = coroutine.running
+local tasks = M.tasks
+
+--- The poller task running the current coroutine, or nil (main thread, foreign coroutine). The
+-- main thread is never a key (and on 5.1 coroutine.running() gives nil there, which reads as nil).
 function M.current()
-  local co, main = coroutine.running()
-  if co == nil or main then return nil end
-  return M.tasks[co]
+  return tasks[co_running()]
 end
 
 --- Performs one HTTP exchange: yields inside a task, goes through cosockets inside nginx,
 -- blocks elsewhere. `settings` are the session's options (the cosocket transport applies them).
 -- Returns `status, headers, body, url` or `nil, code, message`.
-local co_running = coroutine.running
-local tasks = M.tasks
 function M.transfer(session, method, url, headers, body, flags, settings)
-  -- M.current(), inline: this runs on every request. The main thread is never a key (and on 5.1
-  -- coroutine.running() gives nil there, which reads as nil too).
-  local task = tasks[co_running()]
+  local task = tasks[co_running()]            -- M.current(), inline: this runs on every request
   if task then return M.poller_transfer(task.poller, task, session, method, url, headers, body, flags) end
   if get_phase and M.nginx_mode() == "cosocket" then
     cosocket = cosocket or require("eternaltwin.cosocket")

@@ -30,6 +30,11 @@ end
 
 M.shell_quote, M.read_file = shell_quote, read_file
 
+--- The whole file (binary); raises naming it when it cannot be read.
+function M.must_read(path)
+  return (assert(read_file(path), "cannot read " .. path))
+end
+
 local function sleep(s)
   os.execute("sleep " .. s)
 end
