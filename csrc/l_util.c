@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stdio.h>
 
+#include <curl/curl.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
@@ -129,6 +130,18 @@ static int l_util_consttime_equal(lua_State *L)
     return 1;
 }
 
+/* An HTTP-date (RFC 9110: IMF-fixdate, and the obsolete RFC 850 and asctime forms) as epoch
+ * seconds, through libcurl's own date parser; nil for anything else. Retry-After uses it. */
+static int l_util_http_date(lua_State *L)
+{
+    const char *s = luaL_checkstring(L, 1);
+    time_t t = curl_getdate(s, NULL);
+    if (t == (time_t)-1)
+        return 0;
+    lua_pushinteger(L, (lua_Integer)t);
+    return 1;
+}
+
 void l_util_open(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
@@ -139,6 +152,7 @@ void l_util_open(lua_State *L)
         { "random_bytes", l_util_random_bytes },
         { "random_hex", l_util_random_hex },
         { "consttime_equal", l_util_consttime_equal },
+        { "http_date", l_util_http_date },
         { NULL, NULL }
     };
     luaL_setfuncs(L, funcs, 0);

@@ -944,25 +944,16 @@ local UPPER_METHODS = { GET = true, POST = true, PUT = true, DELETE = true, PATC
                         OPTIONS = true }
 local NO_OPTIONS = setmetatable({}, { __newindex = function() error("read-only table", 2) end })
 
-local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10,
-                 Nov = 11, Dec = 12 }
-
--- Seconds to wait from a Retry-After value (delta seconds or an HTTP-date), or nil.
+-- Seconds to wait from a Retry-After value (delta seconds or an HTTP-date, read by libcurl's
+-- curl_getdate), or nil.
+local http_date = core.http_date
 local function retry_after(v)
   if type(v) ~= "string" then return nil end
   local secs = v:match("^%s*(%d+)%s*$")
   if secs then return tonumber(secs) end
-  local d, mon, y, h, mi, s = v:match("^%s*%a+,%s*(%d+)%s+(%a+)%s+(%d+)%s+(%d+):(%d+):(%d+)%s+GMT%s*$")
-  if not d or not MONTHS[mon] then return nil end
-  -- os.time reads a UTC calendar as local time: correct by the local offset at that time.
-  local t = { year = tonumber(y), month = MONTHS[mon], day = tonumber(d), hour = tonumber(h),
-              min = tonumber(mi), sec = tonumber(s), isdst = false }
-  local as_local = os.time(t)
-  if not as_local then return nil end
-  local utc = os.date("!*t", as_local)
-  utc.isdst = false
-  local offset = os.difftime(as_local, os.time(utc))
-  local wait = os.difftime(as_local + offset, os.time())
+  local at = http_date(v)
+  if not at then return nil end
+  local wait = at - os.time()
   return wait > 0 and wait or 0
 end
 M._retry_after = retry_after
