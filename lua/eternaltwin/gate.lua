@@ -410,7 +410,8 @@ end
 -- Sign-in
 -- @section signin
 
--- The binding in slot `i` of this browser (`{ n = nonce prefix, r = return URL, e = expiry }`), or nil.
+-- The binding in slot `i` of this browser (`{ n = nonce prefix, r = return URL, e = expiry, s = sequence
+-- number }`), or nil.
 local function binding_in(self, jar, i, now)
   local values = jar[self._slot_names[i]]
   if not values then return nil end
@@ -418,7 +419,7 @@ local function binding_in(self, jar, i, now)
     local payload = verified(self, self._slot_tags[i], values[k])
     local b = payload and json_decode(payload)
     if type(b) == "table" and type(b.n) == "string" and type(b.r) == "string" and type(b.e) == "number"
-       and b.e >= now then
+       and type(b.s) == "number" and b.e >= now then
       return b
     end
   end
@@ -426,8 +427,9 @@ local function binding_in(self, jar, i, now)
 end
 
 -- Starts a sign-in: a state bound to this browser by a cookie, then 302 to Eternaltwin. The binding
--- goes into one of SLOTS cookies (a free one, else the oldest), so a browser holds at most SLOTS
--- bindings however many sign-ins it starts, and the latest ones complete.
+-- goes into one of SLOTS cookies (a free one, else the oldest: each binding is numbered one past the
+-- newest the browser sent), so a browser holds at most SLOTS bindings however many sign-ins it starts,
+-- and the latest ones complete.
 local function start_sign_in(self, jar)
   local method = ngx.req.get_method()
   if method ~= "GET" and method ~= "HEAD" then
@@ -441,13 +443,14 @@ local function start_sign_in(self, jar)
     return page(503, "Cannot start the sign-in now; try again later.")
   end
   local now = ngx.time()
-  local free, oldest, oldest_exp = {}, 1, nil
+  local free, oldest, oldest_seq, newest_seq = {}, 1, nil, 0
   for i = 1, SLOTS do
     local b = binding_in(self, jar, i, now)
     if not b then
       free[#free + 1] = i
-    elseif oldest_exp == nil or b.e < oldest_exp then
-      oldest, oldest_exp = i, b.e
+    else
+      if oldest_seq == nil or b.s < oldest_seq then oldest, oldest_seq = i, b.s end
+      if b.s > newest_seq then newest_seq = b.s end
     end
   end
   local slot = oldest
@@ -457,7 +460,7 @@ local function start_sign_in(self, jar)
     slot = free[(tonumber(core.random_hex(1) or "0", 16) or 0) % #free + 1]
   end
   local payload = json_encode({ n = nonce:sub(1, NONCE_KEPT), r = kept_return(ngx.var.request_uri),
-                                e = now + self.state_ttl })
+                                e = now + self.state_ttl, s = newest_seq + 1 })
   set_cookie(self, self._slot_names[slot], signed_value(self, self._slot_tags[slot], payload), self.state_ttl)
   no_store()
   return ngx.redirect(self.client:authorization_url(state), 302)
