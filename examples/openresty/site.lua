@@ -76,7 +76,8 @@ function M.private()
   local user = ngx.ctx.eternaltwin_user
   html("Private", '<h1>Private page</h1><p>Signed in as <span id="user">' .. esc(user.display_name)
     .. '</span> (<span id="user-id">' .. esc(user.id) .. '</span>).</p><p>You asked for <code id="uri">'
-    .. esc(ngx.var.request_uri) .. '</code>.</p><p><a href="/">Home</a> · <a id="logout" href="/logout">Sign out</a> (a page with a sign-out button)</p>')
+    .. esc(ngx.var.request_uri) .. '</code>.</p><p><a href="/">Home</a> · '
+    .. '<a id="logout" href="/logout">Sign out</a> (a page with a sign-out button)</p>')
 end
 
 return M
