@@ -1,9 +1,10 @@
 -- SPDX-License-Identifier: MIT
 -- One end-to-end sign-in through eternaltwin.gate in a real headless Chromium (selenium, driven by
 -- spec/support/browser_signin.py): from a protected page through the mock's login form and back to
--- that page; then a replayed callback is refused (without and with its binding cookie) and logout
--- works. nginx runs the LuaJIT build whatever Lua runs busted, so this runs once per CI, under Lua 5.4
--- (`make test`'s default).
+-- that page; then a replayed callback is refused (without and with its binding cookie), logout works
+-- by the site's own button and not from another origin, many unfinished sign-ins keep the cookies
+-- under 4 KB, and two tabs signing in at once both complete. nginx runs the LuaJIT build whatever
+-- Lua runs busted, so this runs once per CI, under Lua 5.4 (`make test`'s default).
 local core = require("eternaltwin.core")
 local gate_site = require("spec.support.gate_site")
 local mock = require("spec.support.mock")
@@ -34,8 +35,8 @@ describe("a browser signing in through the gate", function()
     assert.are.same({ httpOnly = true, sameSite = "Lax", secure = false, path = "/" }, seen.session_cookie)
     assert.is_true(seen.session_has_expiry)
     assert.are.equal(1, seen.callbacks)
-    -- The binding cookie the redirect set, then cleared by the callback.
-    assert.are.same({ httpOnly = true, sameSite = "Lax", path = "/oauth/callback" }, seen.binding_cookie)
+    -- The binding cookie the redirect set (one of four slots, Path=/), then cleared by the callback.
+    assert.are.same({ httpOnly = true, sameSite = "Lax", path = "/" }, seen.binding_cookie)
     assert.is_false(seen.binding_left)
     -- The same callback again: a 403 page, since its binding cookie is gone; and with that cookie put
     -- back, a 403 again, since the state is used up.
@@ -48,6 +49,15 @@ describe("a browser signing in through the gate", function()
     assert.are.equal("Not signed in", seen.home_after_logout)
     assert.are.equal(site.url, seen.after_logout_url)
     assert.is_false(seen.session_after_logout)
+    -- A form on another origin posting to /logout: refused, still signed in.
+    assert.are.equal("403 Forbidden", seen.cross_site_logout_title)
+    assert.are.equal("Alice", seen.home_after_cross_site_logout)
+    -- Twelve unfinished sign-ins with long URLs: at most the four binding slots, under 4 KB.
+    assert.is_true(seen.gate_cookies <= 4, tostring(seen.gate_cookies))
+    assert.is_true(seen.gate_cookie_bytes < 4096, tostring(seen.gate_cookie_bytes))
+    -- Two tabs at once, each back to its own page.
+    assert.are.equal("/private/two?tab=2", seen.tab_two)
+    assert.are.equal("/private/one", seen.tab_one)
     assert.is_nil(log:find("runtime error", 1, true), log)
   end)
 end)

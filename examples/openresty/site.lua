@@ -9,6 +9,7 @@
 --   GATE_SESSION_SECRET        32+ random bytes: signs the session cookies
 --   GATE_OLD_SESSION_SECRET    optional: the previous session secret, still accepted (rotation)
 --   GATE_STATE_SECRET          32+ random bytes: signs the OAuth states
+--   GATE_TICKET_SECRET         32+ random bytes: signs the game tickets (never the state key)
 --   ETERNALTWIN_CA_FILE        optional: CA bundle for an https Eternaltwin with a private CA
 -- luacheck: globals ngx GATE
 local eternaltwin = require("eternaltwin")
@@ -32,6 +33,7 @@ function M.init()
     client_secret = env("ETERNALTWIN_CLIENT_SECRET"),
     redirect_uri = env("ETERNALTWIN_REDIRECT_URI"),
     state_key = keys.HS256Key(env("GATE_STATE_SECRET")),
+    ticket_key = keys.HS256Key(env("GATE_TICKET_SECRET")),
     url = env("ETERNALTWIN_URL"),
     ca_file = env("ETERNALTWIN_CA_FILE", true),
     timeout = 10,
@@ -74,7 +76,8 @@ function M.private()
   local user = ngx.ctx.eternaltwin_user
   html("Private", '<h1>Private page</h1><p>Signed in as <span id="user">' .. esc(user.display_name)
     .. '</span> (<span id="user-id">' .. esc(user.id) .. '</span>).</p><p>You asked for <code id="uri">'
-    .. esc(ngx.var.request_uri) .. '</code>.</p><p><a href="/">Home</a> · <a id="logout" href="/logout">Sign out</a></p>')
+    .. esc(ngx.var.request_uri) .. '</code>.</p><p><a href="/">Home</a> · '
+    .. '<a id="logout" href="/logout">Sign out</a> (a page with a sign-out button)</p>')
 end
 
 return M

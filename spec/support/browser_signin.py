@@ -6,7 +6,9 @@ chromium-driver and python3-selenium), driven by spec/82-browser_spec.lua.
     /usr/bin/python3 spec/support/browser_signin.py SITE_URL MOCK_URL
 
 From a protected page through the mock's login form and back to the page; then a replayed callback
-is refused (without and with its binding cookie) and logout works. Prints one JSON object of what it
+is refused (without and with its binding cookie) and logout works (the home page's button: a
+same-origin POST). Then many protected pages opened with long URLs keep the gate's cookies under
+4 KB, and two tabs signing in at once both come back to their own page. Prints one JSON object of what it
 saw (the spec asserts on it); exits 0 unless the browser itself could not be driven.
 """
 import json
@@ -20,6 +22,18 @@ from selenium.webdriver.chrome.service import Service
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+
+
+def is_binding(name):
+    """The gate's binding cookies on http: eternaltwin_st1 to eternaltwin_st4."""
+    return name.startswith("eternaltwin_st") and name[len("eternaltwin_st"):].isdigit()
+
+
+def login(driver):
+    """Fills the mock's login form as alice and submits it."""
+    driver.find_element(By.NAME, "login").send_keys("alice")
+    driver.find_element(By.NAME, "password").send_keys("alice-password")
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
 
 def main():
@@ -47,17 +61,15 @@ def main():
         # The binding cookie the gate set with its redirect (HttpOnly, Path=/oauth/callback): kept,
         # to replay the callback with it later.
         binding = [c for c in driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"]
-                   if c["name"].startswith("eternaltwin_session_st_")]
+                   if is_binding(c["name"])]
         seen["binding_cookie"] = {k: binding[0].get(k) for k in ("httpOnly", "sameSite", "path")} if binding else None
-        driver.find_element(By.NAME, "login").send_keys("alice")
-        driver.find_element(By.NAME, "password").send_keys("alice-password")
-        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        login(driver)
         wait.until(lambda d: d.current_url.startswith(site + "private/"))
         seen["back_to"] = driver.current_url
         seen["user"] = driver.find_element(By.ID, "user").text
         seen["uri"] = driver.find_element(By.ID, "uri").text
         cookies = {c["name"]: c for c in driver.get_cookies()}
-        session = cookies.get("eternaltwin_session", {})
+        session = cookies.get("eternaltwin", {})
         seen["session_cookie"] = {k: session.get(k) for k in ("httpOnly", "sameSite", "secure", "path")}
         seen["session_has_expiry"] = "expiry" in session
         # The callback URL, from the network log.
@@ -70,7 +82,7 @@ def main():
                     callbacks.append(url)
         seen["callbacks"] = len(callbacks)
         # Replayed in the same browser: refused with a 4xx page (the callback cleared its cookie)...
-        seen["binding_left"] = any(c["name"].startswith("eternaltwin_session_st_")
+        seen["binding_left"] = any(is_binding(c["name"])
                                    for c in driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"])
         driver.get(callbacks[0])
         seen["replay_title"] = driver.title
@@ -89,7 +101,52 @@ def main():
         wait.until(lambda d: d.find_element(By.ID, "who").text == "Not signed in")
         seen["home_after_logout"] = driver.find_element(By.ID, "who").text
         seen["after_logout_url"] = driver.current_url
-        seen["session_after_logout"] = any(c["name"] == "eternaltwin_session" for c in driver.get_cookies())
+        seen["session_after_logout"] = any(c["name"] == "eternaltwin" for c in driver.get_cookies())
+        # A cross-site page cannot sign anyone out: sign in again, then a form on the mock's origin
+        # (another site) posts to /logout.
+        driver.get(site + "private/again")
+        wait.until(lambda d: d.current_url.startswith(mock + "login") or d.current_url.startswith(site + "private/"))
+        if driver.current_url.startswith(mock + "login"):
+            login(driver)
+        wait.until(lambda d: d.current_url.startswith(site + "private/again"))
+        driver.get(mock + "login")
+        driver.execute_script("""
+            const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];
+            document.body.appendChild(f); f.submit();""", site + "logout")
+        wait.until(lambda d: d.current_url == site + "logout")
+        seen["cross_site_logout_title"] = driver.title
+        driver.get(site)
+        seen["home_after_cross_site_logout"] = driver.find_element(By.ID, "who").text
+        # Signed out (the button), then many protected pages with long URLs: the gate's cookies stay
+        # under 4 KB.
+        driver.get(site + "logout")
+        driver.find_element(By.ID, "sign-out").click()
+        wait.until(lambda d: d.current_url == site)
+        # Signed out at the mock too (its session cookie, on the same host), so that each protected
+        # page below stops at its login form: sign-ins started, none finished.
+        driver.execute_cdp_cmd("Network.deleteCookies", {"name": "sid", "url": mock})
+        for i in range(12):
+            driver.get(site + "private/" + "p" * 400 + "?n=%d&q=" % i + "q" * 500)
+            wait.until(lambda d: d.current_url.startswith(mock + "login"))
+        gate = [c for c in driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"]
+                if c["name"] == "eternaltwin" or is_binding(c["name"])]
+        seen["gate_cookies"] = len(gate)
+        seen["gate_cookie_bytes"] = sum(len(c["name"]) + len(c["value"]) + 2 for c in gate)
+        # Two tabs signing in at once: both come back to their own page.
+        driver.switch_to.new_window("tab")
+        driver.get(site + "private/one")
+        wait.until(lambda d: d.current_url.startswith(mock + "login"))
+        tab1 = driver.current_window_handle
+        driver.switch_to.new_window("tab")
+        driver.get(site + "private/two?tab=2")
+        wait.until(lambda d: d.current_url.startswith(mock + "login"))
+        login(driver)
+        wait.until(lambda d: d.current_url.startswith(site + "private/"))
+        seen["tab_two"] = driver.find_element(By.ID, "uri").text
+        driver.switch_to.window(tab1)
+        login(driver)
+        wait.until(lambda d: d.current_url.startswith(site + "private/"))
+        seen["tab_one"] = driver.find_element(By.ID, "uri").text
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)

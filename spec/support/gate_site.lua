@@ -4,7 +4,7 @@
 -- follows redirects on its own.
 --
 --   local site = require("spec.support.gate_site").start{ workers = 2, include = "spec/support/gate-site.conf" }
---   site.url, site.mock, site.prefix, site.session_secret, site.state_secret; site:stop()
+--   site.url, site.mock, site.prefix, site.session_secret, site.state_secret, site.ticket_secret; site:stop()
 --   local b = site.browser([ca_file])   -- b:get(url [, headers]) -> status, headers, body; b.jar
 local core = require("eternaltwin.core")
 local mock = require("spec.support.mock")
@@ -36,9 +36,10 @@ function M.start(opts)
   opts = opts or {}
   local out, err, pidfile = os.tmpname(), os.tmpname(), os.tmpname()
   local site = { out = out, err = err, pidfile = pidfile,
-                 session_secret = hex(32), old_session_secret = hex(32), state_secret = hex(32) }
+                 session_secret = hex(32), old_session_secret = hex(32), state_secret = hex(32),
+                 ticket_secret = hex(32) }
   local env = { GATE_SESSION_SECRET = site.session_secret, GATE_OLD_SESSION_SECRET = site.old_session_secret,
-                GATE_STATE_SECRET = site.state_secret }
+                GATE_STATE_SECRET = site.state_secret, GATE_TICKET_SECRET = site.ticket_secret }
   for k, v in pairs(opts.env or {}) do env[k] = v end
   local assigns = {}
   for k, v in pairs(env) do assigns[#assigns + 1] = k .. "=" .. q(v) end
@@ -82,6 +83,22 @@ function M.stop(site)
     end
   end
   for _, f in ipairs({ site.out, site.err, site.pidfile }) do os.remove(f) end
+end
+
+--- Writes `dir`/site.conf, the server directives the gate specs add: spec/support/gate-site.conf, the
+--- variable it reads ($spec_support) and, given `tls_port`, a TLS listener with `dir`/cert.pem and
+--- `dir`/key.pem. Returns its path (for `start{ include = ... }`).
+function M.include(dir, tls_port)
+  local path = dir .. "/site.conf"
+  local f = assert(io.open(path, "w"))
+  f:write(("include %q;\nset $spec_support %q;\n"):format(root() .. "/spec/support/gate-site.conf",
+    root() .. "/spec/support"))
+  if tls_port then
+    f:write(("listen 127.0.0.1:%d ssl;\nssl_certificate %q;\nssl_certificate_key %q;\n"):format(
+      tls_port, dir .. "/cert.pem", dir .. "/key.pem"))
+  end
+  f:close()
+  return path
 end
 
 --- The error log of the site's nginx (for "no 500, no Lua error" checks).
