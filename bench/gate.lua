@@ -64,7 +64,7 @@ local ok, err = pcall(function()
   local cb, bind = prepare()
   local status, h = http:request("GET", site.url .. cb:sub(2), { "Cookie: " .. bind })
   assert(status == 302, "the callback failed: " .. tostring(status))
-  local session = assert(h["set-cookie"]:match("(eternaltwin_session=[^;]+)"))
+  local session = assert(("\n" .. h["set-cookie"]):match("\n(eternaltwin=[^;]+)"))
   assert(http:request("GET", site.url .. "bench/gated", { "Cookie: " .. session }) == 200, "session refused")
 
   local function wrk(args, env)
