@@ -4,7 +4,8 @@
  *   local p = core.response_parser(head, max_body)   -- head: the request was HEAD
  *   p:feed(bytes)  -> false (more), true, left (complete; left = bytes after it), or nil, code, msg
  *   p:eof()        -> true (a close-delimited body ended) or nil, code, msg
- *   p:result()     -> status, headers, body, keep_alive   (once complete)
+ *   p:result([packed]) -> status, headers, body, keep_alive   (once complete; packed: the headers
+ *                     in one string, the libcurl path's packed form, for core.headers_table)
  *   p:close()      frees the buffers (also __gc); idempotent
  *
  * Codes and messages are those of the libcurl path (too_large, reset, empty_reply, transport).
@@ -90,14 +91,36 @@ static int l_resp_result(lua_State *L)
 {
     l_resp *p = check_resp(L, 1);
     const et_headers_t *h = &p->r.headers;
+    int packed = lua_toboolean(L, 2);
     size_t i;
     if (!p->done)
         return luaL_error(L, "the response is not complete");
     lua_pushinteger(L, p->r.status);
-    lua_createtable(L, 0, (int)h->n);
-    for (i = 0; i < h->n; i++) {
-        lua_pushlstring(L, h->items[i].value.data ? h->items[i].value.data : "", h->items[i].value.len);
-        lua_setfield(L, -2, h->items[i].name);
+    if (packed) {
+        /* Each header (repeats already joined) as its name, a NUL, the value's length (4 bytes,
+         * big-endian) and the value: what et_packed_next reads. */
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (i = 0; i < h->n; i++) {
+            size_t vlen = h->items[i].value.len;
+            char len[4];
+            len[0] = (char)(vlen >> 24 & 0xff);
+            len[1] = (char)(vlen >> 16 & 0xff);
+            len[2] = (char)(vlen >> 8 & 0xff);
+            len[3] = (char)(vlen & 0xff);
+            luaL_addstring(&b, h->items[i].name);
+            luaL_addchar(&b, '\0');
+            luaL_addlstring(&b, len, 4);
+            if (vlen)
+                luaL_addlstring(&b, h->items[i].value.data, vlen);
+        }
+        luaL_pushresult(&b);
+    } else {
+        lua_createtable(L, 0, (int)h->n);
+        for (i = 0; i < h->n; i++) {
+            lua_pushlstring(L, h->items[i].value.data ? h->items[i].value.data : "", h->items[i].value.len);
+            lua_setfield(L, -2, h->items[i].name);
+        }
     }
     lua_pushlstring(L, p->r.body.data ? p->r.body.data : "", p->r.body.len);
     lua_pushboolean(L, p->r.keep_alive);

@@ -24,3 +24,14 @@ lint: deps
 	$(LUACHECK) --no-color --quiet lua spec examples bin/etwin
 
 CI_TARGETS += docs lint
+
+# The client options table of the README and of the reference, generated from their one
+# declaration (lua/eternaltwin/options.lua): `make options` rewrites both, `make check-options`
+# fails when either drifted (spec/options_spec.lua checks it too).
+.PHONY: options check-options
+options:
+	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" $(LUA) tools/gen-options.lua
+check-options: all
+	@LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;" $(LUA) tools/gen-options.lua --check
+
+CI_TARGETS += check-options

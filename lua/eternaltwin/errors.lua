@@ -11,7 +11,7 @@
 -- reads well; `pairs(errors)` lists exactly the kinds. Helpers live in the metatable.
 -- @module eternaltwin.errors
 
-local setmetatable, type, tostring, rawget = setmetatable, type, tostring, rawget
+local setmetatable, type, rawget = setmetatable, type, rawget
 
 local KINDS = {
   "InvalidStateError", -- a state JWT failed validation (`err.state`: claims when the signature held)
@@ -75,11 +75,7 @@ end
 -- @tparam string url any URL
 -- @treturn string
 -- @function safe_url
-function helpers.safe_url(url)
-  url = tostring(url or "")
-  url = url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1")
-  return (url:gsub("[?#].*$", ""))
-end
+helpers.safe_url = require("eternaltwin.url").safe
 
 helpers.kinds = {}
 helpers.Error = Error

@@ -15,7 +15,7 @@
 -- @module eternaltwin.gate
 
 local core = require("eternaltwin.core")
-local eternaltwin = require("eternaltwin")
+local eternaltwin = require("eternaltwin.stores")   -- SharedReplayStore, without loading the client
 
 local type, tostring, ipairs, pairs, pcall, setmetatable, error, tonumber =
       type, tostring, ipairs, pairs, pcall, setmetatable, error, tonumber

@@ -25,7 +25,9 @@ local Task = {}
 Task.__index = Task
 Task.__name = "eternaltwin.Task"
 
-local WAKE = {} -- what a task yields when it waits on the poller (anything else: a plain yield)
+-- What a task yields when it waits on the poller (anything else: a plain yield); its transfers and
+-- sleeps are the multi transport's (eternaltwin.transport_multi).
+local WAKE = require("eternaltwin.transport_multi").WAKE
 
 --- A new poller: `eternaltwin.poller([opts])` (the same function).
 -- @tparam[opt] table opts `max_connections` (default 0: no bound; beyond it, transfers queue)
@@ -120,33 +122,6 @@ function Poller:spawn(fn, ...)
   self.live = self.live + 1
   push(self, task)
   return task
-end
-
--- Called by runtime.transfer inside a task: start the transfer, yield until it finishes.
-function Poller:_transfer(task, session, method, url, headers, body, flags)
-  local spare = self.spare_xfers
-  local n = #spare
-  local reuse = spare[n]
-  if n > 0 then spare[n] = nil end
-  -- The task rides with its transfer (the multi's tag): no table keyed by transfer to maintain.
-  local xfer = self.multi:add(session, method, url, headers, body, flags, task, reuse)
-  task.xfer = xfer
-  co_yield(WAKE)
-  task.xfer = nil
-  -- status, headers, body, url (or nil, code, message), taken: nothing of it stays with the
-  -- transfer, which goes back to the poller for a later request (multi:add's reuse: no new
-  -- userdata, finalizer or header buffers per request).
-  local a, b, c, d = xfer:take()
-  spare[#spare + 1] = xfer
-  return a, b, c, d
-end
-
-runtime.poller_transfer = Poller._transfer
-
--- Called by runtime.sleep inside a task.
-function Poller:_sleep(task, seconds)
-  self.timers[task] = monotime() + seconds
-  co_yield(WAKE)
 end
 
 local function collect(p)

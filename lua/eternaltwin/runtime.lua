@@ -1,13 +1,21 @@
 -- SPDX-License-Identifier: MIT
---- Where a client call runs, and how its request leaves the process: the one place that decides.
--- * inside a poller task: the poller's curl multi handle (the call yields to the poller);
--- * inside nginx (lua-nginx-module), in a phase with cosockets: `eternaltwin.cosocket`, so the
---   worker never blocks; in `init_by_lua` the blocking libcurl session (start-up may block); in
---   any other nginx phase (`init_worker`, `set`, `header_filter`, `log`...) an error naming it;
--- * anywhere else: the blocking libcurl session.
--- The poller registers its tasks here; the client asks `transfer` and `sleep`, which pick the mode.
+--- Where a client call runs, and which transport its request takes: the one place that decides.
+-- * inside a poller task: `eternaltwin.transport_multi`, the poller's curl multi handle (the call
+--   yields to the poller);
+-- * inside nginx (lua-nginx-module), in a phase with cosockets: `eternaltwin.transport_cosocket`, so
+--   the worker never blocks; in `init_by_lua` the blocking transport (start-up may block); in any
+--   other nginx phase (`init_worker`, `set`, `header_filter`, `log`...) an error naming it;
+-- * anywhere else: `eternaltwin.transport_easy`, the blocking libcurl session.
+-- Every transport has the same shape: `send(conn, method, url, headers, body, flags [, task])`
+-- with `conn` the client's private record (`conn.settings` its frozen options), the URL resolved
+-- and checked, `headers` a list of `"Name: value"` lines or nil, `flags` nil or `{ fresh = true,
+-- redirects = false }`; it returns `status, headers, body, url` (headers packed in one string, for
+-- `core.headers_table`; url nil when it is the one asked) or `nil, code, message`. No transport
+-- follows redirects: `eternaltwin.http` does, above the seam.
 -- @module eternaltwin.runtime
 local core = require("eternaltwin.core")
+local easy = require("eternaltwin.transport_easy")
+local multi = require("eternaltwin.transport_multi")
 
 local M = {}
 
@@ -31,13 +39,14 @@ function M.nginx_mode()
     tostring(phase)), 0)
 end
 
+--- Whether this Lua runs inside nginx (whatever the phase).
+function M.in_nginx() return get_phase ~= nil end
+
 -- coroutine -> task, for the tasks of every live poller. Weak keys and values: a task holds its
 -- coroutine (task.co), and Lua 5.1 and LuaJIT have no ephemerons, so with weak keys alone an entry
 -- would keep itself alive for ever. A live task is held by its poller (ready queue, its transfer's tag,
 -- timers, waiters), so it stays here exactly as long as it can still run.
 M.tasks = setmetatable({}, { __mode = "kv" })
--- Poller:_transfer, set by eternaltwin.poller when it loads (a task exists only after that).
-M.poller_transfer = nil
 
 local co_running = coroutine.running
 local tasks = M.tasks
@@ -48,23 +57,36 @@ function M.current()
   return tasks[co_running()]
 end
 
---- Performs one HTTP exchange: yields inside a task, goes through cosockets inside nginx,
--- blocks elsewhere. `settings` are the session's options (the cosocket transport applies them).
--- Returns `status, headers, body, url` or `nil, code, message`.
-function M.transfer(session, method, url, headers, body, flags, settings)
-  local task = tasks[co_running()]            -- M.current(), inline: this runs on every request
-  if task then return M.poller_transfer(task.poller, task, session, method, url, headers, body, flags) end
+--- The transport a request made here and now takes (a module with `send`), and the poller task
+-- when it is the multi one.
+function M.transport()
+  local task = tasks[co_running()]
+  if task then return multi, task end
   if get_phase and M.nginx_mode() == "cosocket" then
-    cosocket = cosocket or require("eternaltwin.cosocket")
-    return cosocket.request(settings, method, url, headers, body, flags)
+    cosocket = cosocket or require("eternaltwin.transport_cosocket")
+    return cosocket
   end
-  return session:request(method, url, headers, body, flags)
+  return easy
+end
+
+local easy_send, multi_send = easy.send, multi.send
+
+--- Performs one HTTP exchange through the transport `transport()` names (inline here: this runs on
+-- every request). Returns `status, headers, body, url` or `nil, code, message`.
+function M.transfer(conn, method, url, headers, body, flags)
+  local task = tasks[co_running()]
+  if task then return multi_send(conn, method, url, headers, body, flags, task) end
+  if get_phase and M.nginx_mode() == "cosocket" then
+    cosocket = cosocket or require("eternaltwin.transport_cosocket")
+    return cosocket.send(conn, method, url, headers, body, flags)
+  end
+  return easy_send(conn, method, url, headers, body, flags)
 end
 
 --- Waits `seconds`: yields inside a task, `ngx.sleep` inside nginx, blocks elsewhere.
 function M.sleep(seconds)
   local task = M.current()
-  if task then return task.poller:_sleep(task, seconds) end
+  if task then return multi.sleep(task, seconds) end
   if get_phase and M.nginx_mode() == "cosocket" then return ngx.sleep(seconds) end
   core.sleep(seconds)
 end
