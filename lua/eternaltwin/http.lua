@@ -133,6 +133,8 @@ local function backoff(attempt)
   return base / 2 + math.random() * base / 2
 end
 
+local FRAMING = { ["content-length"] = true, ["transfer-encoding"] = true }
+
 local function build_headers(fname, user, token, has_body_type)
   if user == nil and token == nil and not has_body_type then return nil end
   local list, have = {}, {}
@@ -146,10 +148,15 @@ local function build_headers(fname, user, token, has_body_type)
       if type(k) ~= "string" or not k:match("^[!#$%%&'*+.^_`|~%w-]+$") then
         argfail(fname, format("'headers': bad header name %q", tostring(k)), 3)
       end
+      local lk = k:lower()
+      -- The body's framing is the client's alone (the request goes out as one well-formed message
+      -- on every transport), and one name is one header.
+      if FRAMING[lk] then argfail(fname, format("'headers': '%s' is set by the client from the body", k), 3) end
+      if have[lk] then argfail(fname, format("'headers': '%s' given twice (names ignore case)", k), 3) end
       v = scalar(fname, k, v)
       if v:find("[\r\n%z]") then argfail(fname, format("'headers': value of '%s' has a line break", k), 3) end
       list[#list + 1] = k .. ": " .. v
-      have[k:lower()] = true
+      have[lk] = true
     end
   end
   if token ~= nil and not have.authorization then

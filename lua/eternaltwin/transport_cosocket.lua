@@ -11,11 +11,12 @@
 --   parser (`core.response_parser`, csrc/et_resp.c), whose header rules are the libcurl path's;
 -- * TLS: `sslhandshake` with SNI and verification against `lua_ssl_trusted_certificate`
 --   (`verify_ssl = false` turns verification off; `ca_file` cannot apply: nginx gives cosockets
---   one trust store, the directive's), TLS sessions resumed per pool;
+--   one trust store, the directive's, so an https request of a client with `ca_file` is refused,
+--   TransportError `tls`, before any connection), TLS sessions resumed per pool;
 -- * keep-alive through the cosocket pool, one pool per scheme, host, port, SNI name and
 --   verification mode, so a connection never serves another origin or a weaker TLS setting;
--- * `timeout` bounds each request (connect, send, every read: the time left), `connect_timeout`
---   the connect; `fresh` (the code exchange) opens a connection that is never pooled.
+-- * `timeout` bounds each request (name resolution, connect, send, every read: the time left),
+--   `connect_timeout` the resolution and connect; `fresh` (the code exchange) opens a connection that is never pooled.
 -- Not part of the public API.
 -- @module eternaltwin.transport_cosocket
 local core = require("eternaltwin.core")
@@ -70,6 +71,30 @@ local function pool_key(cache, scheme, sni, port, verify, host_header)
   return key
 end
 
+-- An address connect() takes without asking nginx's resolver: an IPv4 or bracketed IPv6 literal.
+local function is_literal(addr)
+  return addr:find("^%d+%.%d+%.%d+%.%d+$") ~= nil or addr:sub(1, 1) == "["
+end
+
+local spawn, wait, kill, sleep = ngx.thread.spawn, ngx.thread.wait, ngx.thread.kill, ngx.sleep
+local function connect_in_thread(sock, addr, port, opts) return sock:connect(addr, port, opts) end
+local function sleep_ms(ms) sleep(ms / 1000) return nil, "timeout" end
+
+-- sock:connect, bounded by `ms` in all. A name goes through nginx's `resolver`, which waits up to
+-- its own `resolver_timeout` (30 s by default) whatever the socket's timeouts say: there the
+-- connect runs in a light thread raced against a timer, and the loser is killed (a pending
+-- resolution is cancelled with its thread). Literal addresses connect directly.
+local function connect(sock, addr, port, opts, ms)
+  if is_literal(addr) then return sock:connect(addr, port, opts) end
+  local t = spawn(connect_in_thread, sock, addr, port, opts)
+  local timer = spawn(sleep_ms, ms)
+  local done, ok, err = wait(t, timer)
+  kill(t)
+  kill(timer)
+  if not done then return nil, tostring(ok) end
+  return ok, err
+end
+
 local function connect_error(err)
   if err == "timeout" then return "timeout" end
   if err:find("resolve", 1, true) or err:find("resolver", 1, true) then return "resolve" end
@@ -96,6 +121,12 @@ local function exchange(settings, method, url, headers, body, fresh, deadline, t
   local verify = settings.verify_ssl ~= false
   local key = POOL_KEYS[scheme .. (verify and "v" or "n")]
   key = key[host_header] or pool_key(key, scheme, sni, port, verify, host_header)
+  if scheme == "https" and verify and settings.ca_file then
+    -- Refused, not dropped: nginx gives cosockets one trust store, lua_ssl_trusted_certificate's,
+    -- so a pinned CA cannot be honoured here, and nothing (a secret) may go to a server it refuses.
+    return nil, "tls", "option 'ca_file' cannot be honoured inside nginx: cosockets trust only "
+      .. "lua_ssl_trusted_certificate (point that directive at the file and make the client without ca_file)"
+  end
   local sock = tcp()
   local ms = left_ms(deadline)
   if not ms then return nil, "timeout", format("timed out after %d ms", floor(timeout_s * 1000 + 0.5)) end
@@ -110,7 +141,7 @@ local function exchange(settings, method, url, headers, body, fresh, deadline, t
   -- (An IPv6 literal keeps its brackets for connect, which nginx's URL parser needs.)
   local addr = host
   if sni == "localhost" or sni:sub(-10):lower() == ".localhost" then addr = "127.0.0.1" end
-  local ok, err = sock:connect(addr, port, { pool = fresh and key .. ":fresh" or key })
+  local ok, err = connect(sock, addr, port, { pool = fresh and key .. ":fresh" or key }, cms)
   if not ok then
     local code = connect_error(err)
     if code == "timeout" then return nil, code, format("connection timed out after %d ms", cms) end
