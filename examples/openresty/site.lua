@@ -10,7 +10,9 @@
 --   GATE_OLD_SESSION_SECRET    optional: the previous session secret, still accepted (rotation)
 --   GATE_STATE_SECRET          32+ random bytes: signs the OAuth states
 --   GATE_TICKET_SECRET         32+ random bytes: signs the game tickets (never the state key)
---   ETERNALTWIN_CA_FILE        optional: CA bundle for an https Eternaltwin with a private CA
+--   ETERNALTWIN_CA_FILE        optional: CA bundle for an https Eternaltwin with a private CA; `run`
+--                              makes it nginx's lua_ssl_trusted_certificate (cosockets trust that
+--                              directive only: a client's ca_file is refused inside nginx)
 -- luacheck: globals ngx GATE
 local eternaltwin = require("eternaltwin")
 local keys = require("eternaltwin.keys")
@@ -35,7 +37,6 @@ function M.init()
     state_key = keys.HS256Key(env("GATE_STATE_SECRET")),
     ticket_key = keys.HS256Key(env("GATE_TICKET_SECRET")),
     url = env("ETERNALTWIN_URL"),
-    ca_file = env("ETERNALTWIN_CA_FILE", true),
     timeout = 10,
   }
   M.client = client
