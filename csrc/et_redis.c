@@ -249,6 +249,7 @@ struct et_redis_conn {
     int db;
     long timeout_ms;
     int fd;
+    pid_t pid;                  /* the process that opened fd */
     et_redis_reader_t *reader;
     unsigned long connects;
     et_redis_code_t code;
@@ -532,6 +533,7 @@ static et_redis_code_t do_connect(et_redis_conn_t *c, long long deadline)
     rc = tcp_connect(c, deadline);
     if (rc != ET_REDIS_OK)
         return rc;
+    c->pid = getpid();
     c->connects++;
     if (c->password) {
         const char *argv[3] = { "AUTH", c->username, c->password };
@@ -599,6 +601,12 @@ static void drop_if_stale(et_redis_conn_t *c)
     struct pollfd p;
     if (c->fd < 0)
         return;
+    /* After fork(): the parent's socket stays the parent's. Closing our copy of the descriptor
+     * sends nothing (the parent still holds it); a fresh connection is opened for this process. */
+    if (c->pid != getpid()) {
+        et_redis_conn_close(c);
+        return;
+    }
     p.fd = c->fd;
     p.events = POLLIN;
     p.revents = 0;

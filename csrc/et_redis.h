@@ -15,7 +15,8 @@
  *    call, connect, AUTH and SELECT included: a call returns within `timeout_ms` (name resolution
  *    aside: getaddrinfo is not bounded; numeric hosts skip it). Any transport or protocol failure
  *    drops the socket and the next call connects again; an idle socket the server closed (Redis
- *    restarted) is noticed before a command is sent, and replaced at once.
+ *    restarted) is noticed before a command is sent, and replaced at once. A connection used in
+ *    another process than the one that opened it (after fork) opens its own.
  *
  * Messages never hold the password (AUTH errors are scrubbed of it too). */
 #ifndef ET_REDIS_H

@@ -344,6 +344,23 @@ static void test_commands(int port)
         ok(et_redis_connects(c) == 1, "one connection for all of the above");
     }
 
+    /* fork(): the child opens its own connection; the parent's is left alone and still works. */
+    {
+        int status = -1;
+        pid_t child = fork();
+        if (child == 0) {
+            int a = -1;
+            int good = et_redis_set_nx_px(c, "t:child", 7, "1", 1, 10000, &a) == ET_REDIS_OK && a == 1
+                       && et_redis_connects(c) == 2;
+            _exit(good ? 0 : 1);
+        }
+        waitpid(child, &status, 0);
+        ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork: the child connects anew and its call works");
+        ok(et_redis_set_nx_px(c, "t:child", 7, "1", 1, 10000, &added) == ET_REDIS_OK && added == 0
+               && et_redis_connects(c) == 1,
+           "fork: the parent's connection still works (and sees the child's key)");
+    }
+
     /* SELECT: db 1 is another keyspace. */
     c1 = conn(port, PASSWORD, NULL, 1, 1000);
     ok(et_redis_get(c1, "t:once", 6, &val, &vlen, &found) == ET_REDIS_OK && !found,
