@@ -352,6 +352,7 @@ static void test_commands(int port)
             int a = -1;
             int good = et_redis_set_nx_px(c, "t:child", 7, "1", 1, 10000, &a) == ET_REDIS_OK && a == 1
                        && et_redis_connects(c) == 2;
+            et_redis_conn_free(c);      /* the child's copy (valgrind checks the child's leaks too) */
             _exit(good ? 0 : 1);
         }
         waitpid(child, &status, 0);
@@ -586,6 +587,9 @@ static void test_kill_restart(int port)
         sleep_ms(50);
         killer = fork();
         if (killer == 0) {
+            free(q1);
+            free(q2);
+            et_redis_conn_free(c);
             sleep_ms(100);
             kill(victim, SIGKILL);
             _exit(0);
