@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,6 +241,22 @@ char *et_redis_format(int argc, const char *const *argv, const size_t *lens, siz
 
 /* ---------------------------------------------------------------- the connection */
 
+/* Bumped in the child of every fork() (pthread_atfork, registered once): a connection opened
+ * before the fork sees another generation and leaves the parent's socket alone. Cheaper than a
+ * getpid() system call on every command. */
+static volatile unsigned long fork_generation;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+    fork_generation++;
+}
+
+static void fork_register(void)
+{
+    (void)pthread_atfork(NULL, NULL, on_fork_child);
+}
+
 struct et_redis_conn {
     char *host;
     int port;
@@ -249,7 +266,8 @@ struct et_redis_conn {
     int db;
     long timeout_ms;
     int fd;
-    pid_t pid;                  /* the process that opened fd */
+    unsigned long fork_gen;     /* fork_generation when fd was opened */
+    long long last_used;        /* ms (monotonic) at the end of the last call on fd */
     et_redis_reader_t *reader;
     unsigned long connects;
     et_redis_code_t code;
@@ -275,7 +293,9 @@ static char *dup_str(const char *s)
 
 et_redis_conn_t *et_redis_conn_new(const et_redis_opts_t *o)
 {
-    et_redis_conn_t *c = calloc(1, sizeof *c);
+    et_redis_conn_t *c;
+    pthread_once(&fork_once, fork_register);
+    c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->fd = -1;
@@ -483,6 +503,15 @@ static et_redis_code_t read_reply(et_redis_conn_t *c, long long deadline, et_red
             return fail(c, rc, 1, "%s", et_redis_reader_error(c->reader));
         if (*out)
             return ET_REDIS_OK;
+        /* Poll first: just after the send (or a partial read), the bytes are rarely there yet,
+         * and a recv that only says EAGAIN would be one more system call on every command. */
+        {
+            int w = wait_fd(c->fd, POLLIN, deadline);
+            if (w == 0)
+                return fail(c, ET_REDIS_ETIMEOUT, 1, "timed out after %ld ms (waiting for the reply)", c->timeout_ms);
+            if (w < 0)
+                return fail(c, ET_REDIS_ERESET, 1, "poll failed: %s", strerror(errno));
+        }
         r = recv(c->fd, buf, sizeof buf, 0);
         if (r > 0) {
             rc = et_redis_reader_feed(c->reader, buf, (size_t)r);
@@ -492,16 +521,8 @@ static et_redis_code_t read_reply(et_redis_conn_t *c, long long deadline, et_red
         }
         if (r == 0)
             return fail(c, ET_REDIS_ERESET, 1, "connection closed by the server");
-        if (errno == EINTR)
+        if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
             continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            int w = wait_fd(c->fd, POLLIN, deadline);
-            if (w == 0)
-                return fail(c, ET_REDIS_ETIMEOUT, 1, "timed out after %ld ms (waiting for the reply)", c->timeout_ms);
-            if (w < 0)
-                return fail(c, ET_REDIS_ERESET, 1, "poll failed: %s", strerror(errno));
-            continue;
-        }
         return fail(c, ET_REDIS_ERESET, 1, "connection lost (%s)", strerror(errno));
     }
 }
@@ -533,7 +554,7 @@ static et_redis_code_t do_connect(et_redis_conn_t *c, long long deadline)
     rc = tcp_connect(c, deadline);
     if (rc != ET_REDIS_OK)
         return rc;
-    c->pid = getpid();
+    c->fork_gen = fork_generation;
     c->connects++;
     if (c->password) {
         const char *argv[3] = { "AUTH", c->username, c->password };
@@ -595,18 +616,22 @@ static et_redis_code_t do_connect(et_redis_conn_t *c, long long deadline)
 }
 
 /* An idle socket that is readable has been closed by the server (or holds stray bytes): either
- * way it cannot carry the next command. */
-static void drop_if_stale(et_redis_conn_t *c)
+ * way it cannot carry the next command. Checked (one poll) when the socket has been idle for
+ * ET_REDIS_IDLE_CHECK_MS: a busy connection pays nothing, and a server that died between two
+ * close calls costs that one call (reset), like a death during a call. */
+static void drop_if_stale(et_redis_conn_t *c, long long now)
 {
     struct pollfd p;
     if (c->fd < 0)
         return;
     /* After fork(): the parent's socket stays the parent's. Closing our copy of the descriptor
      * sends nothing (the parent still holds it); a fresh connection is opened for this process. */
-    if (c->pid != getpid()) {
+    if (c->fork_gen != fork_generation) {
         et_redis_conn_close(c);
         return;
     }
+    if (now - c->last_used < ET_REDIS_IDLE_CHECK_MS)
+        return;
     p.fd = c->fd;
     p.events = POLLIN;
     p.revents = 0;
@@ -614,9 +639,9 @@ static void drop_if_stale(et_redis_conn_t *c)
         et_redis_conn_close(c);
 }
 
-static et_redis_code_t ensure(et_redis_conn_t *c, long long deadline)
+static et_redis_code_t ensure(et_redis_conn_t *c, long long now, long long deadline)
 {
-    drop_if_stale(c);
+    drop_if_stale(c, now);
     if (c->fd >= 0)
         return ET_REDIS_OK;
     return do_connect(c, deadline);
@@ -624,26 +649,32 @@ static et_redis_code_t ensure(et_redis_conn_t *c, long long deadline)
 
 et_redis_code_t et_redis_connect(et_redis_conn_t *c)
 {
+    long long now = now_ms();
+    et_redis_code_t rc;
     c->code = ET_REDIS_OK;
     c->message[0] = '\0';
-    return ensure(c, now_ms() + c->timeout_ms);
+    rc = ensure(c, now, now + c->timeout_ms);
+    if (rc == ET_REDIS_OK)
+        c->last_used = now_ms();
+    return rc;
 }
 
 et_redis_code_t et_redis_command_raw(et_redis_conn_t *c, const char *req, size_t len, et_redis_value_t **out)
 {
-    long long deadline = now_ms() + c->timeout_ms;
+    long long now = now_ms(), deadline = now + c->timeout_ms;
     et_redis_code_t rc;
     et_redis_value_t *v = NULL;
     *out = NULL;
     c->code = ET_REDIS_OK;
     c->message[0] = '\0';
-    rc = ensure(c, deadline);
+    rc = ensure(c, now, deadline);
     if (rc == ET_REDIS_OK)
         rc = send_all(c, req, len, deadline);
     if (rc == ET_REDIS_OK)
         rc = read_reply(c, deadline, &v);
     if (rc != ET_REDIS_OK)
         return rc;
+    c->last_used = now_ms();
     if (v->type == ET_REDIS_ERROR) {
         rc = server_error(c, v, NULL);
         et_redis_value_free(v);

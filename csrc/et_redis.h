@@ -14,9 +14,9 @@
  *    exec, TCP_NODELAY, keep-alive, send with MSG_NOSIGNAL) and poll(2) against one deadline per
  *    call, connect, AUTH and SELECT included: a call returns within `timeout_ms` (name resolution
  *    aside: getaddrinfo is not bounded; numeric hosts skip it). Any transport or protocol failure
- *    drops the socket and the next call connects again; an idle socket the server closed (Redis
- *    restarted) is noticed before a command is sent, and replaced at once. A connection used in
- *    another process than the one that opened it (after fork) opens its own.
+ *    drops the socket and the next call connects again; a socket idle for ET_REDIS_IDLE_CHECK_MS
+ *    that the server closed (Redis restarted) is noticed before a command is sent, and replaced
+ *    at once. A connection used in the child of a fork() opens its own (pthread_atfork).
  *
  * Messages never hold the password (AUTH errors are scrubbed of it too). */
 #ifndef ET_REDIS_H
@@ -30,6 +30,11 @@
 #endif
 #ifndef ET_REDIS_MAX_PENDING
 #define ET_REDIS_MAX_PENDING (64 * 1024 * 1024)
+#endif
+/* An idle socket is checked for a close by the server (one poll) before a command when it has
+ * not been used for this many milliseconds. */
+#ifndef ET_REDIS_IDLE_CHECK_MS
+#define ET_REDIS_IDLE_CHECK_MS 100
 #endif
 /* Most arguments of one command. */
 #ifndef ET_REDIS_MAX_ARGS

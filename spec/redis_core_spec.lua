@@ -270,6 +270,9 @@ describe("core.redis_connect", function()
     local r = assert(connect({ timeout = 0.5 }))
     assert.is_true(r:set_nx_px("spec:k", "1", 60000))
     srv:kill()
+    -- (A socket used within the last 100 ms is not checked before a command: its next call
+    -- fails as reset. Idle longer, the close is noticed first and the call tries to connect.)
+    core.sleep(0.15)
     local dt, res = elapsed(function() return r:set_nx_px("spec:k2", "1", 60000) end)
     assert.is_nil(res[1])
     assert.are.equal("connect", res[2])
@@ -279,6 +282,7 @@ describe("core.redis_connect", function()
     assert.is_true(r:set_nx_px("spec:k", "1", 60000))   -- a fresh server: the key is new
     -- Killed while idle and back before the next call: the stale socket is replaced, no error.
     srv:restart()
+    core.sleep(0.15)
     assert.is_true(r:set_nx_px("spec:k", "1", 60000))
     assert.are.equal(3, r:stats().connects)
     r:close()

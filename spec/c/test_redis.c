@@ -549,6 +549,13 @@ static void test_kill_restart(int port)
     long long t0, dt;
     ok(et_redis_set_nx_px(c, "t:k", 3, "1", 1, 60000, &added) == ET_REDIS_OK, "kill: works before");
     server_kill();
+    /* Right after the kill (the socket used less than ET_REDIS_IDLE_CHECK_MS ago, so not
+     * checked): the command goes out on the dead socket and fails as reset, at once. */
+    t0 = now_ms();
+    ok(et_redis_set_nx_px(c, "t:k2", 4, "1", 1, 60000, &added) == ET_REDIS_ERESET && now_ms() - t0 < 200,
+       "kill: a busy connection's next call fails as reset, at once");
+    printf("# killed (busy): %s\n", et_redis_last_message(c));
+    sleep_ms(ET_REDIS_IDLE_CHECK_MS + 50);
     t0 = now_ms();
     ok(et_redis_set_nx_px(c, "t:k2", 4, "1", 1, 60000, &added) == ET_REDIS_ECONNECT && no_secret(c),
        "kill: connect error once the server is gone");
@@ -566,6 +573,7 @@ static void test_kill_restart(int port)
      * socket is noticed and replaced, so the call does not fail at all. */
     server_kill();
     ok(server_start(port), "restart: killed and started again");
+    sleep_ms(ET_REDIS_IDLE_CHECK_MS + 50);
     ok(et_redis_set_nx_px(c, "t:k", 3, "1", 1, 60000, &added) == ET_REDIS_OK && added == 1,
        "restart: a stale idle connection is replaced before the command");
     ok(et_redis_connects(c) == 3, "restart: three connections in all");
