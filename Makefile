@@ -10,7 +10,7 @@ $(error LUA=$(LUA): expected one of $(LUAS))
 endif
 LUA_PC   ?= $(LUA)
 BUSTED   ?= busted
-PKGS      = libcurl openssl libcjson
+PKGS      = libcurl openssl libcjson hiredis
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN      = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2

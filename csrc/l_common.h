@@ -13,6 +13,8 @@
 #define ET_NULL_MT    "eternaltwin.null"           /* metatable of JSON null */
 #define ET_NULL_KEY   "eternaltwin.null.value"     /* registry: the null userdata itself */
 #define ET_RESP_MT    "eternaltwin.core.ResponseParser"
+#define ET_REDIS_MT   "eternaltwin.core.Redis"
+#define ET_REDIS_READER_MT "eternaltwin.core.RedisReader"
 
 /*
  * Each binding file exports one opener. It is called with the module table on top of
@@ -24,6 +26,7 @@ void l_json_open(lua_State *L);    /* l_json.c: json_encode, json_decode, null *
 void l_key_open(lua_State *L);     /* l_key.c: key_new and the Key class, JWT encode/decode */
 void l_http_open(lua_State *L);    /* l_http.c: session, multi, transfer */
 void l_resp_open(lua_State *L);    /* l_resp.c: response_parser (framing for the nginx transport) */
+void l_redis_open(lua_State *L);   /* l_redis.c: redis_connect, redis_format, redis_reader */
 
 /* JSON helpers (l_json.c) for the other bindings.
  * l_json_push: decode text and push one Lua value; on failure push nothing, write a

@@ -90,5 +90,6 @@ ET_EXPORT int luaopen_eternaltwin_core(lua_State *L)
     l_key_open(L);
     l_http_open(L);
     l_resp_open(L);
+    l_redis_open(L);
     return 1;
 }

@@ -21,6 +21,7 @@ external_dependencies = {
   CRYPTO = { library = "crypto" },
   SSL = { library = "ssl" },
   CJSON = { library = "cjson" },
+  HIREDIS = { library = "hiredis" },
 }
 build = {
   type = "builtin",
@@ -28,13 +29,13 @@ build = {
     ["eternaltwin.core"] = {
       sources = {
         "csrc/l_core.c", "csrc/l_util.c", "csrc/l_json.c", "csrc/l_key.c", "csrc/l_http.c",
-        "csrc/l_resp.c", "csrc/et_resp.c",
+        "csrc/l_resp.c", "csrc/et_resp.c", "csrc/l_redis.c", "csrc/et_redis.c",
         "csrc/et_b64.c", "csrc/et_url.c", "csrc/et_jwt.c", "csrc/et_keyload.c", "csrc/et_http.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      libraries = { "curl", "ssl", "crypto", "cjson" },
-      incdirs = { "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)", "$(CJSON_INCDIR)/cjson" },
-      libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)", "$(CJSON_LIBDIR)" },
+      libraries = { "curl", "ssl", "crypto", "cjson", "hiredis" },
+      incdirs = { "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)", "$(CJSON_INCDIR)/cjson", "$(HIREDIS_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)", "$(CJSON_LIBDIR)", "$(HIREDIS_LIBDIR)" },
     },
     ["eternaltwin"] = "lua/eternaltwin/init.lua",
     ["eternaltwin.compat"] = "lua/eternaltwin/compat.lua",

@@ -1,0 +1,808 @@
+/* SPDX-License-Identifier: MIT */
+/* Redis client core (et_redis.h): hiredis frames, we carry the bytes with a deadline. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "et_redis.h"
+
+const char *et_redis_code_name(et_redis_code_t code)
+{
+    switch (code) {
+    case ET_REDIS_OK: return "ok";
+    case ET_REDIS_ECONNECT: return "connect";
+    case ET_REDIS_ETIMEOUT: return "timeout";
+    case ET_REDIS_EAUTH: return "auth";
+    case ET_REDIS_ERESET: return "reset";
+    case ET_REDIS_EPROTOCOL: return "protocol";
+    case ET_REDIS_ESERVER: return "server";
+    case ET_REDIS_ENOMEM: return "nomem";
+    }
+    return "protocol";
+}
+
+/* ---------------------------------------------------------------- values */
+
+void et_redis_value_free(et_redis_value_t *v)
+{
+    size_t i;
+    if (!v)
+        return;
+    if (v->items) {
+        for (i = 0; i < v->n; i++)
+            et_redis_value_free(v->items[i]);
+        free(v->items);
+    }
+    free(v->str);
+    free(v);
+}
+
+/* ---------------------------------------------------------------- framing: the reader */
+
+struct et_redis_reader {
+    redisReader *r;
+    size_t pending;             /* bytes fed since the last complete reply */
+    int too_many;               /* an array over ET_REDIS_MAX_ELEMENTS was refused */
+    et_redis_code_t failed;     /* sticky once the reader failed */
+    char err[160];
+};
+
+/* hiredis calls these as it reads; each new value goes into its parent array. */
+static void *attach(const redisReadTask *task, et_redis_value_t *v)
+{
+    if (task->parent) {
+        et_redis_value_t *parent = task->parent->obj;
+        if (task->idx < 0 || (size_t)task->idx >= parent->n) {
+            et_redis_value_free(v);
+            return NULL;
+        }
+        parent->items[task->idx] = v;
+    }
+    return v;
+}
+
+static et_redis_value_t *value_new(int type)
+{
+    et_redis_value_t *v = calloc(1, sizeof *v);
+    if (v)
+        v->type = type;
+    return v;
+}
+
+static void *rd_string(const redisReadTask *task, char *str, size_t len)
+{
+    et_redis_value_t *v = value_new(task->type);
+    if (!v)
+        return NULL;
+    v->str = malloc(len + 1);
+    if (!v->str) {
+        free(v);
+        return NULL;
+    }
+    memcpy(v->str, str, len);
+    v->str[len] = '\0';
+    v->len = len;
+    return attach(task, v);
+}
+
+static void *rd_array(const redisReadTask *task, int n)
+{
+    et_redis_value_t *v;
+    if (n < 0 || n > ET_REDIS_MAX_ELEMENTS) {
+        struct et_redis_reader *er = task->privdata;
+        if (er)
+            er->too_many = 1;
+        return NULL;
+    }
+    v = value_new(ET_REDIS_ARRAY);
+    if (!v)
+        return NULL;
+    if (n > 0) {
+        v->items = calloc((size_t)n, sizeof *v->items);
+        if (!v->items) {
+            free(v);
+            return NULL;
+        }
+    }
+    v->n = (size_t)n;
+    return attach(task, v);
+}
+
+static void *rd_integer(const redisReadTask *task, long long x)
+{
+    et_redis_value_t *v = value_new(ET_REDIS_INTEGER);
+    if (!v)
+        return NULL;
+    v->integer = x;
+    return attach(task, v);
+}
+
+static void *rd_nil(const redisReadTask *task)
+{
+    et_redis_value_t *v = value_new(ET_REDIS_NIL);
+    return v ? attach(task, v) : NULL;
+}
+
+static void rd_free(void *p)
+{
+    et_redis_value_free(p);
+}
+
+static redisReplyObjectFunctions rd_functions = {
+    rd_string, rd_array, rd_integer, rd_nil, rd_free
+};
+
+et_redis_reader_t *et_redis_reader_new(void)
+{
+    et_redis_reader_t *er = calloc(1, sizeof *er);
+    if (!er)
+        return NULL;
+    er->r = redisReaderCreateWithFunctions(&rd_functions);
+    if (!er->r) {
+        free(er);
+        return NULL;
+    }
+    er->r->privdata = er;
+    return er;
+}
+
+void et_redis_reader_free(et_redis_reader_t *er)
+{
+    if (!er)
+        return;
+    redisReaderFree(er->r);
+    free(er);
+}
+
+static et_redis_code_t reader_fail(et_redis_reader_t *er, et_redis_code_t code, const char *msg)
+{
+    er->failed = code;
+    snprintf(er->err, sizeof er->err, "%s", msg);
+    return code;
+}
+
+et_redis_code_t et_redis_reader_feed(et_redis_reader_t *er, const char *p, size_t n)
+{
+    if (er->failed)
+        return er->failed;
+    if (n > ET_REDIS_MAX_PENDING - er->pending)
+        return reader_fail(er, ET_REDIS_EPROTOCOL, "reply larger than the reader's bound");
+    if (n == 0)
+        return ET_REDIS_OK;
+    if (redisReaderFeed(er->r, p, n) != REDIS_OK)
+        return reader_fail(er, ET_REDIS_ENOMEM, "out of memory");
+    er->pending += n;
+    return ET_REDIS_OK;
+}
+
+et_redis_code_t et_redis_reader_get(et_redis_reader_t *er, et_redis_value_t **out)
+{
+    void *reply = NULL;
+    *out = NULL;
+    if (er->failed)
+        return er->failed;
+    if (redisReaderGetReply(er->r, &reply) != REDIS_OK) {
+        char msg[sizeof er->err];
+        if (er->too_many)
+            return reader_fail(er, ET_REDIS_EPROTOCOL, "array reply with too many elements");
+        if (er->r->err == REDIS_ERR_OOM)
+            return reader_fail(er, ET_REDIS_ENOMEM, "out of memory");
+        snprintf(msg, sizeof msg, "malformed reply: %s", er->r->errstr);
+        return reader_fail(er, ET_REDIS_EPROTOCOL, msg);
+    }
+    if (reply) {
+        *out = reply;
+        /* Bytes still buffered belong to the next replies. */
+        er->pending = er->r->len - er->r->pos;
+    }
+    return ET_REDIS_OK;
+}
+
+const char *et_redis_reader_error(const et_redis_reader_t *er)
+{
+    return er->err;
+}
+
+/* ---------------------------------------------------------------- framing: the formatter */
+
+char *et_redis_format(int argc, const char *const *argv, const size_t *lens, size_t *len)
+{
+    char *cmd = NULL, *copy;
+    int n;
+    if (argc < 1 || argc > ET_REDIS_MAX_ARGS)
+        return NULL;
+    /* hiredis's prototype lacks the inner const; it only reads the arguments. */
+    n = redisFormatCommandArgv(&cmd, argc, (const char **)(void *)argv, lens);
+    if (n < 0 || !cmd)
+        return NULL;
+    /* Ours to free with free(): hiredis allocates with its own allocator. */
+    copy = malloc((size_t)n + 1);
+    if (copy) {
+        memcpy(copy, cmd, (size_t)n + 1);
+        *len = (size_t)n;
+    }
+    redisFreeCommand(cmd);
+    return copy;
+}
+
+/* ---------------------------------------------------------------- the connection */
+
+/* Bumped in the child of every fork() (pthread_atfork, registered once): a connection opened
+ * before the fork sees another generation and leaves the parent's socket alone. Cheaper than a
+ * getpid() system call on every command. */
+static volatile unsigned long fork_generation;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+    fork_generation++;
+}
+
+static void fork_register(void)
+{
+    (void)pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+struct et_redis_conn {
+    char *host;
+    int port;
+    char *username;
+    char *password;
+    size_t password_len;
+    int db;
+    long timeout_ms;
+    int fd;
+    unsigned long fork_gen;     /* fork_generation when fd was opened */
+    long long last_used;        /* ms (monotonic) at the end of the last call on fd */
+    et_redis_reader_t *reader;
+    unsigned long connects;
+    et_redis_code_t code;
+    char endpoint[300];
+    char message[400];
+};
+
+static void wipe(void *p, size_t n)
+{
+    volatile unsigned char *q = p;
+    while (n--)
+        *q++ = 0;
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s);
+    char *d = malloc(n + 1);
+    if (d)
+        memcpy(d, s, n + 1);
+    return d;
+}
+
+et_redis_conn_t *et_redis_conn_new(const et_redis_opts_t *o)
+{
+    et_redis_conn_t *c;
+    pthread_once(&fork_once, fork_register);
+    c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->fd = -1;
+    c->port = o->port > 0 ? o->port : 6379;
+    c->db = o->db;
+    c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 1000;
+    c->host = dup_str(o->host ? o->host : "127.0.0.1");
+    if (o->username)
+        c->username = dup_str(o->username);
+    if (o->password) {
+        c->password = malloc(o->password_len + 1);
+        if (c->password) {
+            memcpy(c->password, o->password, o->password_len);
+            c->password[o->password_len] = '\0';
+            c->password_len = o->password_len;
+        }
+    }
+    if (!c->host || (o->username && !c->username) || (o->password && !c->password)) {
+        et_redis_conn_free(c);
+        return NULL;
+    }
+    snprintf(c->endpoint, sizeof c->endpoint, strchr(c->host, ':') ? "[%s]:%d" : "%s:%d", c->host, c->port);
+    return c;
+}
+
+void et_redis_conn_close(et_redis_conn_t *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    et_redis_reader_free(c->reader);
+    c->reader = NULL;
+}
+
+void et_redis_conn_free(et_redis_conn_t *c)
+{
+    if (!c)
+        return;
+    et_redis_conn_close(c);
+    if (c->password) {
+        wipe(c->password, c->password_len);
+        free(c->password);
+    }
+    free(c->username);
+    free(c->host);
+    free(c);
+}
+
+et_redis_code_t et_redis_last_code(const et_redis_conn_t *c) { return c->code; }
+const char *et_redis_last_message(const et_redis_conn_t *c) { return c->message; }
+int et_redis_fd(const et_redis_conn_t *c) { return c->fd; }
+const char *et_redis_endpoint(const et_redis_conn_t *c) { return c->endpoint; }
+unsigned long et_redis_connects(const et_redis_conn_t *c) { return c->connects; }
+long et_redis_timeout_ms(const et_redis_conn_t *c) { return c->timeout_ms; }
+int et_redis_db(const et_redis_conn_t *c) { return c->db; }
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The message never holds the password: a text that does is replaced whole. */
+static et_redis_code_t fail(et_redis_conn_t *c, et_redis_code_t code, int drop, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static et_redis_code_t fail(et_redis_conn_t *c, et_redis_code_t code, int drop, const char *fmt, ...)
+{
+    char text[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (c->password_len > 0 && strstr(text, c->password))
+        snprintf(text, sizeof text, "%s", code == ET_REDIS_EAUTH ? "authentication failed" : "error (message withheld)");
+    snprintf(c->message, sizeof c->message, "redis %.100s: %s", c->endpoint, text);
+    c->code = code;
+    if (drop)
+        et_redis_conn_close(c);
+    return code;
+}
+
+/* Waits for events on the socket until the deadline: 1 ready, 0 timed out, -1 error. */
+static int wait_fd(int fd, short events, long long deadline)
+{
+    for (;;) {
+        struct pollfd p;
+        long long left = deadline - now_ms();
+        int rc;
+        if (left <= 0)
+            return 0;
+        p.fd = fd;
+        p.events = events;
+        p.revents = 0;
+        rc = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (rc > 0)
+            return 1;   /* POLLERR/POLLHUP too: the next send or recv tells */
+        if (rc == 0)
+            continue;   /* the loop sees the deadline */
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
+static int open_socket(const struct addrinfo *ai)
+{
+    int one = 1;
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return -1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    return fd;
+}
+
+/* TCP connect to the first address that accepts, within the deadline. */
+static et_redis_code_t tcp_connect(et_redis_conn_t *c, long long deadline)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    char port[16];
+    int rc, err = 0, timed_out = 0;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(port, sizeof port, "%d", c->port);
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    rc = getaddrinfo(c->host, port, &hints, &res);
+    if (rc == EAI_NONAME) {
+        hints.ai_flags = AI_NUMERICSERV;
+        rc = getaddrinfo(c->host, port, &hints, &res);
+    }
+    if (rc != 0)
+        return fail(c, rc == EAI_MEMORY ? ET_REDIS_ENOMEM : ET_REDIS_ECONNECT, 1, "cannot resolve host (%s)",
+                    gai_strerror(rc));
+    for (ai = res; ai; ai = ai->ai_next) {
+        int fd = open_socket(ai);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            c->fd = fd;
+            break;
+        }
+        if (errno == EINPROGRESS) {
+            int w = wait_fd(fd, POLLOUT, deadline);
+            socklen_t len = sizeof err;
+            if (w == 0) {
+                close(fd);
+                timed_out = 1;
+                break;
+            }
+            if (w > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
+                c->fd = fd;
+                break;
+            }
+            if (w < 0)
+                err = errno;
+        } else {
+            err = errno;
+        }
+        close(fd);
+    }
+    freeaddrinfo(res);
+    if (c->fd >= 0)
+        return ET_REDIS_OK;
+    if (timed_out)
+        return fail(c, ET_REDIS_ETIMEOUT, 1, "connect timed out after %ld ms", c->timeout_ms);
+    return fail(c, ET_REDIS_ECONNECT, 1, "connect failed: %s", strerror(err ? err : ECONNREFUSED));
+}
+
+static et_redis_code_t send_all(et_redis_conn_t *c, const char *p, size_t n, long long deadline)
+{
+    while (n > 0) {
+        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int rc = wait_fd(c->fd, POLLOUT, deadline);
+            if (rc == 0)
+                return fail(c, ET_REDIS_ETIMEOUT, 1, "timed out after %ld ms (sending)", c->timeout_ms);
+            if (rc < 0)
+                return fail(c, ET_REDIS_ERESET, 1, "poll failed: %s", strerror(errno));
+            continue;
+        }
+        return fail(c, ET_REDIS_ERESET, 1, "connection lost (sending: %s)", strerror(w < 0 ? errno : EPIPE));
+    }
+    return ET_REDIS_OK;
+}
+
+/* Reads until one reply is complete. The reply's own error type is returned as a value. */
+static et_redis_code_t read_reply(et_redis_conn_t *c, long long deadline, et_redis_value_t **out)
+{
+    char buf[16384];
+    for (;;) {
+        et_redis_code_t rc = et_redis_reader_get(c->reader, out);
+        ssize_t r;
+        if (rc != ET_REDIS_OK)
+            return fail(c, rc, 1, "%s", et_redis_reader_error(c->reader));
+        if (*out)
+            return ET_REDIS_OK;
+        /* Poll first: just after the send (or a partial read), the bytes are rarely there yet,
+         * and a recv that only says EAGAIN would be one more system call on every command. */
+        {
+            int w = wait_fd(c->fd, POLLIN, deadline);
+            if (w == 0)
+                return fail(c, ET_REDIS_ETIMEOUT, 1, "timed out after %ld ms (waiting for the reply)", c->timeout_ms);
+            if (w < 0)
+                return fail(c, ET_REDIS_ERESET, 1, "poll failed: %s", strerror(errno));
+        }
+        r = recv(c->fd, buf, sizeof buf, 0);
+        if (r > 0) {
+            rc = et_redis_reader_feed(c->reader, buf, (size_t)r);
+            if (rc != ET_REDIS_OK)
+                return fail(c, rc, 1, "%s", et_redis_reader_error(c->reader));
+            continue;
+        }
+        if (r == 0)
+            return fail(c, ET_REDIS_ERESET, 1, "connection closed by the server");
+        if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+            continue;
+        return fail(c, ET_REDIS_ERESET, 1, "connection lost (%s)", strerror(errno));
+    }
+}
+
+static int starts_with(const et_redis_value_t *v, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return v->len >= n && memcmp(v->str, prefix, n) == 0;
+}
+
+/* An error reply as the call's failure: NOAUTH and WRONGPASS are auth, the rest server. */
+static et_redis_code_t server_error(et_redis_conn_t *c, const et_redis_value_t *v, const char *what)
+{
+    int auth = starts_with(v, "NOAUTH") || starts_with(v, "WRONGPASS");
+    return fail(c, auth ? ET_REDIS_EAUTH : ET_REDIS_ESERVER, 0, "%s%s%.200s", what ? what : "", what ? ": " : "",
+                v->str);
+}
+
+/* Connect, then AUTH and SELECT sent together (one round trip). */
+static et_redis_code_t do_connect(et_redis_conn_t *c, long long deadline)
+{
+    et_redis_code_t rc;
+    char *auth = NULL, *sel = NULL;
+    size_t auth_len = 0, sel_len = 0;
+    et_redis_value_t *v = NULL;
+    c->reader = et_redis_reader_new();
+    if (!c->reader)
+        return fail(c, ET_REDIS_ENOMEM, 1, "out of memory");
+    rc = tcp_connect(c, deadline);
+    if (rc != ET_REDIS_OK)
+        return rc;
+    c->fork_gen = fork_generation;
+    c->connects++;
+    if (c->password) {
+        const char *argv[3] = { "AUTH", c->username, c->password };
+        size_t lens[3] = { 4, c->username ? strlen(c->username) : 0, c->password_len };
+        if (c->username) {
+            auth = et_redis_format(3, argv, lens, &auth_len);
+        } else {
+            argv[1] = c->password;
+            lens[1] = c->password_len;
+            auth = et_redis_format(2, argv, lens, &auth_len);
+        }
+        if (!auth)
+            return fail(c, ET_REDIS_ENOMEM, 1, "out of memory");
+        rc = send_all(c, auth, auth_len, deadline);
+        wipe(auth, auth_len);
+        free(auth);
+        if (rc != ET_REDIS_OK)
+            return rc;
+    }
+    if (c->db != 0) {
+        char db[24];
+        const char *argv[2] = { "SELECT", db };
+        size_t lens[2] = { 6, 0 };
+        lens[1] = (size_t)snprintf(db, sizeof db, "%d", c->db);
+        sel = et_redis_format(2, argv, lens, &sel_len);
+        if (!sel)
+            return fail(c, ET_REDIS_ENOMEM, 1, "out of memory");
+        rc = send_all(c, sel, sel_len, deadline);
+        free(sel);
+        if (rc != ET_REDIS_OK)
+            return rc;
+    }
+    if (c->password) {
+        rc = read_reply(c, deadline, &v);
+        if (rc != ET_REDIS_OK)
+            return rc;
+        if (v->type == ET_REDIS_ERROR) {
+            /* WRONGPASS, or ERR AUTH ... without any password configured: both the operator's
+             * configuration; the server's text names no password. */
+            fail(c, ET_REDIS_EAUTH, 1, "authentication failed (%.160s)", v->str);
+            et_redis_value_free(v);
+            return ET_REDIS_EAUTH;
+        }
+        et_redis_value_free(v);
+    }
+    if (c->db != 0) {
+        rc = read_reply(c, deadline, &v);
+        if (rc != ET_REDIS_OK)
+            return rc;
+        if (v->type == ET_REDIS_ERROR) {
+            rc = server_error(c, v, "SELECT");
+            et_redis_value_free(v);
+            et_redis_conn_close(c);
+            return rc;
+        }
+        et_redis_value_free(v);
+    }
+    return ET_REDIS_OK;
+}
+
+/* An idle socket that is readable has been closed by the server (or holds stray bytes): either
+ * way it cannot carry the next command. Checked (one poll) when the socket has been idle for
+ * ET_REDIS_IDLE_CHECK_MS: a busy connection pays nothing, and a server that died between two
+ * close calls costs that one call (reset), like a death during a call. */
+static void drop_if_stale(et_redis_conn_t *c, long long now)
+{
+    struct pollfd p;
+    if (c->fd < 0)
+        return;
+    /* After fork(): the parent's socket stays the parent's. Closing our copy of the descriptor
+     * sends nothing (the parent still holds it); a fresh connection is opened for this process. */
+    if (c->fork_gen != fork_generation) {
+        et_redis_conn_close(c);
+        return;
+    }
+    if (now - c->last_used < ET_REDIS_IDLE_CHECK_MS)
+        return;
+    p.fd = c->fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    if (poll(&p, 1, 0) != 0)
+        et_redis_conn_close(c);
+}
+
+static et_redis_code_t ensure(et_redis_conn_t *c, long long now, long long deadline)
+{
+    drop_if_stale(c, now);
+    if (c->fd >= 0)
+        return ET_REDIS_OK;
+    return do_connect(c, deadline);
+}
+
+et_redis_code_t et_redis_connect(et_redis_conn_t *c)
+{
+    long long now = now_ms();
+    et_redis_code_t rc;
+    c->code = ET_REDIS_OK;
+    c->message[0] = '\0';
+    rc = ensure(c, now, now + c->timeout_ms);
+    if (rc == ET_REDIS_OK)
+        c->last_used = now_ms();
+    return rc;
+}
+
+et_redis_code_t et_redis_command_raw(et_redis_conn_t *c, const char *req, size_t len, et_redis_value_t **out)
+{
+    long long now = now_ms(), deadline = now + c->timeout_ms;
+    et_redis_code_t rc;
+    et_redis_value_t *v = NULL;
+    *out = NULL;
+    c->code = ET_REDIS_OK;
+    c->message[0] = '\0';
+    rc = ensure(c, now, deadline);
+    if (rc == ET_REDIS_OK)
+        rc = send_all(c, req, len, deadline);
+    if (rc == ET_REDIS_OK)
+        rc = read_reply(c, deadline, &v);
+    if (rc != ET_REDIS_OK)
+        return rc;
+    c->last_used = now_ms();
+    if (v->type == ET_REDIS_ERROR) {
+        rc = server_error(c, v, NULL);
+        et_redis_value_free(v);
+        return rc;
+    }
+    *out = v;
+    return ET_REDIS_OK;
+}
+
+et_redis_code_t et_redis_command(et_redis_conn_t *c, int argc, const char *const *argv, const size_t *lens,
+                                 et_redis_value_t **out)
+{
+    size_t len;
+    et_redis_code_t rc;
+    char *req = et_redis_format(argc, argv, lens, &len);
+    *out = NULL;
+    if (!req) {
+        if (argc < 1 || argc > ET_REDIS_MAX_ARGS)
+            return fail(c, ET_REDIS_EPROTOCOL, 0, "a command has 1 to %d arguments", ET_REDIS_MAX_ARGS);
+        return fail(c, ET_REDIS_ENOMEM, 0, "out of memory");
+    }
+    rc = et_redis_command_raw(c, req, len, out);
+    free(req);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the store's commands */
+
+static et_redis_code_t unexpected(et_redis_conn_t *c, et_redis_value_t *v, const char *what)
+{
+    et_redis_value_free(v);
+    return fail(c, ET_REDIS_EPROTOCOL, 0, "unexpected reply type to %s", what);
+}
+
+static et_redis_code_t set_cmd(et_redis_conn_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+                               long long ms, int nx, et_redis_value_t **v)
+{
+    char ttl[24];
+    const char *argv[6] = { "SET", key, val, "PX", ttl, "NX" };
+    size_t lens[6] = { 3, klen, vlen, 2, 0, 2 };
+    lens[4] = (size_t)snprintf(ttl, sizeof ttl, "%lld", ms);
+    return et_redis_command(c, nx ? 6 : 5, argv, lens, v);
+}
+
+et_redis_code_t et_redis_set_nx_px(et_redis_conn_t *c, const char *key, size_t klen, const char *val,
+                                   size_t vlen, long long ms, int *added)
+{
+    et_redis_value_t *v;
+    et_redis_code_t rc = set_cmd(c, key, klen, val, vlen, ms, 1, &v);
+    if (rc != ET_REDIS_OK)
+        return rc;
+    if (v->type == ET_REDIS_NIL)
+        *added = 0;
+    else if (v->type == ET_REDIS_STATUS)
+        *added = 1;
+    else
+        return unexpected(c, v, "SET NX");
+    et_redis_value_free(v);
+    return ET_REDIS_OK;
+}
+
+et_redis_code_t et_redis_set_px(et_redis_conn_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+                                long long ms)
+{
+    et_redis_value_t *v;
+    et_redis_code_t rc = set_cmd(c, key, klen, val, vlen, ms, 0, &v);
+    if (rc != ET_REDIS_OK)
+        return rc;
+    if (v->type != ET_REDIS_STATUS)
+        return unexpected(c, v, "SET");
+    et_redis_value_free(v);
+    return ET_REDIS_OK;
+}
+
+et_redis_code_t et_redis_get(et_redis_conn_t *c, const char *key, size_t klen, char **val, size_t *vlen,
+                             int *found)
+{
+    const char *argv[2] = { "GET", key };
+    size_t lens[2] = { 3, klen };
+    et_redis_value_t *v;
+    et_redis_code_t rc = et_redis_command(c, 2, argv, lens, &v);
+    *val = NULL;
+    *vlen = 0;
+    *found = 0;
+    if (rc != ET_REDIS_OK)
+        return rc;
+    if (v->type == ET_REDIS_STRING) {
+        *val = v->str;          /* handed over */
+        *vlen = v->len;
+        v->str = NULL;
+        *found = 1;
+    } else if (v->type != ET_REDIS_NIL) {
+        return unexpected(c, v, "GET");
+    }
+    et_redis_value_free(v);
+    return ET_REDIS_OK;
+}
+
+static et_redis_code_t int_cmd(et_redis_conn_t *c, int argc, const char *const *argv, const size_t *lens,
+                               long long *n, const char *what)
+{
+    et_redis_value_t *v;
+    et_redis_code_t rc = et_redis_command(c, argc, argv, lens, &v);
+    if (rc != ET_REDIS_OK)
+        return rc;
+    if (v->type != ET_REDIS_INTEGER)
+        return unexpected(c, v, what);
+    *n = v->integer;
+    et_redis_value_free(v);
+    return ET_REDIS_OK;
+}
+
+et_redis_code_t et_redis_del(et_redis_conn_t *c, const char *key, size_t klen, long long *removed)
+{
+    const char *argv[2] = { "DEL", key };
+    size_t lens[2] = { 3, klen };
+    return int_cmd(c, 2, argv, lens, removed, "DEL");
+}
+
+et_redis_code_t et_redis_pexpire(et_redis_conn_t *c, const char *key, size_t klen, long long ms, int *set)
+{
+    char ttl[24];
+    const char *argv[3] = { "PEXPIRE", key, ttl };
+    size_t lens[3] = { 7, klen, 0 };
+    long long n = 0;
+    et_redis_code_t rc;
+    lens[2] = (size_t)snprintf(ttl, sizeof ttl, "%lld", ms);
+    rc = int_cmd(c, 3, argv, lens, &n, "PEXPIRE");
+    *set = n == 1;
+    return rc;
+}
