@@ -274,7 +274,7 @@ local function signed_value(self, tag, payload)
   return b64e(payload) .. "." .. b64e(assert(self._keys[1]:sign(tag .. payload)))
 end
 
-------------------------------------------------------------------------------------------------
+-- ----------------------------------------------------------------------------------------------
 -- Cookies
 
 -- The request's cookies: name -> list of values. Names compare exactly (nginx's $cookie_NAME
