@@ -489,7 +489,7 @@ static void test_max_connections(void)
     }
     ok(drive(&m, ts, 3, NULL, &s), "max_connections: all complete");
     for (i = 0; i < 3; i++) {
-        char want[16];
+        char want[32];
         snprintf(want, sizeof want, "slow %d", i);
         all_ok &= body_is(&xs[i], want);
     }
