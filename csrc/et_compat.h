@@ -84,7 +84,9 @@ static inline void et_setfuncs(lua_State *L, const luaL_Reg *l, int nup)
 #define et_rawuv_set(L, i) lua_setuservalue((L), (i))
 #endif
 
-static char et_uv_key;      /* one per translation unit: only l_http.c uses user values */
+/* The box's key: one for the whole module (defined in l_http.c), so that each HTTP binding file
+ * (l_multi.c, l_xfer.c) reads the user values the others set. */
+extern char et_uv_key;
 
 #define et_newuserdata(L, sz) lua_newuserdata((L), (sz))
 

@@ -3,8 +3,9 @@
  * delimited by Content-Length, chunked transfer coding, or the end of the connection.
  *
  * Pure core: no Lua header, no I/O. The nginx cosocket transport reads bytes and feeds them here;
- * libcurl does this job on the other path. Header lines go through et_headers_feed (et_http.c),
+ * libcurl does this job on the other path. Header lines go through et_headers_feed (et_hdr.c),
  * so names, joins, the set-cookie rule and the 256 KiB bound are the libcurl path's exactly.
+ * No libcurl header: this builds and runs without libcurl (spec/c/test_resp.c is linked without it).
  *
  * Strict where a lenient reading could split one response into two on a kept-alive connection:
  * a malformed status line, chunk size or Content-Length, a transfer coding other than chunked,
@@ -16,7 +17,9 @@
 
 #include <stddef.h>
 
-#include "et_http.h"
+#include "et_buf.h"
+#include "et_hdr.h"
+#include "et_proto.h"
 
 /* et_resp_feed / et_resp_eof results (or ET_ENOMEM). */
 #define ET_RESP_MORE  0    /* the response is not complete yet: feed more */

@@ -24,7 +24,7 @@
 void l_util_open(lua_State *L);    /* l_util.c: base64url, URL encoding, random */
 void l_json_open(lua_State *L);    /* l_json.c: json_encode, json_decode, null */
 void l_key_open(lua_State *L);     /* l_key.c: key_new and the Key class, JWT encode/decode */
-void l_http_open(lua_State *L);    /* l_http.c: session, multi, transfer */
+void l_http_open(lua_State *L);    /* l_http.c: Session, Multi, Transfer (l_session.c, l_multi.c, l_xfer.c) */
 void l_resp_open(lua_State *L);    /* l_resp.c: response_parser (framing for the nginx transport) */
 void l_redis_open(lua_State *L);   /* l_redis.c: redis_connect, redis_format, redis_reader */
 

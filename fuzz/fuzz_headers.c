@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "et_http.h"
+#include "et_xfer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "et_http.h"
+#include "et_xfer.h"
 #include "et_url.h"
 #include "fuzz_lua.h"
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* C tests of issue 12's fixes in the pure HTTP core (et_http.c): a header line that starts with
+/* C tests of issue 12's fixes in the pure HTTP core (et_hdr.c): a header line that starts with
  * "HTTP/" no longer resets the header bound, a bound over all header blocks, header handling in
  * linear time (hashed names), and curl's own header-line bound reported as too_large. */
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "et_http.h"
+#include "et_xfer.h"
 #include "tap.h"
 
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* C tests of the pure HTTP core (et_http.c) that need no network: header parsing and joining,
- * body limit, code mapping, messages, request header list. */
+/* C tests of the pure HTTP core (et_hdr.c, et_buf.c, et_xfer.c, et_sigint.c) that need no network:
+ * header parsing and joining, body limit, code mapping, messages, request header list. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "et_http.h"
+#include "et_xfer.h"
 #include "tap.h"
 
 
@@ -207,19 +207,36 @@ static void test_codes(void)
 
 static void test_describe(void)
 {
-    char *d;
-    d = et_http_describe(ET_HTTP_POST, "https://example.org/oauth/token?code=SECRET#frag");
-    ok(streq(d, "POST https://example.org/oauth/token"), "describe: method and URL without query");
-    free(d);
-    d = et_http_describe(ET_HTTP_GET, "http://user:pw@example.org:8080/a@b?x=1");
-    ok(streq(d, "GET http://example.org:8080/a@b"), "describe: userinfo dropped, '@' in path kept");
-    free(d);
-    d = et_http_describe(ET_HTTP_HEAD, "not a url");
-    ok(streq(d, "HEAD not a url"), "describe: odd URL shown as given");
-    free(d);
-    d = et_http_describe(ET_HTTP_DELETE, "http://h#x?y");
-    ok(streq(d, "DELETE http://h"), "describe: fragment dropped");
-    free(d);
+    static const struct { et_http_method_t m; const char *url, *want, *name; } cases[] = {
+        { ET_HTTP_POST, "https://example.org/oauth/token?code=SECRET#frag",
+          "POST https://example.org/oauth/token", "describe: method and URL without query" },
+        { ET_HTTP_GET, "http://127.0.0.1:8080/api/v1/users/x?a=1",
+          "GET http://127.0.0.1:8080/api/v1/users/x", "describe: a usual URL as given, up to its query" },
+        { ET_HTTP_GET, "http://user:pw@example.org:8080/a@b?x=1",
+          "GET http://example.org:8080/a@b", "describe: userinfo dropped, '@' in path kept" },
+        { ET_HTTP_GET, "http://user:pw;opt@example.org/p", "GET http://example.org/p",
+          "describe: login options dropped with the userinfo" },
+        { ET_HTTP_GET, "http://a@b@example.org/p", "GET (malformed URL)",
+          "describe: two '@' (libcurl refuses the URL): not shown" },
+        { ET_HTTP_DELETE, "http://h/p#x?y", "DELETE http://h/p", "describe: fragment dropped" },
+        { ET_HTTP_DELETE, "http://h#x?y", "DELETE http://h/", "describe: an empty path reads as /" },
+        { ET_HTTP_GET, "HTTP://Example.ORG/a/../b", "GET http://Example.ORG/b",
+          "describe: as libcurl reads it (scheme case, dot segments)" },
+        { ET_HTTP_HEAD, "not a url", "HEAD not a url", "describe: a URL libcurl refuses, shown as given" },
+        { ET_HTTP_GET, "http://", "GET http://", "describe: no host: shown as given" },
+        { ET_HTTP_GET, "http:// bad?token=SECRET", "GET (malformed URL)",
+          "describe: a refused URL with a query is not shown" },
+        { ET_HTTP_GET, "http://u:SECRET@ bad/", "GET (malformed URL)",
+          "describe: a refused URL with userinfo is not shown" },
+    };
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *d = et_http_describe(cases[i].m, cases[i].url);
+        if (!streq(d, cases[i].want))
+            printf("# %s: got '%s'\n", cases[i].url, d ? d : "(null)");
+        ok(streq(d, cases[i].want), cases[i].name);
+        free(d);
+    }
 }
 
 static int list_has(const struct curl_slist *l, const char *s)

@@ -1,91 +1,26 @@
 /* SPDX-License-Identifier: MIT */
-/* HTTP transfer state over one libcurl easy handle: options, body and header capture, error codes.
+/* The transfer over one libcurl easy handle: session options and proxy settings, the handle's
+ * set-up, per-request options, body and header capture (et_hdr), CURLcode mapping, messages.
  *
- * Pure core: no Lua header. The bindings (l_http.c) own an et_xfer_t inside a userdata, so its
- * address is stable for the callbacks curl keeps (write, header, error buffer). Callbacks only
- * touch C buffers; Lua values are built after curl returns.
+ * Pure core: no Lua header. Its owners (et_session: a blocking Session; et_multi: a Multi's
+ * Transfers) keep an et_xfer_t at a stable address for the callbacks curl keeps (write, header,
+ * error buffer). Callbacks only touch C buffers; Lua values are built after curl returns.
  *
  * Ownership: et_xfer_t owns its buffers, its request header list and its result strings. The easy
  * handle is either owned (a Session) or lent by a multi's pool (a Transfer): et_xfer_release()
  * frees what the transfer owns and hands the easy handle back to the caller. */
-#ifndef ET_HTTP_H
-#define ET_HTTP_H
+#ifndef ET_XFER_H
+#define ET_XFER_H
 
 #include <stddef.h>
 #include <curl/curl.h>
 
 #include "et_config.h"
+#include "et_buf.h"
+#include "et_hdr.h"
+#include "et_proto.h"
 
-/* Largest total size of one response's header block (all lines, final response). */
-#ifndef ET_HTTP_MAX_HEADER_BYTES
-#define ET_HTTP_MAX_HEADER_BYTES (256 * 1024)
-#endif
-
-/* Status of core functions. */
-#define ET_OK      0
-#define ET_ENOMEM  (-1)
 #define ET_ECURL   (-2)   /* curl refused an option: message in the transfer's result */
-
-/* Our transport error codes (README: HTTP). */
-typedef enum et_http_code {
-    ET_HTTP_OK = 0,
-    ET_HTTP_TIMEOUT,
-    ET_HTTP_CONNECT,
-    ET_HTTP_RESOLVE,
-    ET_HTTP_TLS,
-    ET_HTTP_TOO_LARGE,
-    ET_HTTP_RESET,
-    ET_HTTP_EMPTY_REPLY,
-    ET_HTTP_REDIRECTS,
-    ET_HTTP_URL,
-    ET_HTTP_TRANSPORT,
-    ET_HTTP_CANCELLED,     /* never from curl: a cancelled or orphaned Transfer */
-    ET_HTTP_INTERRUPTED    /* SIGINT (Ctrl-C) during et_xfer_perform_blocking */
-} et_http_code_t;
-
-/* Methods we send; HEAD uses CURLOPT_NOBODY, the others a custom request where needed. */
-typedef enum et_http_method {
-    ET_HTTP_GET = 0, ET_HTTP_POST, ET_HTTP_PUT, ET_HTTP_DELETE, ET_HTTP_PATCH, ET_HTTP_HEAD,
-    ET_HTTP_OPTIONS
-} et_http_method_t;
-
-/* Growable byte buffer with an inclusive limit. */
-typedef struct et_buf {
-    char *data;
-    size_t len, cap;
-} et_buf_t;
-
-/* One response header (name lower-cased; repeated ones already joined). */
-typedef struct et_hdr {
-    char *name;
-    et_buf_t value;
-    int name_static;       /* name is one of our constant well-known names (never freed) */
-} et_hdr_t;
-
-/* Largest total size of all header blocks of one transfer (1xx, redirects, final). */
-#ifndef ET_HTTP_MAX_HEADER_TOTAL
-#define ET_HTTP_MAX_HEADER_TOTAL (4 * ET_HTTP_MAX_HEADER_BYTES)
-#endif
-
-/* Response headers of the latest response seen (reset on each status line). */
-typedef struct et_headers {
-    et_hdr_t *items;
-    size_t n, cap;
-    size_t bytes;          /* raw bytes of this block, bounded by ET_HTTP_MAX_HEADER_BYTES */
-    size_t kept;           /* items[0..kept) hold value buffers kept for reuse (>= n) */
-    size_t total;          /* raw bytes of every block, bounded by ET_HTTP_MAX_HEADER_TOTAL */
-    size_t *index;         /* open addressing over names: item index + 1, 0 empty */
-    size_t icap;           /* slots in index (a power of two, at least twice n), 0 none */
-    int in_block;          /* a status line was seen and its block has not ended */
-    size_t last;           /* the item the last header line went to (a folded line continues it) */
-    size_t last_vlen;      /* the length of that line's own value (folds included) */
-    /* Packed mode (packed set): the lines of the current block appended as they come, each as its
-     * lower-case name, a NUL, the value's length (4 bytes, big-endian) and the value; no items, no
-     * index, nothing joined (core.headers_table joins repeats when the table is built). */
-    int packed;
-    et_buf_t pk;
-    size_t pk_last;        /* offset of the last entry's length bytes in pk; (size_t)-1 none */
-} et_headers_t;
 
 /* Session settings, copied into every transfer made with them. */
 typedef struct et_http_opts {
@@ -160,34 +95,6 @@ typedef struct et_xfer {
     const et_http_opts_t *opts;
 } et_xfer_t;
 
-void et_buf_free(et_buf_t *b);
-/* Appends n bytes if len + n <= limit: ET_OK, 1 over the limit (nothing appended), ET_ENOMEM. */
-int et_buf_append_limited(et_buf_t *b, const char *p, size_t n, size_t limit);
-
-void et_headers_init(et_headers_t *h);
-void et_headers_clear(et_headers_t *h);
-/* Drops the headers (and the running total: for the next transfer) but keeps their storage
- * (et_headers_clear frees it). */
-void et_headers_restart(et_headers_t *h);
-/* Feeds one raw header line (as curl gives it, CRLF included). A status line ("HTTP/1.1 200 OK",
- * "HTTP/2 200") outside a header block starts a new response and drops what came before; inside a
- * block, a line starting with "HTTP/" is an ordinary (ignored: not a token) header line. ET_OK,
- * 1 over ET_HTTP_MAX_HEADER_BYTES for a block or ET_HTTP_MAX_HEADER_TOTAL for all, ET_ENOMEM.
- * Each line costs O(1) expected time (names are hashed). */
-int et_headers_feed(et_headers_t *h, const char *line, size_t len);
-/* Value of a lower-case name, or NULL (items mode only). */
-const et_hdr_t *et_headers_find(const et_headers_t *h, const char *name);
-/* Switches h to packed mode (on) or items mode (off); drops what it holds. */
-void et_headers_set_packed(et_headers_t *h, int on);
-/* One entry of packed headers (see et_headers_t), pointing into the packed bytes. */
-typedef struct et_packed_entry {
-    const char *name, *value;
-    size_t nlen, vlen;
-} et_packed_entry_t;
-/* The entry at *pos of the len packed bytes at s, *pos moved past it: 1; 0 at the end; -1 when
- * the bytes there are not a packed entry (no NUL, an empty name, a length past the end). */
-int et_packed_next(const char *s, size_t len, size_t *pos, et_packed_entry_t *e);
-
 void et_http_opts_init(et_http_opts_t *o);
 void et_http_opts_free(et_http_opts_t *o);
 /* Derives what every request reuses, once: a unique id, the User-Agent header line, the proxy
@@ -205,11 +112,25 @@ void et_easy_state_free(et_easy_state_t *s);
 /* ET_OK or ET_ENOMEM; s may be NULL. */
 int et_http_opts_set_str(char **slot, const char *s);
 
-const char *et_http_code_name(et_http_code_t c);
 et_http_code_t et_http_code_from_curl(CURLcode rc);
-const char *et_http_method_name(et_http_method_t m);
-/* Writes "METHOD scheme://host/path" (no userinfo, query or fragment) into a malloc'd string. */
+/* "METHOD url" for messages, malloc'd (NULL when out of memory): the URL as libcurl's parser reads
+ * it and writes it back (scheme in lower case, an empty path as "/", dot segments resolved),
+ * without userinfo, query or fragment. A URL the parser refuses is shown as given when it has no
+ * '?', '#' or '@', else as "(malformed URL)". */
 char *et_http_describe(et_http_method_t m, const char *url);
+
+/* One request's arguments, strings borrowed from the caller (headers: "Name: value" strings
+ * already checked for CR/LF/NUL). */
+typedef struct et_request {
+    et_http_method_t method;
+    const char *url;
+    const char *const *headers;
+    size_t nheaders;
+    const char *body;             /* NULL: none */
+    size_t bodylen;
+    int fresh;                    /* a new connection */
+    int no_redirects;             /* never follow a redirect for this request */
+} et_request_t;
 
 /* Transfer life cycle.
  * et_xfer_init: zero state, no handle.

@@ -1,447 +1,19 @@
 /* SPDX-License-Identifier: MIT */
-/* HTTP transfer state: easy-handle options, body and header capture, CURLcode mapping. */
-#include <signal.h>
+/* The transfer over one libcurl easy handle: session options and proxy settings, the handle's
+ * set-up, per-request options, body and header capture, CURLcode mapping, messages. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "et_http.h"
+#include "et_xfer.h"
 
 /* Body capacity kept between requests of one handle (and header storage, by the headers' raw size);
  * bigger ones are freed. */
 #define ET_BODY_KEEP (256 * 1024)
 
-/* ---- buffer ---- */
-
-void et_buf_free(et_buf_t *b)
-{
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
-
-static int buf_reserve(et_buf_t *b, size_t extra)
-{
-    size_t need, cap;
-    char *p;
-    if (extra > (size_t)-1 - b->len - 1)
-        return ET_ENOMEM;
-    need = b->len + extra + 1;                  /* room for a NUL, handy for strings */
-    if (need <= b->cap)
-        return ET_OK;
-    cap = b->cap ? b->cap : 256;
-    while (cap < need)
-        cap = cap > (size_t)-1 / 2 ? need : cap * 2;
-    p = realloc(b->data, cap);
-    if (!p)
-        return ET_ENOMEM;
-    b->data = p;
-    b->cap = cap;
-    return ET_OK;
-}
-
-static int buf_append(et_buf_t *b, const char *p, size_t n)
-{
-    if (buf_reserve(b, n) != ET_OK)
-        return ET_ENOMEM;
-    if (n)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return ET_OK;
-}
-
-int et_buf_append_limited(et_buf_t *b, const char *p, size_t n, size_t limit)
-{
-    if (b->len > limit || n > limit - b->len)
-        return 1;
-    return buf_append(b, p, n);
-}
-
-/* ---- response headers ---- */
-
-void et_headers_init(et_headers_t *h)
-{
-    h->items = NULL;
-    h->n = h->cap = 0;
-    h->bytes = 0;
-    h->kept = 0;
-    h->total = 0;
-    h->index = NULL;
-    h->icap = 0;
-    h->in_block = 0;
-    h->last = h->last_vlen = 0;
-    h->packed = 0;
-    h->pk.data = NULL;
-    h->pk.len = h->pk.cap = 0;
-    h->pk_last = (size_t)-1;
-}
-
-void et_headers_restart(et_headers_t *h)
-{
-    size_t i;
-    for (i = 0; i < h->n; i++) {
-        if (!h->items[i].name_static)
-            free(h->items[i].name);
-        h->items[i].name = NULL;
-        h->items[i].value.len = 0;
-    }
-    if (h->n > h->kept)
-        h->kept = h->n;
-    h->n = 0;
-    h->bytes = 0;
-    h->total = 0;
-    h->in_block = 0;
-    if (h->index)
-        memset(h->index, 0, h->icap * sizeof *h->index);
-    h->pk.len = 0;
-    h->pk_last = (size_t)-1;
-}
-
-/* Drops the headers of a block (storage kept) but keeps the transfer's running total. */
-static void headers_drop(et_headers_t *h)
-{
-    size_t total = h->total;
-    et_headers_restart(h);
-    h->total = total;
-}
-
-void et_headers_clear(et_headers_t *h)
-{
-    size_t i;
-    et_headers_restart(h);
-    for (i = 0; i < h->kept; i++)
-        et_buf_free(&h->items[i].value);
-    free(h->items);
-    free(h->index);
-    et_buf_free(&h->pk);
-    {
-        int packed = h->packed;
-        et_headers_init(h);
-        h->packed = packed;
-    }
-}
-
-void et_headers_set_packed(et_headers_t *h, int on)
-{
-    et_headers_restart(h);
-    h->packed = on != 0;
-}
-
-const et_hdr_t *et_headers_find(const et_headers_t *h, const char *name)
-{
-    size_t i;
-    for (i = 0; i < h->n; i++)
-        if (strcmp(h->items[i].name, name) == 0)
-            return &h->items[i];
-    return NULL;
-}
-
-static int is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* Is every byte of the n at s an RFC 9110 tchar? A name with a blank, a control or a NUL inside
- * would otherwise reach Lua as another (or, cut at the NUL, an existing) header's name. */
-/* One bit per byte value: the tchars (a table, not a search per byte). */
-static const unsigned char tchar[32] = {
-    0x00, 0x00, 0x00, 0x00, 0xfa, 0x6c, 0xff, 0x03, 0xfe, 0xff, 0xff, 0xc7, 0xff, 0xff, 0xff, 0x57,
-};
-
-static int is_token(const char *s, size_t n)
-{
-    size_t i;
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!(tchar[c >> 3] & (1u << (c & 7))))
-            return 0;
-    }
-    return 1;
-}
-
 static char lower(char c)
 {
     return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-}
-
-/* Is stored (lower case, NUL-terminated) the same name as the n bytes at name, ignoring case? */
-static int name_eq(const char *stored, const char *name, size_t n)
-{
-    size_t i;
-    for (i = 0; i < n; i++)
-        if (stored[i] == '\0' || stored[i] != lower(name[i]))
-            return 0;
-    return stored[n] == '\0';
-}
-
-/* The usual response header names, lower case: a name among them is not copied (and, its address
- * being constant, Lua finds its string in its cache when the headers table is built). */
-#define KN(s) { s, sizeof s - 1 }
-static const struct { const char *name; size_t len; } known_names[] = {
-    KN("age"), KN("date"), KN("etag"), KN("vary"), KN("server"), KN("expires"), KN("location"),
-    KN("set-cookie"), KN("connection"), KN("keep-alive"), KN("retry-after"), KN("content-type"),
-    KN("cache-control"), KN("last-modified"), KN("content-length"), KN("accept-ranges"),
-    KN("content-encoding"), KN("www-authenticate"), KN("transfer-encoding"),
-    KN("strict-transport-security"), KN("access-control-allow-origin"),
-};
-#undef KN
-
-static const char *known_name(const char *name, size_t n)
-{
-    size_t i;
-    char c = lower(name[0]);
-    for (i = 0; i < sizeof known_names / sizeof known_names[0]; i++)
-        if (known_names[i].len == n && known_names[i].name[0] == c && name_eq(known_names[i].name, name, n))
-            return known_names[i].name;
-    return NULL;
-}
-
-/* FNV-1a over the lower-cased name. */
-static size_t name_hash(const char *name, size_t n)
-{
-    size_t i, v = (size_t)2166136261u;
-    for (i = 0; i < n; i++) {
-        v ^= (unsigned char)lower(name[i]);
-        v *= (size_t)16777619u;
-    }
-    return v;
-}
-
-/* Rebuilds the index with cap slots (a power of two). */
-static int index_rebuild(et_headers_t *h, size_t cap)
-{
-    size_t i, *idx = calloc(cap, sizeof *idx);
-    if (!idx)
-        return ET_ENOMEM;
-    for (i = 0; i < h->n; i++) {
-        size_t j = name_hash(h->items[i].name, strlen(h->items[i].name)) & (cap - 1);
-        while (idx[j])
-            j = (j + 1) & (cap - 1);
-        idx[j] = i + 1;
-    }
-    free(h->index);
-    h->index = idx;
-    h->icap = cap;
-    return ET_OK;
-}
-
-/* Adds a value to a header: joined to an existing one with ", " ("\n" for set-cookie). */
-static int headers_add(et_headers_t *h, const char *name, size_t nlen, const char *val, size_t vlen)
-{
-    size_t i, slot = 0;
-    et_hdr_t *e = NULL;
-    if (h->icap < 2 * (h->n + 1) && index_rebuild(h, h->icap ? h->icap * 2 : 32) != ET_OK)
-        return ET_ENOMEM;
-    for (slot = name_hash(name, nlen) & (h->icap - 1); h->index[slot];
-         slot = (slot + 1) & (h->icap - 1)) {
-        if (name_eq(h->items[h->index[slot] - 1].name, name, nlen)) {
-            e = &h->items[h->index[slot] - 1];
-            break;
-        }
-    }
-    if (e) {
-        const char *sep = strcmp(e->name, "set-cookie") == 0 ? "\n" : ", ";
-        if (buf_append(&e->value, sep, strlen(sep)) != ET_OK)
-            return ET_ENOMEM;
-        h->last = (size_t)(e - h->items);
-        h->last_vlen = vlen;
-        return buf_append(&e->value, val, vlen);
-    }
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 16;
-        et_hdr_t *items = realloc(h->items, cap * sizeof *items);
-        if (!items)
-            return ET_ENOMEM;
-        h->items = items;
-        h->cap = cap;
-    }
-    e = &h->items[h->n];
-    e->name = (char *)known_name(name, nlen);
-    e->name_static = e->name != NULL;
-    if (!e->name_static) {
-        e->name = malloc(nlen + 1);
-        if (!e->name)
-            return ET_ENOMEM;
-        for (i = 0; i < nlen; i++)
-            e->name[i] = lower(name[i]);
-        e->name[nlen] = '\0';
-    }
-    if (h->n >= h->kept) {                      /* else a buffer kept from an earlier response */
-        e->value.data = NULL;
-        e->value.cap = 0;
-    }
-    e->value.len = 0;
-    if (buf_append(&e->value, val, vlen) != ET_OK) {
-        if (!e->name_static)
-            free(e->name);
-        return ET_ENOMEM;
-    }
-    h->last = h->n;
-    h->last_vlen = vlen;
-    h->index[slot] = ++h->n;
-    return ET_OK;
-}
-
-/* A packed entry's value length: 4 bytes, big-endian. */
-static void put_len(char *p, size_t v)
-{
-    p[0] = (char)(v >> 24 & 0xff);
-    p[1] = (char)(v >> 16 & 0xff);
-    p[2] = (char)(v >> 8 & 0xff);
-    p[3] = (char)(v & 0xff);
-}
-
-static size_t get_len(const char *p)
-{
-    const unsigned char *u = (const unsigned char *)p;
-    return (size_t)u[0] << 24 | (size_t)u[1] << 16 | (size_t)u[2] << 8 | (size_t)u[3];
-}
-
-int et_packed_next(const char *s, size_t len, size_t *pos, et_packed_entry_t *e)
-{
-    const char *nul;
-    size_t at = *pos;
-    if (at >= len)
-        return 0;
-    nul = memchr(s + at, '\0', len - at);
-    if (!nul || nul == s + at || (size_t)(s + len - nul) < 5)
-        return -1;
-    e->name = s + at;
-    e->nlen = (size_t)(nul - e->name);
-    e->vlen = get_len(nul + 1);
-    e->value = nul + 5;
-    at = (size_t)(e->value - s);
-    if (e->vlen > len - at)
-        return -1;
-    *pos = at + e->vlen;
-    return 1;
-}
-
-/* Packed mode: appends one header, its name checked (a token, else the line is ignored) and
- * lower-cased in the same pass. */
-static int pack_add(et_headers_t *h, const char *name, size_t nlen, const char *val, size_t vlen)
-{
-    char *p;
-    size_t i;
-    if (buf_reserve(&h->pk, nlen + 5 + vlen) != ET_OK)
-        return ET_ENOMEM;
-    p = h->pk.data + h->pk.len;
-    for (i = 0; i < nlen; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (!(tchar[c >> 3] & (1u << (c & 7))))
-            return ET_OK;                       /* not a field name (nothing kept) */
-        p[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
-    }
-    p[nlen] = '\0';
-    h->pk_last = h->pk.len + nlen + 1;
-    put_len(p + nlen + 1, vlen);
-    if (vlen)
-        memcpy(p + nlen + 5, val, vlen);
-    h->pk.len += nlen + 5 + vlen;
-    h->pk.data[h->pk.len] = '\0';
-    return ET_OK;
-}
-
-/* Packed mode: obsolete line folding, " " and v appended to the last value (the last entry). */
-static int pack_fold(et_headers_t *h, const char *v, size_t n)
-{
-    size_t old;
-    int sp;
-    if (h->pk_last == (size_t)-1)
-        return ET_OK;
-    old = get_len(h->pk.data + h->pk_last);
-    sp = old > 0;
-    if (buf_reserve(&h->pk, n + (size_t)sp) != ET_OK)
-        return ET_ENOMEM;
-    if (sp)
-        h->pk.data[h->pk.len++] = ' ';
-    memcpy(h->pk.data + h->pk.len, v, n);
-    h->pk.len += n;
-    h->pk.data[h->pk.len] = '\0';
-    put_len(h->pk.data + h->pk_last, old + (size_t)sp + n);
-    return ET_OK;
-}
-
-/* "HTTP/" DIGIT ["." DIGIT] SP 3DIGIT: a status line (RFC 9112 4), not a header named "HTTP/x". */
-static int is_status_line(const char *s, size_t n)
-{
-    size_t i = 5;
-    if (n < 12 || memcmp(s, "HTTP/", 5) != 0 || !(s[i] >= '0' && s[i] <= '9'))
-        return 0;
-    i++;
-    if (s[i] == '.') {
-        if (!(s[i + 1] >= '0' && s[i + 1] <= '9'))
-            return 0;
-        i += 2;
-    }
-    return i + 4 <= n && s[i] == ' ' && s[i + 1] >= '0' && s[i + 1] <= '9' && s[i + 2] >= '0' &&
-           s[i + 2] <= '9' && s[i + 3] >= '0' && s[i + 3] <= '9';
-}
-
-int et_headers_feed(et_headers_t *h, const char *line, size_t len)
-{
-    const char *colon, *v, *end;
-    size_t nlen;
-
-    if (len > ET_HTTP_MAX_HEADER_TOTAL - h->total)
-        return 1;
-    h->total += len;
-    if (!h->in_block && is_status_line(line, len)) {
-        headers_drop(h);                        /* a new response: keep only the final one */
-        if (len > ET_HTTP_MAX_HEADER_BYTES)
-            return 1;                           /* (else the bound below would wrap around) */
-        h->bytes = len;
-        h->in_block = 1;
-        return ET_OK;
-    }
-    if (len > ET_HTTP_MAX_HEADER_BYTES - h->bytes)
-        return 1;
-    h->bytes += len;
-    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-        len--;
-    if (len == 0) {
-        h->in_block = 0;                        /* end of a header block */
-        return ET_OK;
-    }
-    end = line + len;
-    if (is_ows(line[0])) {                      /* obsolete line folding: continues the last value */
-        et_hdr_t *last;
-        v = line;
-        while (v < end && is_ows(*v))
-            v++;
-        while (end > v && is_ows(end[-1]))
-            end--;
-        if (v == end)
-            return ET_OK;
-        if (h->packed)
-            return pack_fold(h, v, (size_t)(end - v));
-        if (h->n == 0)
-            return ET_OK;
-        /* The previous line's value goes on (a space between, unless that line's own value was
-         * empty), in the header that line added to. */
-        last = &h->items[h->last];
-        if (h->last_vlen && buf_append(&last->value, " ", 1) != ET_OK)
-            return ET_ENOMEM;
-        h->last_vlen += (h->last_vlen ? 1 : 0) + (size_t)(end - v);
-        return buf_append(&last->value, v, (size_t)(end - v));
-    }
-    colon = memchr(line, ':', len);
-    if (!colon)
-        return ET_OK;                           /* not a header: ignored */
-    nlen = (size_t)(colon - line);
-    while (nlen > 0 && is_ows(line[nlen - 1]))
-        nlen--;
-    if (nlen == 0 || (!h->packed && !is_token(line, nlen)))
-        return ET_OK;                           /* not a field name (RFC 9110 token): ignored */
-    v = colon + 1;
-    while (v < end && is_ows(*v))
-        v++;
-    while (end > v && is_ows(end[-1]))
-        end--;
-    if (h->packed)
-        return pack_add(h, line, nlen, v, (size_t)(end - v));
-    return headers_add(h, line, nlen, v, (size_t)(end - v));
 }
 
 /* ---- options ---- */
@@ -621,27 +193,7 @@ int et_http_opts_set_str(char **slot, const char *s)
     return ET_OK;
 }
 
-/* ---- names and codes ---- */
-
-const char *et_http_code_name(et_http_code_t c)
-{
-    switch (c) {
-    case ET_HTTP_OK:          return "ok";
-    case ET_HTTP_TIMEOUT:     return "timeout";
-    case ET_HTTP_CONNECT:     return "connect";
-    case ET_HTTP_RESOLVE:     return "resolve";
-    case ET_HTTP_TLS:         return "tls";
-    case ET_HTTP_TOO_LARGE:   return "too_large";
-    case ET_HTTP_RESET:       return "reset";
-    case ET_HTTP_EMPTY_REPLY: return "empty_reply";
-    case ET_HTTP_REDIRECTS:   return "redirects";
-    case ET_HTTP_URL:         return "url";
-    case ET_HTTP_CANCELLED:   return "cancelled";
-    case ET_HTTP_INTERRUPTED: return "interrupted";
-    case ET_HTTP_TRANSPORT:   break;
-    }
-    return "transport";
-}
+/* ---- codes and messages ---- */
 
 et_http_code_t et_http_code_from_curl(CURLcode rc)
 {
@@ -692,47 +244,70 @@ et_http_code_t et_http_code_from_curl(CURLcode rc)
     }
 }
 
-const char *et_http_method_name(et_http_method_t m)
-{
-    static const char *const names[] = { "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS" };
-    return (unsigned)m < sizeof names / sizeof names[0] ? names[m] : "GET";
-}
+/* URLs are read by libcurl's parser only (the only hand-written one is the Lua layer's): the
+ * flags of every parse of ours are set_url's, so that a URL reads the same way everywhere. */
+#define URL_FLAGS (CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME)
 
-/* Length of the part of url worth showing: up to the query or fragment. */
-static size_t url_show_len(const char *url)
-{
-    return strcspn(url, "?#");
-}
-
-char *et_http_describe(et_http_method_t m, const char *url)
+/* "METHOD shown" in a malloc'd string. */
+static char *describe_text(et_http_method_t m, const char *shown)
 {
     const char *mname = et_http_method_name(m);
-    const char *scheme_end, *auth, *at, *host = url;
-    size_t shown = url_show_len(url), slen = 0, mlen = strlen(mname), rest;
-    char *out;
-
-    /* Drop userinfo ("user:pass@") from scheme://user:pass@host/... */
-    scheme_end = strstr(url, "://");
-    if (scheme_end && (size_t)(scheme_end - url) < shown) {
-        auth = scheme_end + 3;
-        slen = (size_t)(auth - url);
-        host = auth;
-        at = NULL;
-        for (const char *p = auth; p < url + shown && *p != '/'; p++)
-            if (*p == '@')
-                at = p;
-        if (at)
-            host = at + 1;
-    }
-    rest = shown - (size_t)(host - url);
-    out = malloc(mlen + 1 + slen + rest + 1);
+    size_t mlen = strlen(mname), slen = strlen(shown);
+    char *out = malloc(mlen + 1 + slen + 1);
     if (!out)
         return NULL;
     memcpy(out, mname, mlen);
     out[mlen] = ' ';
-    memcpy(out + mlen + 1, url, slen);
-    memcpy(out + mlen + 1 + slen, host, rest);
-    out[mlen + 1 + slen + rest] = '\0';
+    memcpy(out + mlen + 1, shown, slen + 1);
+    return out;
+}
+
+/* A URL libcurl's parser refuses is shown as given when nothing in it could start a part that a
+ * message never shows (no '?', '#' or '@'), else not at all. */
+static const char *refused_shown(const char *url)
+{
+    return strpbrk(url, "?#@") ? "(malformed URL)" : url;
+}
+
+/* The description of a URL libcurl has parsed into u: its URL as libcurl writes it, without
+ * userinfo (user, password, options), query or fragment. text: the URL as given (for a URL
+ * libcurl cannot write back). NULL when out of memory. */
+static char *describe_curlu(et_http_method_t m, const CURLU *u, const char *text)
+{
+    CURLU *d = curl_url_dup((CURLU *)u);
+    char *shown = NULL, *out;
+    CURLUcode uc;
+    if (!d)
+        return NULL;
+    if ((uc = curl_url_set(d, CURLUPART_USER, NULL, 0)) == CURLUE_OK &&
+        (uc = curl_url_set(d, CURLUPART_PASSWORD, NULL, 0)) == CURLUE_OK &&
+        (uc = curl_url_set(d, CURLUPART_OPTIONS, NULL, 0)) == CURLUE_OK &&
+        (uc = curl_url_set(d, CURLUPART_QUERY, NULL, 0)) == CURLUE_OK &&
+        (uc = curl_url_set(d, CURLUPART_FRAGMENT, NULL, 0)) == CURLUE_OK)
+        uc = curl_url_get(d, CURLUPART_URL, &shown, 0);
+    curl_url_cleanup(d);
+    if (uc == CURLUE_OUT_OF_MEMORY)
+        return NULL;
+    out = describe_text(m, uc == CURLUE_OK && shown ? shown : refused_shown(text));
+    curl_free(shown);
+    return out;
+}
+
+char *et_http_describe(et_http_method_t m, const char *url)
+{
+    CURLU *u = curl_url();
+    CURLUcode uc;
+    char *out;
+    if (!u)
+        return NULL;
+    uc = curl_url_set(u, CURLUPART_URL, url, URL_FLAGS);
+    if (uc == CURLUE_OUT_OF_MEMORY)
+        out = NULL;
+    else if (uc == CURLUE_OK)
+        out = describe_curlu(m, u, url);
+    else
+        out = describe_text(m, refused_shown(url));
+    curl_url_cleanup(u);
     return out;
 }
 
@@ -890,8 +465,7 @@ static int set_url(et_xfer_t *x, const char *url)
         st->curlu = curl_url();
     /* libcurl reads the object only while it has no URL string of its own: CURLOPT_URL NULL
      * clears the string it kept from the previous URL. */
-    if (st->curlu && curl_url_set(st->curlu, CURLUPART_URL, url,
-                                  CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+    if (st->curlu && curl_url_set(st->curlu, CURLUPART_URL, url, URL_FLAGS) == CURLUE_OK &&
         et_http_opts_set_str(&st->url, url) == ET_OK &&
         curl_easy_setopt(x->easy, CURLOPT_URL, (char *)NULL) == CURLE_OK &&
         (st->curlu_set || curl_easy_setopt(x->easy, CURLOPT_CURLU, st->curlu) == CURLE_OK)) {
@@ -1037,7 +611,7 @@ static int set_message(et_xfer_t *x, const char *detail)
 {
     const char *what;
     if (!x->what && x->st.url)
-        x->what = et_http_describe((et_http_method_t)x->method, x->st.url);
+        x->what = describe_curlu((et_http_method_t)x->method, x->st.curlu, x->st.url);
     what = x->what ? x->what : "request";
     size_t n = strlen(what) + 2 + strlen(detail) + 1;
     free(x->message);
@@ -1055,41 +629,64 @@ int et_xfer_fail(et_xfer_t *x, et_http_code_t code, const char *msg)
     return set_message(x, msg);
 }
 
-/* Does s contain the n bytes at p? */
-static int contains(const char *s, const char *p, size_t n)
+/* Does curl's error text echo a part of the URL that messages never show? The parts as libcurl's
+ * parser finds them in u: the query with the fragment after it (or the fragment alone), and each
+ * of user, password and login options. -1 when out of memory. */
+static int echoes_hidden(const char *text, CURLU *u)
 {
-    if (n == 0)
-        return 0;
-    for (; *s; s++)
-        if (strncmp(s, p, n) == 0)
-            return 1;
-    return 0;
+    static const CURLUPart parts[] = { CURLUPART_USER, CURLUPART_PASSWORD, CURLUPART_OPTIONS };
+    char *q = NULL, *f = NULL;
+    int hit = 0;
+    size_t i;
+    if (curl_url_get(u, CURLUPART_QUERY, &q, 0) == CURLUE_OUT_OF_MEMORY ||
+        curl_url_get(u, CURLUPART_FRAGMENT, &f, 0) == CURLUE_OUT_OF_MEMORY)
+        hit = -1;
+    else if (q && *q) {
+        char *p = strstr(text, q);
+        size_t n = strlen(q);
+        /* The query and what follows it in the URL ("q#f"), as it would be echoed. */
+        for (; p && !hit; p = strstr(p + 1, q))
+            hit = !f || (p[n] == '#' && strncmp(p + n + 1, f, strlen(f)) == 0);
+    } else if (f && *f) {
+        hit = strstr(text, f) != NULL;
+    }
+    curl_free(q);
+    curl_free(f);
+    for (i = 0; !hit && i < sizeof parts / sizeof parts[0]; i++) {
+        char *v = NULL;
+        if (curl_url_get(u, parts[i], &v, 0) == CURLUE_OUT_OF_MEMORY)
+            hit = -1;
+        else if (v && *v && strstr(text, v))
+            hit = 1;
+        curl_free(v);
+    }
+    return hit;
 }
 
-/* curl's error text, unless it could echo a part of the URL we never show (query, fragment,
- * userinfo): then curl's generic text for the code. */
-static const char *safe_detail(et_xfer_t *x, CURLcode rc, const char *url)
+/* curl's error text, unless it could echo a part of the URL (the effective one, else the one
+ * asked for) we never show (query, fragment, userinfo): then curl's generic text for the code. */
+static const char *safe_detail(et_xfer_t *x, CURLcode rc, const char *eff)
 {
     size_t n = strlen(x->errbuf);
+    CURLU *u = NULL, *own = NULL;
+    int hit = 0;
     while (n > 0 && (x->errbuf[n - 1] == '\n' || x->errbuf[n - 1] == '\r'))
         x->errbuf[--n] = '\0';
     if (n == 0)
         return curl_easy_strerror(rc);
-    if (url) {
-        size_t shown = url_show_len(url);
-        const char *auth = strstr(url, "://");
-        if (url[shown] && contains(x->errbuf, url + shown + 1, strlen(url + shown + 1)))
-            return curl_easy_strerror(rc);
-        if (auth && (size_t)(auth - url) < shown) {
-            const char *p = auth + 3, *at = NULL;
-            for (; p < url + shown && *p != '/'; p++)
-                if (*p == '@')
-                    at = p;
-            if (at && contains(x->errbuf, auth + 3, (size_t)(at - (auth + 3))))
-                return curl_easy_strerror(rc);
-        }
+    if (x->st.url && (!eff || strcmp(eff, x->st.url) == 0)) {
+        u = x->st.curlu;                        /* the handle's own, parsed already */
+    } else if (eff) {
+        own = curl_url();
+        if (own && curl_url_set(own, CURLUPART_URL, eff, URL_FLAGS) == CURLUE_OK)
+            u = own;
+        else if (!own || strpbrk(eff, "?#@"))
+            hit = 1;                            /* unparsed: not shown if it could echo a part */
     }
-    return x->errbuf;
+    if (u)
+        hit = echoes_hidden(x->errbuf, u);
+    curl_url_cleanup(own);
+    return hit ? curl_easy_strerror(rc) : x->errbuf;
 }
 
 int et_xfer_finish(et_xfer_t *x, CURLcode rc)
@@ -1170,67 +767,6 @@ void et_xfer_reset_result(et_xfer_t *x)
     if (x->body.cap > ET_BODY_KEEP)
         et_buf_free(&x->body);
     x->body.len = 0;
-}
-
-/* ---- Ctrl-C during a blocking transfer ---- */
-
-static volatile sig_atomic_t sigint_seen;
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    sigint_seen = 1;
-}
-
-static int sigint_progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                              curl_off_t ulnow)
-{
-    et_xfer_t *x = userdata;
-    (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
-    if (!sigint_seen || !x->sigint_armed)
-        return 0;
-    x->abort_reason = ET_ABORT_SIGINT;
-    return 1;
-}
-
-CURLcode et_xfer_perform_blocking(et_xfer_t *x)
-{
-    struct sigaction sa, old;
-    int installed = 0, progress = 0;
-    CURLcode rc;
-
-    /* The progress callback and its data are set once per handle; progress (whose bookkeeping
-     * costs libcurl more than two options) is switched on only while our handler is in. */
-    if (x->st.progress != (const void *)x) {
-        x->st.progress = NULL;
-        if (curl_easy_setopt(x->easy, CURLOPT_XFERINFOFUNCTION, sigint_progress_cb) == CURLE_OK
-            && curl_easy_setopt(x->easy, CURLOPT_XFERINFODATA, x) == CURLE_OK)
-            x->st.progress = x;
-    }
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;          /* no SA_RESTART: curl's poll() returns at once */
-    sigemptyset(&sa.sa_mask);
-    if (x->st.progress && sigaction(SIGINT, NULL, &old) == 0
-        && ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_IGN && old.sa_handler != on_sigint))) {
-        progress = curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 0L) == CURLE_OK;
-        if (progress) {
-            sigint_seen = 0;
-            installed = sigaction(SIGINT, &sa, NULL) == 0;
-        }
-    }
-    x->sigint_armed = installed;
-    rc = curl_easy_perform(x->easy);
-    x->sigint_armed = 0;
-    if (progress)
-        curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 1L);
-    if (installed) {
-        sigaction(SIGINT, &old, NULL);
-        if (sigint_seen) {
-            sigint_seen = 0;                            /* a transfer that ended anyway keeps its result */
-            raise(SIGINT);                              /* to the handler we replaced */
-        }
-    }
-    return rc;
 }
 
 CURL *et_xfer_detach(et_xfer_t *x)
