@@ -284,6 +284,7 @@ describe("eternaltwin.RedisStore against redis-server", function()
       -- 20 ms ticks over the wait: many, however loaded the machine.
       assert.is_true(during >= 5, "timer ticks during the stalled call: " .. tostring(during))
       assert.is_true(timer.done)
+      assert.are.equal("PONG", rawconn():command({ "PING" }))   -- the stall is over
     end)
 
     it("a stalled call times out within timeout + 1 s without blocking the poller; then works", function()
@@ -331,6 +332,7 @@ describe("eternaltwin.RedisStore against redis-server", function()
       assert.is_true(p:timeout() > 0)
       assert.are.equal(0, p:run(10))
       assert.is_true(t.done)
+      assert.are.equal("PONG", rawconn():command({ "PING" }))   -- the stall is over
     end)
   end)
 

@@ -274,7 +274,7 @@ M.SharedDictStore = stores.SharedDictStore
 --- A store in Redis that many nodes share (`eternaltwin.redis_store`): `check_and_add`, `get`,
 -- `set`, `delete`. `opts`: `url = "redis://[[user]:password@]host[:port][/db]"` (or `host`, `port`,
 -- `password`, `username`, `db`), `prefix` (default `"eternaltwin:"`), `timeout` (seconds, default 1).
--- @tparam table opts
+-- @tparam table opts the options: `url` or the fields it holds, `prefix`, `timeout`
 -- @treturn RedisStore
 -- @function RedisStore
 M.RedisStore = require("eternaltwin.redis_store").new

@@ -238,39 +238,40 @@ local COSOCKET_PHASES = { rewrite = true, access = true, content = true, timer =
 local readers = {}              -- spare readers (emptied by a complete exchange), this worker's
 local co_connect                -- transport_cosocket's bounded connect (names race a timer)
 
-local function cosocket_fail(sock, reader, code, msg)
+local function cosocket_fail(sock, reader, code, msg, retry)
   sock:close()
   if reader then reader:close() end
-  return nil, code, msg
+  return nil, code, msg, retry
 end
 
 -- One command over a pooled cosocket. Returns the reply (nil alone for a nil reply) or
--- nil, reason, message.
-local function cosocket_command(p, argv)
-  if not co_connect then co_connect = require("eternaltwin.transport_cosocket").connect end
-  local timeout_ms = floor(p.timeout * 1000 + 0.5)
-  local deadline = ngx.now() + p.timeout
+-- nil, reason, message, retry (retry: a reused connection that failed before any byte of the
+-- answer came: it had died in the pool, the command did not reach Redis).
+local function cosocket_exchange(p, req, deadline, timeout_ms)
   local sock = ngx.socket.tcp()
-  sock:settimeouts(timeout_ms, timeout_ms, timeout_ms)
+  local left = floor((deadline - ngx.now()) * 1000)
+  if left < 1 then return nil, "timeout", format("timed out after %d ms", timeout_ms) end
+  sock:settimeouts(left, left, left)
   local host = p.host
   if host == "localhost" then host = "127.0.0.1" end
   if host:find(":", 1, true) then host = "[" .. host .. "]" end
-  local ok, err = co_connect(sock, host, p.port, { pool = p.pool }, timeout_ms)
+  local ok, err = co_connect(sock, host, p.port, { pool = p.pool }, left)
   if not ok then
     if err == "timeout" then return nil, "timeout", format("connect timed out after %d ms", timeout_ms) end
     return nil, "connect", "connect failed: " .. tostring(err)
   end
   local skip = 0
-  local req = redis_format(argv)
-  if p.prelude_n > 0 and sock:getreusedtimes() == 0 then
+  local reused = sock:getreusedtimes() > 0
+  if p.prelude_n > 0 and not reused then
     req, skip = p.prelude .. req, p.prelude_n
   end
   local sent
   sent, err = sock:send(req)
   if not sent then
     if err == "timeout" then return cosocket_fail(sock, nil, "timeout", format("timed out after %d ms (sending)", timeout_ms)) end
-    return cosocket_fail(sock, nil, "reset", "connection lost (sending: " .. tostring(err) .. ")")
+    return cosocket_fail(sock, nil, "reset", "connection lost (sending: " .. tostring(err) .. ")", reused)
   end
+  local got = false
   local nr = #readers
   local reader = readers[nr]
   if reader then readers[nr] = nil else reader = core.redis_reader() end
@@ -288,9 +289,12 @@ local function cosocket_command(p, argv)
         if err == "timeout" then
           return cosocket_fail(sock, reader, "timeout", format("timed out after %d ms (waiting for the reply)", timeout_ms))
         end
-        if err == "closed" then return cosocket_fail(sock, reader, "reset", "connection closed by the server") end
-        return cosocket_fail(sock, reader, "reset", "connection lost (" .. tostring(err) .. ")")
+        if err == "closed" then
+          return cosocket_fail(sock, reader, "reset", "connection closed by the server", reused and not got)
+        end
+        return cosocket_fail(sock, reader, "reset", "connection lost (" .. tostring(err) .. ")", reused and not got)
       end
+      got = true
       ok, code, msg = reader:feed(data)
       if not ok then return cosocket_fail(sock, reader, code, msg) end
     elseif code == "protocol" then
@@ -315,6 +319,16 @@ local function cosocket_command(p, argv)
       return v
     end
   end
+end
+
+local function cosocket_command(p, argv)
+  if not co_connect then co_connect = require("eternaltwin.transport_cosocket").connect end
+  local timeout_ms = floor(p.timeout * 1000 + 0.5)
+  local deadline = ngx.now() + p.timeout
+  local req = redis_format(argv)
+  local v, code, msg, retry = cosocket_exchange(p, req, deadline, timeout_ms)
+  if retry then v, code, msg = cosocket_exchange(p, req, deadline, timeout_ms) end
+  return v, code, msg
 end
 
 -- ---------------------------------------------------------------- one command, any transport
