@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* hiredis alone, as a careful C program uses it: the floor a Redis store's check_and_add outside
- * nginx is compared with (issue 21: at least 0.8x of this loop). Not wired into make bench yet.
+ * nginx is compared with (issue 21: at least 0.8x of this loop).
  *
  *   cc -O2 -o build/redisloop bench/redisloop.c $(pkg-config --cflags --libs hiredis)
  *   build/redisloop PORT PASSWORD SECONDS   -> `redisloop: N ops/s`
  *
  * One blocking connection (redisConnectWithTimeout, AUTH), then for SECONDS:
- * SET bench:c:<i> 1 NX PX 10000 through redisCommandArgv, each reply checked and freed. */
+ * SET bench:c:<i> 1 NX PX 10000 through redisCommandArgv, each reply checked and freed.
+ * Run by `make bench-store` (bench/store.lua), beside RedisStore:check_and_add. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>

@@ -273,6 +273,12 @@ struct et_redis_conn {
     et_redis_code_t code;
     char endpoint[300];
     char message[400];
+    /* Non-blocking use (et_redis_nb_*): bytes still to send, and the exchange's progress. */
+    char *nb_out;
+    size_t nb_cap, nb_len, nb_off;
+    int nb_busy;                /* a command was sent and its reply not taken yet */
+    int nb_connecting;          /* connect() in progress */
+    int nb_auth, nb_select;     /* the AUTH / SELECT replies still to read, before the command's */
 };
 
 static void wipe(void *p, size_t n)
@@ -328,6 +334,10 @@ void et_redis_conn_close(et_redis_conn_t *c)
     c->fd = -1;
     et_redis_reader_free(c->reader);
     c->reader = NULL;
+    if (c->nb_out)
+        wipe(c->nb_out, c->nb_len);     /* may hold AUTH's password */
+    c->nb_len = c->nb_off = 0;
+    c->nb_busy = c->nb_connecting = c->nb_auth = c->nb_select = 0;
 }
 
 void et_redis_conn_free(et_redis_conn_t *c)
@@ -335,6 +345,7 @@ void et_redis_conn_free(et_redis_conn_t *c)
     if (!c)
         return;
     et_redis_conn_close(c);
+    free(c->nb_out);
     if (c->password) {
         wipe(c->password, c->password_len);
         free(c->password);
@@ -641,6 +652,8 @@ static void drop_if_stale(et_redis_conn_t *c, long long now)
 
 static et_redis_code_t ensure(et_redis_conn_t *c, long long now, long long deadline)
 {
+    if (c->nb_busy)             /* a non-blocking exchange left unfinished: its reply would come first */
+        et_redis_conn_close(c);
     drop_if_stale(c, now);
     if (c->fd >= 0)
         return ET_REDIS_OK;
@@ -805,4 +818,252 @@ et_redis_code_t et_redis_pexpire(et_redis_conn_t *c, const char *key, size_t kle
     rc = int_cmd(c, 3, argv, lens, &n, "PEXPIRE");
     *set = n == 1;
     return rc;
+}
+
+/* ---------------------------------------------------------------- non-blocking use */
+
+static et_redis_code_t nb_queue(et_redis_conn_t *c, const char *p, size_t n)
+{
+    if (c->nb_off == c->nb_len)
+        c->nb_off = c->nb_len = 0;
+    if (n > c->nb_cap - c->nb_len) {
+        size_t cap = c->nb_cap ? c->nb_cap : 256;
+        char *q;
+        while (cap - c->nb_len < n) {
+            if (cap > ((size_t)-1) / 2)
+                return fail(c, ET_REDIS_ENOMEM, 1, "out of memory");
+            cap *= 2;
+        }
+        q = malloc(cap);
+        if (!q)
+            return fail(c, ET_REDIS_ENOMEM, 1, "out of memory");
+        if (c->nb_out) {
+            memcpy(q, c->nb_out, c->nb_len);
+            wipe(c->nb_out, c->nb_cap);
+            free(c->nb_out);
+        }
+        c->nb_out = q;
+        c->nb_cap = cap;
+    }
+    memcpy(c->nb_out + c->nb_len, p, n);
+    c->nb_len += n;
+    return ET_REDIS_OK;
+}
+
+/* Starts a connect that does not wait: the first address that connects at once or is in
+ * progress. AUTH and SELECT are queued. */
+static et_redis_code_t nb_connect(et_redis_conn_t *c)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    char port[16];
+    int rc, err = 0;
+    et_redis_code_t code;
+    c->reader = et_redis_reader_new();
+    if (!c->reader)
+        return fail(c, ET_REDIS_ENOMEM, 1, "out of memory");
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(port, sizeof port, "%d", c->port);
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    rc = getaddrinfo(c->host, port, &hints, &res);
+    if (rc == EAI_NONAME) {
+        hints.ai_flags = AI_NUMERICSERV;
+        rc = getaddrinfo(c->host, port, &hints, &res);
+    }
+    if (rc != 0)
+        return fail(c, rc == EAI_MEMORY ? ET_REDIS_ENOMEM : ET_REDIS_ECONNECT, 1, "cannot resolve host (%s)",
+                    gai_strerror(rc));
+    for (ai = res; ai; ai = ai->ai_next) {
+        int fd = open_socket(ai);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
+            c->nb_connecting = errno == EINPROGRESS;
+            c->fd = fd;
+            break;
+        }
+        err = errno;
+        close(fd);
+    }
+    freeaddrinfo(res);
+    if (c->fd < 0)
+        return fail(c, ET_REDIS_ECONNECT, 1, "connect failed: %s", strerror(err ? err : ECONNREFUSED));
+    c->fork_gen = fork_generation;
+    c->connects++;
+    if (c->password) {
+        const char *argv[3] = { "AUTH", c->username, c->password };
+        size_t lens[3] = { 4, c->username ? strlen(c->username) : 0, c->password_len };
+        size_t len = 0;
+        char *auth;
+        if (c->username) {
+            auth = et_redis_format(3, argv, lens, &len);
+        } else {
+            argv[1] = c->password;
+            lens[1] = c->password_len;
+            auth = et_redis_format(2, argv, lens, &len);
+        }
+        if (!auth)
+            return fail(c, ET_REDIS_ENOMEM, 1, "out of memory");
+        code = nb_queue(c, auth, len);
+        wipe(auth, len);
+        free(auth);
+        if (code != ET_REDIS_OK)
+            return code;
+        c->nb_auth = 1;
+    }
+    if (c->db != 0) {
+        char db[24], *sel;
+        const char *argv[2] = { "SELECT", db };
+        size_t lens[2] = { 6, 0 }, len = 0;
+        lens[1] = (size_t)snprintf(db, sizeof db, "%d", c->db);
+        sel = et_redis_format(2, argv, lens, &len);
+        if (!sel)
+            return fail(c, ET_REDIS_ENOMEM, 1, "out of memory");
+        code = nb_queue(c, sel, len);
+        free(sel);
+        if (code != ET_REDIS_OK)
+            return code;
+        c->nb_select = 1;
+    }
+    return ET_REDIS_OK;
+}
+
+/* Sends what the socket takes now: 1 all sent, 0 would block, or a failure (negative). */
+static int nb_flush(et_redis_conn_t *c)
+{
+    while (c->nb_off < c->nb_len) {
+        ssize_t w = send(c->fd, c->nb_out + c->nb_off, c->nb_len - c->nb_off, MSG_NOSIGNAL);
+        if (w > 0) {
+            c->nb_off += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        fail(c, ET_REDIS_ERESET, 1, "connection lost (sending: %s)", strerror(w < 0 ? errno : EPIPE));
+        return -1;
+    }
+    wipe(c->nb_out, c->nb_len);
+    c->nb_off = c->nb_len = 0;
+    return 1;
+}
+
+et_redis_code_t et_redis_nb_send(et_redis_conn_t *c, const char *req, size_t len)
+{
+    et_redis_code_t rc;
+    c->code = ET_REDIS_OK;
+    c->message[0] = '\0';
+    if (c->nb_busy)
+        et_redis_conn_close(c);
+    drop_if_stale(c, now_ms());
+    if (c->fd < 0) {
+        rc = nb_connect(c);
+        if (rc != ET_REDIS_OK)
+            return rc;
+    }
+    rc = nb_queue(c, req, len);
+    if (rc != ET_REDIS_OK)
+        return rc;
+    c->nb_busy = 1;
+    if (!c->nb_connecting && nb_flush(c) < 0)
+        return c->code;
+    return ET_REDIS_OK;
+}
+
+et_redis_code_t et_redis_nb_recv(et_redis_conn_t *c, et_redis_value_t **out, int *want)
+{
+    char buf[16384];
+    *out = NULL;
+    *want = 0;
+    c->code = ET_REDIS_OK;
+    c->message[0] = '\0';
+    if (!c->nb_busy || c->fd < 0)
+        return fail(c, ET_REDIS_EPROTOCOL, 0, "no command in flight");
+    if (c->fork_gen != fork_generation)
+        return fail(c, ET_REDIS_ERESET, 1, "connection opened before fork()");
+    if (c->nb_connecting) {
+        struct pollfd p;
+        int err = 0;
+        socklen_t len = sizeof err;
+        p.fd = c->fd;
+        p.events = POLLOUT;
+        p.revents = 0;
+        if (poll(&p, 1, 0) == 0) {
+            *want = POLLOUT;
+            return ET_REDIS_OK;
+        }
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+        if (err != 0)
+            return fail(c, ET_REDIS_ECONNECT, 1, "connect failed: %s", strerror(err));
+        c->nb_connecting = 0;
+    }
+    if (c->nb_off < c->nb_len) {
+        int w = nb_flush(c);
+        if (w < 0)
+            return c->code;
+        if (w == 0) {
+            *want = POLLOUT;
+            return ET_REDIS_OK;
+        }
+    }
+    for (;;) {
+        et_redis_value_t *v = NULL;
+        et_redis_code_t rc = et_redis_reader_get(c->reader, &v);
+        ssize_t r;
+        if (rc != ET_REDIS_OK)
+            return fail(c, rc, 1, "%s", et_redis_reader_error(c->reader));
+        if (v) {
+            if (c->nb_auth) {
+                c->nb_auth = 0;
+                if (v->type == ET_REDIS_ERROR) {
+                    fail(c, ET_REDIS_EAUTH, 1, "authentication failed (%.160s)", v->str);
+                    et_redis_value_free(v);
+                    return ET_REDIS_EAUTH;
+                }
+                et_redis_value_free(v);
+                continue;
+            }
+            if (c->nb_select) {
+                c->nb_select = 0;
+                if (v->type == ET_REDIS_ERROR) {
+                    rc = server_error(c, v, "SELECT");
+                    et_redis_value_free(v);
+                    et_redis_conn_close(c);
+                    return rc;
+                }
+                et_redis_value_free(v);
+                continue;
+            }
+            c->nb_busy = 0;
+            c->last_used = now_ms();
+            if (v->type == ET_REDIS_ERROR) {
+                rc = server_error(c, v, NULL);
+                et_redis_value_free(v);
+                return rc;
+            }
+            *out = v;
+            return ET_REDIS_OK;
+        }
+        r = recv(c->fd, buf, sizeof buf, 0);
+        if (r > 0) {
+            rc = et_redis_reader_feed(c->reader, buf, (size_t)r);
+            if (rc != ET_REDIS_OK)
+                return fail(c, rc, 1, "%s", et_redis_reader_error(c->reader));
+            continue;
+        }
+        if (r == 0)
+            return fail(c, ET_REDIS_ERESET, 1, "connection closed by the server");
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            *want = POLLIN;
+            return ET_REDIS_OK;
+        }
+        return fail(c, ET_REDIS_ERESET, 1, "connection lost (%s)", strerror(errno));
+    }
 }

@@ -10,6 +10,13 @@
  *   r:get(key)                    -> string | nil (no such key) | nil, code, msg
  *   r:del(key)                    -> count | nil, code, msg
  *   r:pexpire(key, ms)            -> true | false | nil, code, msg
+ *   r:send(argv)                  -> true | nil, code, msg   (non-blocking: queues, writes what it can)
+ *   r:recv()                      -> reply | nil (nil reply) | false, "read"|"write" (wait for that on
+ *                                    r:fd(), then call again) | nil, code, msg   (never waits)
+ *   r:reset()                     -> drops the connection (an exchange past its deadline); the next
+ *                                    call connects again
+ *   core.redis_poll(list, timeout_s) -> n ready: poll(2) over { fd =, read =, write = } entries
+ *                                    (Poller:sockets()'s shape), each given `ready = true|false`
  *   r:fd() -> integer | nil;  r:stats() -> { connects = n, connected = bool };  r:close()
  *   core.redis_format(argv)       -> the request bytes
  *   core.redis_reader()           -> RedisReader: :feed(bytes) -> true | nil, code, msg
@@ -24,7 +31,10 @@
  * object is kept across a Lua allocation: the call's I/O runs with no Lua code in between, its
  * failure message is copied to the C stack before anything is pushed, and the object's pointer is
  * taken again after the box's allocation. So no pins are needed here. */
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,6 +412,108 @@ static int l_redis_pexpire(lua_State *L)
     return 1;
 }
 
+static int l_redis_send(lua_State *L)
+{
+    const char *argv[ET_REDIS_MAX_ARGS];
+    size_t lens[ET_REDIS_MAX_ARGS], len = 0;
+    int n;
+    l_box *b;
+    l_redis *p;
+    et_redis_code_t rc;
+    check_redis(L, 1);
+    n = collect_argv(L, 2, argv, lens);
+    b = new_box(L);
+    b->buf = et_redis_format(n, argv, lens, &len);
+    if (!b->buf)
+        return luaL_error(L, "not enough memory");
+    p = check_redis(L, 1);
+    rc = et_redis_nb_send(p->c, b->buf, len);
+    box_empty(b);
+    if (rc != ET_REDIS_OK)
+        return push_failure(L, rc, et_redis_last_message(p->c));
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_redis_recv(lua_State *L)
+{
+    l_box *b;
+    l_redis *p;
+    int want = 0;
+    et_redis_code_t rc;
+    check_redis(L, 1);
+    b = new_box(L);
+    p = check_redis(L, 1);
+    rc = et_redis_nb_recv(p->c, &b->v, &want);
+    if (rc != ET_REDIS_OK)
+        return push_failure(L, rc, et_redis_last_message(p->c));
+    if (!b->v) {
+        lua_pushboolean(L, 0);
+        lua_pushstring(L, want == POLLOUT ? "write" : "read");
+        return 2;
+    }
+    push_value(L, b->v, 0);
+    box_empty(b);
+    return 1;
+}
+
+static int l_redis_reset(lua_State *L)
+{
+    l_redis *p = check_redis(L, 1);
+    et_redis_conn_close(p->c);
+    return 0;
+}
+
+/* core.redis_poll(list, timeout_s): poll(2) over the entries { fd =, read =, write = } (an entry
+ * with neither flag waits for errors only); sets each entry's `ready`; returns how many are ready.
+ * At most 4096 entries; waits at most timeout_s (0: never). */
+#define L_POLL_MAX 4096
+static int l_redis_poll(lua_State *L)
+{
+    struct pollfd *fds;
+    double s = luaL_optnumber(L, 2, 0), ms;
+    size_t i, n;
+    int r;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argcheck(L, s >= 0 && s < HUGE_VAL, 2, "finite non-negative seconds expected");
+    n = lua_rawlen(L, 1);
+    luaL_argcheck(L, n <= L_POLL_MAX, 1, "too many descriptors");
+    fds = lua_newuserdata(L, (n ? n : 1) * sizeof *fds);
+    for (i = 0; i < n; i++) {
+        lua_Integer fd;
+        int ok;
+        lua_rawgeti(L, 1, (lua_Integer)i + 1);
+        if (lua_type(L, -1) != LUA_TTABLE)
+            return luaL_argerror(L, 1, "entries { fd =, read =, write = } expected");
+        et_getfield(L, -1, "fd");
+        fd = et_tointegerx(L, -1, &ok);
+        if (!ok || fd < 0 || fd > INT_MAX)
+            return luaL_argerror(L, 1, "entry: integer fd expected");
+        fds[i].fd = (int)fd;
+        et_getfield(L, -2, "read");
+        et_getfield(L, -3, "write");
+        fds[i].events = (short)((lua_toboolean(L, -2) ? POLLIN : 0) | (lua_toboolean(L, -1) ? POLLOUT : 0));
+        fds[i].revents = 0;
+        lua_pop(L, 4);
+    }
+    ms = ceil(s * 1000.0);
+    if (ms > INT_MAX)
+        ms = INT_MAX;
+    do {
+        r = poll(fds, (nfds_t)n, (int)ms);
+    } while (r < 0 && errno == EINTR && ms == 0);
+    if (r < 0)
+        r = 0;                  /* EINTR while waiting: nothing ready, the caller looks again */
+    for (i = 0; i < n; i++) {
+        lua_rawgeti(L, 1, (lua_Integer)i + 1);
+        lua_pushboolean(L, fds[i].revents != 0);
+        lua_setfield(L, -2, "ready");
+        lua_pop(L, 1);
+    }
+    lua_pushinteger(L, r);
+    return 1;
+}
+
 static int l_redis_fd(lua_State *L)
 {
     l_redis *p = check_redis(L, 1);
@@ -547,6 +659,9 @@ void l_redis_open(lua_State *L)
         { "get", l_redis_get },
         { "del", l_redis_del },
         { "pexpire", l_redis_pexpire },
+        { "send", l_redis_send },
+        { "recv", l_redis_recv },
+        { "reset", l_redis_reset },
         { "fd", l_redis_fd },
         { "stats", l_redis_stats },
         { "close", l_redis_close },
@@ -581,6 +696,8 @@ void l_redis_open(lua_State *L)
     l_newclass(L, ET_REDIS_BOX_MT, bmeth, bmeta, 0);
     lua_pushcfunction(L, l_redis_connect);
     lua_setfield(L, -2, "redis_connect");
+    lua_pushcfunction(L, l_redis_poll);
+    lua_setfield(L, -2, "redis_poll");
     lua_pushcfunction(L, l_redis_format);
     lua_setfield(L, -2, "redis_format");
     lua_pushcfunction(L, l_reader_new);

@@ -7,8 +7,9 @@
 BENCH_DIR   = $(BUILD)/bench
 BENCH_LIMIT = $(BENCH_DIR)/limit
 BENCH_CURL  = $(BENCH_DIR)/curlloop
+BENCH_REDIS = $(BENCH_DIR)/redisloop
 
-.PHONY: bench bench-deps
+.PHONY: bench bench-deps bench-store
 
 $(BENCH_LIMIT): bench/limit.c
 	@mkdir -p $(@D)
@@ -17,6 +18,17 @@ $(BENCH_LIMIT): bench/limit.c
 $(BENCH_CURL): bench/curlloop.c
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -O2 -g $(WARN) -o $@ $< $(shell pkg-config --cflags --libs libcurl)
+
+$(BENCH_REDIS): bench/redisloop.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O2 -g $(WARN) -o $@ $< $(shell pkg-config --cflags --libs hiredis)
+
+# RedisStore:check_and_add against a C hiredis loop, and inside nginx against a bare cosocket
+# SET NX loop over the same pool, ngx.shared beside it (bench/store.lua; build/bench/store.md).
+# Everything pinned to one CPU, as bench-openresty. BENCH_STORE_ARGS="--rounds 9 --seconds 2".
+BENCH_STORE_PIN = $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -ge 2 ] && command -v taskset >/dev/null && echo taskset -c $$((n - 1)))
+bench-store: all nginx-module $(BENCH_REDIS)
+	@BENCH_DIR=$(BENCH_DIR) $(BENCH_STORE_PIN) $(LUA) bench/store.lua $(BENCH_STORE_ARGS)
 
 # The project's packages, then wrk (Debian) for the HTTP ceilings: installed as root, else the
 # apt-get line is printed and the target fails.
@@ -33,3 +45,4 @@ bench-deps:
 bench: bench-deps all $(BENCH_LIMIT) $(BENCH_CURL)
 	@if command -v lua5.1 >/dev/null 2>&1; then $(MAKE) --no-print-directory LUA=lua5.1 all >/dev/null; fi
 	@BENCH_DIR=$(BENCH_DIR) $(LUA) bench/run.lua $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory bench-store

@@ -53,6 +53,7 @@ build = {
     ["eternaltwin.response"] = "lua/eternaltwin/response.lua",
     ["eternaltwin.state"] = "lua/eternaltwin/state.lua",
     ["eternaltwin.stores"] = "lua/eternaltwin/stores.lua",
+    ["eternaltwin.redis_store"] = "lua/eternaltwin/redis_store.lua",
     ["eternaltwin.tickets"] = "lua/eternaltwin/tickets.lua",
     ["eternaltwin.token"] = "lua/eternaltwin/token.lua",
     ["eternaltwin.transport_cosocket"] = "lua/eternaltwin/transport_cosocket.lua",

@@ -311,4 +311,56 @@ describe("core.redis_connect", function()
     end)
     r0:close()
   end)
+
+  it("send / recv / reset / redis_poll: one command without ever waiting (AUTH and SELECT pipelined)", function()
+    local r = assert(connect({ lazy = true, db = 2 }))
+    assert.is_true(r:send({ "SET", "nb:k", "v", "PX", 10000 }))
+    local fd = r:fd()
+    assert.is_number(fd)
+    local deadline = core.monotime() + 5
+    local v, want
+    repeat
+      v, want = r:recv()
+      if v == false then
+        assert.truthy(want == "read" or want == "write")
+        local e = { fd = fd, read = want == "read", write = want == "write" }
+        core.redis_poll({ e }, 0.5)
+      end
+    until v ~= false or core.monotime() > deadline
+    assert.are.equal("OK", v)
+    -- The blocking calls share the connection (the same database).
+    assert.are.equal("v", r:get("nb:k"))
+    assert.is_true(r:send({ "GET", "nb:absent" }))
+    repeat v = r:recv() if v == false then core.redis_poll({ { fd = fd, read = true } }, 0.5) end until v ~= false
+    assert.is_nil(v)
+    -- An error reply, then a command left unfinished (reset) and a new one.
+    assert.is_true(r:send({ "INCR", "nb:k" }))
+    local code, msg
+    repeat v, code, msg = r:recv() if v == false then core.redis_poll({ { fd = fd, read = true } }, 0.5) end until v ~= false
+    assert.is_nil(v)
+    assert.are.equal("server", code)
+    assert.truthy(msg:find("not an integer", 1, true), msg)
+    assert.is_true(r:send({ "PING" }))
+    r:reset()
+    assert.is_nil(r:fd())
+    assert.are.same({ nil, "protocol", "redis 127.0.0.1:" .. srv.port .. ": no command in flight" }, { r:recv() })
+    assert.are.equal("PONG", r:command({ "PING" }))
+    -- A wrong password comes back from recv as an auth failure.
+    local bad = assert(core.redis_connect({ port = srv.port, password = "nope-123", lazy = true }))
+    assert.is_true(bad:send({ "PING" }))
+    repeat
+      v, code, msg = bad:recv()
+      if v == false then core.redis_poll({ { fd = bad:fd(), read = code == "read", write = code == "write" } }, 0.5) end
+    until v ~= false
+    assert.are.equal("auth", code)
+    assert.falsy(msg:find("nope-123", 1, true))
+    bad:close()
+    r:close()
+    -- redis_poll: readiness, a timeout, argument checks.
+    local list = { { fd = 0, read = false, write = false } }
+    assert.are.equal(0, core.redis_poll(list, 0))
+    assert.is_false(list[1].ready)
+    assert.has_error(function() core.redis_poll({ 1 }) end)
+    assert.has_error(function() core.redis_poll({}, -1) end)
+  end)
 end)

@@ -271,6 +271,14 @@ M.SharedReplayStore = stores.SharedReplayStore
 -- @function SharedDictStore
 M.SharedDictStore = stores.SharedDictStore
 
+--- A store in Redis that many nodes share (`eternaltwin.redis_store`): `check_and_add`, `get`,
+-- `set`, `delete`. `opts`: `url = "redis://[[user]:password@]host[:port][/db]"` (or `host`, `port`,
+-- `password`, `username`, `db`), `prefix` (default `"eternaltwin:"`), `timeout` (seconds, default 1).
+-- @tparam table opts the options: `url` or the fields it holds, `prefix`, `timeout`
+-- @treturn RedisStore
+-- @function RedisStore
+M.RedisStore = require("eternaltwin.redis_store").new
+
 ------------------------------------------------------------------------------------------------
 --- Game tickets: a signed-in player handed from the web to a game server.
 -- @section tickets

@@ -14,6 +14,7 @@ local co_create, co_resume, co_yield, co_status = coroutine.create, coroutine.re
   coroutine.status
 local co_close = coroutine.close
 local monotime = core.monotime
+local redis_poll = core.redis_poll
 
 local M = {}
 
@@ -48,6 +49,9 @@ function M.new(opts)
     ready = {},        -- FIFO of tasks to resume (a new task's arguments ride on it: task.args)
     spare = {},        -- the previous round's (emptied) queue, swapped back in
     timers = {},       -- task -> deadline (monotonic seconds)
+    fd_waits = {},     -- task -> { fd =, read =, write =, ready = }: a task waiting on a descriptor
+                       -- of its own (a Redis store's connection), polled with curl's sockets; such a
+                       -- task also has a deadline in timers
     spare_xfers = {},  -- finished transfers, results read, for the next requests (at most one per
                        -- live task)
     inside = false,    -- true while resuming a task (run/step from a task raise)
@@ -72,6 +76,7 @@ local function finish(p, task, results)
   for i = #spare, live + 1, -1 do spare[i] = nil end
   runtime.tasks[task.co] = nil
   p.timers[task] = nil
+  p.fd_waits[task] = nil
   local waiters = task.waiters
   task.waiters = nil
   if waiters then
@@ -124,8 +129,23 @@ function Poller:spawn(fn, ...)
   return task
 end
 
+-- The tasks whose descriptor is ready now (a poll that does not wait) go to the ready queue.
+local fd_list = {}
+local function collect_fds(p)
+  local waits, n = p.fd_waits, 0
+  for _, e in pairs(waits) do n = n + 1; fd_list[n] = e end
+  for i = #fd_list, n + 1, -1 do fd_list[i] = nil end
+  if redis_poll(fd_list, 0) > 0 then
+    for task, e in pairs(waits) do
+      if e.ready then waits[task] = nil; p.timers[task] = nil; push(p, task) end
+    end
+  end
+  for i = 1, n do fd_list[i] = nil end
+end
+
 local function collect(p)
   local multi = p.multi
+  if next(p.fd_waits) then collect_fds(p) end
   multi:perform()
   local _, tasks = multi:finished()
   local n = #tasks
@@ -140,7 +160,7 @@ local function collect(p)
   if next(p.timers) then
     local now = monotime()
     for task, at in pairs(p.timers) do
-      if at <= now then p.timers[task] = nil; push(p, task) end
+      if at <= now then p.timers[task] = nil; p.fd_waits[task] = nil; push(p, task) end
     end
   end
 end
@@ -188,7 +208,11 @@ end
 
 --- The sockets the poller waits on, for outside loops.
 -- @treturn table an array of `{ fd = n, read = bool, write = bool }`
-function Poller:sockets() return self.multi:sockets() end
+function Poller:sockets()
+  local list = self.multi:sockets()
+  for _, e in pairs(self.fd_waits) do list[#list + 1] = { fd = e.fd, read = e.read, write = e.write } end
+  return list
+end
 
 --- One bounded round: resumes ready tasks, advances transfers, waits for activity.
 -- Raises when called from one of this poller's own tasks.
@@ -205,7 +229,15 @@ function Poller:step(timeout)
   if #self.ready == 0 and timeout > 0 and self.live > 0 then
     local wait = self:timeout()
     if wait == nil or wait > timeout then wait = timeout end
-    if wait > 0 then self.multi:poll(wait) end
+    if wait > 0 then
+      if next(self.fd_waits) then
+        -- Tasks wait on descriptors of their own: one poll over curl's sockets and theirs (the
+        -- transfers are then advanced by collect, whose perform looks at curl's sockets again).
+        redis_poll(self:sockets(), wait)
+      else
+        self.multi:poll(wait)
+      end
+    end
     collect(self)
   end
   run_ready(self)

@@ -1,8 +1,21 @@
 -- SPDX-License-Identifier: MIT
---- Replay stores: where a state's or a ticket's nonce is used up, once.
+--- Stores: where a state's or a ticket's nonce is used up, once, and where session records live.
 -- `ReplayStore` (in the process), `SharedReplayStore` (an nginx shared dict; also named
--- `SharedDictStore`), `is_replay_store`. The same functions are fields of `eternaltwin`; this module
--- loads without the client (the gate needs a store, not a client).
+-- `SharedDictStore`), `is_replay_store`; `eternaltwin.RedisStore` (eternaltwin.redis_store) is the
+-- one many nodes share. The same functions are fields of `eternaltwin`; this module loads without
+-- the client (the gate needs a store, not a client).
+--
+-- Every store has `check_and_add(key, exp [, now])` -> `true | false | nil, err`, and the session
+-- methods, with one convention (exp: absolute epoch seconds; values: strings):
+--
+-- * `get(key)` -> the string, `nil` alone when absent or expired, or `nil, err` when the store
+--   cannot tell (tell them apart by the second value, and fail closed on `err`);
+-- * `set(key, value, exp)` -> `true | nil, err` (an `exp` already past deletes the key);
+-- * `delete(key)` -> `true | nil, err` (absent is fine).
+--
+-- Keys share one namespace per store: a caller keeping several kinds of records puts a kind prefix
+-- in its keys. A value set lives until `exp`; a nonce added by `check_and_add` is remembered
+-- through `exp` (a second more).
 -- @module eternaltwin.stores
 local check = require("eternaltwin.check")
 local math_type = require("eternaltwin.compat").math_type
@@ -10,6 +23,14 @@ local math_type = require("eternaltwin.compat").math_type
 local type, tostring, pcall, setmetatable, getmetatable = type, tostring, pcall, setmetatable, getmetatable
 local format = string.format
 local argfail, typename = check.fail, check.typename
+local errors = require("eternaltwin.errors")
+
+-- Wall-clock seconds: nginx's (sub-second) inside nginx, else os.time().
+local function ngx_now()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) == "table" and ngx.now then return ngx.now() end
+  return os.time()
+end
 
 local M = {}
 
@@ -28,8 +49,8 @@ function M.ReplayStore(max_entries)
   if max_entries ~= nil and (math_type(max_entries) ~= "integer" or max_entries < 1) then
     argfail("ReplayStore", "max_entries: positive integer expected")
   end
-  return setmetatable({ seen = {}, count = 0, max = max_entries or 100000, heap = {}, exps = {}, pos = {} },
-    ReplayStore)
+  return setmetatable({ seen = {}, count = 0, max = max_entries or 100000, heap = {}, exps = {}, pos = {},
+    values = {} }, ReplayStore)
 end
 
 function ReplayStore.__tostring(r) return format("<eternaltwin.ReplayStore %d/%d>", r.count, r.max) end
@@ -68,7 +89,7 @@ local function heap_remove(r, i)
   local nonce = r.heap[i]
   if i ~= n then heap_swap(r, i, n) end
   r.heap[n], r.exps[n] = nil, nil
-  r.pos[nonce], r.seen[nonce] = nil, nil
+  r.pos[nonce], r.seen[nonce], r.values[nonce] = nil, nil, nil
   r.count = n - 1
   if i < n then heap_up(r, i); heap_down(r, i) end
 end
@@ -90,7 +111,7 @@ function ReplayStore:check_and_add(nonce, exp, now)
   if known and known >= now then return false end
   if known then
     local i = self.pos[nonce]
-    self.seen[nonce], self.exps[i] = exp, exp
+    self.seen[nonce], self.exps[i], self.values[nonce] = exp, exp, nil
     heap_up(self, i)
     heap_down(self, self.pos[nonce])
     return true
@@ -100,6 +121,70 @@ function ReplayStore:check_and_add(nonce, exp, now)
   self.count = n
   self.seen[nonce], self.heap[n], self.exps[n], self.pos[nonce] = exp, nonce, exp, n
   heap_up(self, n)
+  return true
+end
+
+local function check_key(fname, key)
+  if type(key) ~= "string" or key == "" then
+    argfail(fname, "key: non-empty string expected, got " .. typename(key), 3)
+  end
+end
+
+local function check_exp(fname, exp)
+  if not check.finite(exp) then argfail(fname, "exp: epoch seconds expected, got " .. typename(exp), 3) end
+end
+
+local function check_value(fname, value)
+  if type(value) ~= "string" then argfail(fname, "value: string expected, got " .. typename(value), 3) end
+end
+
+--- The value stored under `key`: the string, or `nil` when absent or expired (a nonce added by
+-- `check_and_add` reads as `"1"`). Never fails.
+-- @tparam string key
+-- @treturn string|nil
+function ReplayStore:get(key)
+  check_key("get", key)
+  local exp = self.seen[key]
+  if exp == nil then return nil end
+  local v = self.values[key]
+  if v == nil then
+    if exp < os.time() then return nil end
+    return "1"
+  end
+  if exp <= os.time() then return nil end
+  return v
+end
+
+--- Stores `value` under `key` until `exp` (epoch seconds); an `exp` already past deletes it. When
+-- the store is full, the entry closest to expiry is forgotten first (a session among them).
+-- @treturn boolean true
+function ReplayStore:set(key, value, exp)
+  check_key("set", key)
+  check_value("set", value)
+  check_exp("set", exp)
+  local now = os.time()
+  if exp <= now then return self:delete(key) end
+  local i = self.pos[key]
+  if i then
+    self.seen[key], self.exps[i], self.values[key] = exp, exp, value
+    heap_up(self, i)
+    heap_down(self, self.pos[key])
+    return true
+  end
+  if self.count >= self.max then self:_make_room(now) end
+  local n = self.count + 1
+  self.count = n
+  self.seen[key], self.heap[n], self.exps[n], self.pos[key], self.values[key] = exp, key, exp, n, value
+  heap_up(self, n)
+  return true
+end
+
+--- Removes `key` (absent is fine).
+-- @treturn boolean true
+function ReplayStore:delete(key)
+  check_key("delete", key)
+  local i = self.pos[key]
+  if i then heap_remove(self, i) end
   return true
 end
 
@@ -145,6 +230,40 @@ function M.SharedReplayStore(dict, prefix)
 end
 
 function SharedReplayStore.__tostring(s) return format("<eternaltwin.SharedReplayStore %s>", s.prefix) end
+
+local function dict_error(what, err)
+  return nil, errors.new(errors.TransportError, "shared dict store: " .. what .. ": " .. tostring(err),
+    { code = "store", reason = tostring(err), retryable = false })
+end
+
+--- The value stored under `key`: the string, `nil` alone when absent or expired, or `nil, err`.
+-- (A nonce added by `check_and_add` holds its expiry, a number.)
+function SharedReplayStore:get(key)
+  check_key("get", key)
+  local v, err = self.dict:get(self.prefix .. key)
+  if v == nil and type(err) == "string" then return dict_error("get", err) end
+  return v
+end
+
+--- Stores `value` under `key` until `exp` (epoch seconds) with `safe_set`: a full dict fails
+-- (`nil, err`) rather than evicting another entry (a live nonce); an `exp` already past deletes it.
+function SharedReplayStore:set(key, value, exp)
+  check_key("set", key)
+  check_value("set", value)
+  check_exp("set", exp)
+  local ttl = exp - ngx_now()
+  if ttl <= 0 then return self:delete(key) end
+  local ok, err = self.dict:safe_set(self.prefix .. key, value, ttl)
+  if ok then return true end
+  return dict_error("set", err or "the shared dict refused the entry")
+end
+
+--- Removes `key` (absent is fine).
+function SharedReplayStore:delete(key)
+  check_key("delete", key)
+  self.dict:delete(self.prefix .. key)
+  return true
+end
 
 --- Records `nonce` until `exp`, unless the dict already holds it.
 -- @tparam string nonce the nonce claim

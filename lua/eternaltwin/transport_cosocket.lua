@@ -95,6 +95,9 @@ local function connect(sock, addr, port, opts, ms)
   return ok, err
 end
 
+-- Exported for the Redis store's cosockets (eternaltwin.redis_store): the same bounded connect.
+M.connect = connect
+
 local function connect_error(err)
   if err == "timeout" then return "timeout" end
   if err:find("resolve", 1, true) or err:find("resolver", 1, true) then return "resolve" end

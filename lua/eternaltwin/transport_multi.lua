@@ -41,4 +41,17 @@ function M.sleep(task, seconds)
   co_yield(WAKE)
 end
 
+--- Waits from inside `task` until descriptor `fd` is readable (or writable when `write`), or
+-- until `deadline` (monotonic seconds) passes: the poller polls it with curl's sockets (a Redis
+-- store's connection, eternaltwin.redis_store). Returns true when the descriptor was found ready.
+function M.wait_fd(task, fd, write, deadline)
+  local p = task.poller
+  local entry = { fd = fd, read = not write, write = write or false, ready = false }
+  p.fd_waits[task] = entry
+  p.timers[task] = deadline
+  co_yield(WAKE)
+  p.fd_waits[task], p.timers[task] = nil, nil
+  return entry.ready
+end
+
 return M
