@@ -30,6 +30,7 @@ build = {
         "csrc/l_core.c", "csrc/l_util.c", "csrc/l_json.c", "csrc/l_key.c", "csrc/l_http.c",
         "csrc/l_resp.c", "csrc/et_resp.c", "csrc/l_redis.c", "csrc/et_redis.c",
         "csrc/et_b64.c", "csrc/et_url.c", "csrc/et_jwt.c", "csrc/et_keyload.c", "csrc/et_http.c",
+        "csrc/l_aead.c", "csrc/et_aead.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "ssl", "crypto", "cjson", "hiredis" },
