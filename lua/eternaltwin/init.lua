@@ -271,6 +271,11 @@ M.SharedReplayStore = stores.SharedReplayStore
 -- @function SharedDictStore
 M.SharedDictStore = stores.SharedDictStore
 
+--- Tickets without a client: `eternaltwin.tickets.verifier{ key = K, audience = "game" [, store = S]
+-- [, revocations = S] [, leeway = n] }` (also `require("eternaltwin.tickets").verifier`).
+-- @table tickets
+M.tickets = { verifier = tickets.verifier }
+
 ------------------------------------------------------------------------------------------------
 --- Game tickets: a signed-in player handed from the web to a game server.
 -- @section tickets
