@@ -61,6 +61,10 @@ build = {
     ["eternaltwin.user"] = "lua/eternaltwin/user.lua",
     ["eternaltwin.connections"] = "lua/eternaltwin/connections.lua",
     ["eternaltwin.gate"] = "lua/eternaltwin/gate.lua",
+    ["eternaltwin.gate_pages"] = "lua/eternaltwin/gate_pages.lua",
+    ["eternaltwin.gate_session"] = "lua/eternaltwin/gate_session.lua",
+    ["eternaltwin.gate_signin"] = "lua/eternaltwin/gate_signin.lua",
+    ["eternaltwin.gate_util"] = "lua/eternaltwin/gate_util.lua",
   },
   install = {
     bin = { etwin = "bin/etwin" },
