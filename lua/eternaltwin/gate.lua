@@ -283,8 +283,8 @@ local function session_of(self, value)
   return s
 end
 
--- The live session: user, and in server mode its session id, record and record key; or nil (none);
--- or nil, message (the store failed).
+-- The live session: user, nil, and in server mode its session id, record and record key; or nil
+-- (none); or nil, message (the store failed). The second value is only ever a message.
 local function current(self)
   local values = request_cookies()[self.cookie_name]
   if not values then return nil end
@@ -294,7 +294,7 @@ local function current(self)
     if type(s) == "string" then                              -- server mode: a session id
       local rec, key = session.lookup(self, s)
       if rec == nil then return nil, key end
-      if rec then return { id = rec.u, display_name = rec.n, expires = rec.e }, s, rec, key end
+      if rec then return { id = rec.u, display_name = rec.n, expires = rec.e }, nil, s, rec, key end
     elseif s and s[3] >= now then
       if self._kv then                                       -- cookie mode with a store: revocations
         local mark, err = session.revoked_at(self, s[1])
@@ -328,8 +328,8 @@ function Gate:token()
     return nil, "eternaltwin.gate: sessions are cookies (sessions = \"cookie\"), which hold no token;"
       .. " use sessions = \"server\" with a store"
   end
-  local user, sid, rec, key = current(self)
-  if not user then return nil, sid or "eternaltwin.gate: no session" end
+  local user, err, _, rec, key = current(self)
+  if not user then return nil, err or "eternaltwin.gate: no session" end
   return session.token(self, rec, key)
 end
 
