@@ -271,9 +271,12 @@ M.SharedReplayStore = stores.SharedReplayStore
 -- @function SharedDictStore
 M.SharedDictStore = stores.SharedDictStore
 
---- Tickets without a client: `eternaltwin.tickets.verifier{ key = K, audience = "game" [, store = S]
--- [, revocations = S] [, leeway = n] }` (also `require("eternaltwin.tickets").verifier`).
+--- Tickets without a client (also `require("eternaltwin.tickets").verifier`).
 -- @table tickets
+-- @field verifier `verifier{ key = K, audience = "game" [, store = S] [, revocations = S] [, leeway = n] }`
+-- returns `v` with `v:redeem(ticket) -> claims | nil, err` (the checks and errors of
+-- `Client:redeem_ticket`); `key` is the ticket key or its secret (32+ bytes), `revocations` the
+-- gate's store (tickets issued before `GATE:revoke` are refused)
 M.tickets = { verifier = tickets.verifier }
 
 ------------------------------------------------------------------------------------------------
