@@ -27,6 +27,7 @@ void l_key_open(lua_State *L);     /* l_key.c: key_new and the Key class, JWT en
 void l_http_open(lua_State *L);    /* l_http.c: Session, Multi, Transfer (l_session.c, l_multi.c, l_xfer.c) */
 void l_resp_open(lua_State *L);    /* l_resp.c: response_parser (framing for the nginx transport) */
 void l_redis_open(lua_State *L);   /* l_redis.c: redis_connect, redis_format, redis_reader */
+void l_aead_open(lua_State *L);    /* l_aead.c: aead_seal, aead_open (AES-256-GCM) */
 
 /* JSON helpers (l_json.c) for the other bindings.
  * l_json_push: decode text and push one Lua value; on failure push nothing, write a

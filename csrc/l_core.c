@@ -91,5 +91,6 @@ ET_EXPORT int luaopen_eternaltwin_core(lua_State *L)
     l_http_open(L);
     l_resp_open(L);
     l_redis_open(L);
+    l_aead_open(L);
     return 1;
 }

@@ -9,9 +9,12 @@
 --   cd examples && lua5.4 game_server.lua       in and plays, a replayed ticket is refused; then stops
 --   lua5.4 examples/game_server.lua --serve [--port 4000] [--host 127.0.0.1] [--ticket-timeout 5]
 --                                               serves until SIGINT or SIGTERM; prints `listening PORT`
--- Environment: GAME_TICKET_KEY (HS256 secret shared with the web site; a development default),
--- GAME_AUDIENCE (default "game.example").
+-- Environment: GATE_TICKET_SECRET, the ticket key shared with the web site (examples/openresty reads
+-- the same variable, and both default to the same development secret, so a ticket from the demo's
+-- /ticket redeems here as is; set your own in production, 32+ random bytes); GAME_TICKET_KEY is
+-- its older name. GAME_AUDIENCE (default "game.example", the demo's ticket_audience).
 --
+-- The game server needs the ticket key only: eternaltwin.tickets.verifier, no client id or secret.
 -- The web site, once the player is signed in (any client of this module, or the OpenResty gate):
 --   local ticket = client:issue_ticket(user.id, { audience = "game.example",
 --                                                 data = { display_name = user.display_name } })
@@ -62,13 +65,13 @@ do
 end
 
 local AUDIENCE = os.getenv("GAME_AUDIENCE") or "game.example"
-local TICKET_KEY = assert(keys.HS256Key(os.getenv("GAME_TICKET_KEY") or "development ticket secret, not for production"))
+-- The development default is also examples/openresty/run's: keep the two in step.
+local DEV_TICKET_SECRET = "development ticket secret, not for production"
+local TICKET_SECRET = os.getenv("GATE_TICKET_SECRET") or os.getenv("GAME_TICKET_KEY") or DEV_TICKET_SECRET
+local TICKET_KEY = assert(keys.HS256Key(TICKET_SECRET))
 
--- The game server's client: only its ticket key matters (redeem_ticket makes no request).
-local client = eternaltwin.new{
-  client_id = "game@clients", client_secret = "unused by a game server", redirect_uri = "http://localhost/",
-  state_key = TICKET_KEY, ticket_key = TICKET_KEY, url = os.getenv("ETERNALTWIN_URL") or "http://localhost:50320/",
-}
+-- Tickets without a client: the ticket key and this game's audience (single use in the process).
+local verifier = eternaltwin.tickets.verifier{ key = TICKET_KEY, audience = AUDIENCE }
 
 local function log(fmt, ...) io.stderr:write(("game_server: " .. fmt .. "\n"):format(...)) end
 
@@ -109,7 +112,7 @@ local function serve(host, port)
 
     local function on_line(line)
       if not c.name then
-        local claims, rerr = client:redeem_ticket(line, { audience = AUDIENCE })
+        local claims, rerr = verifier:redeem(line)
         if not claims then
           log("refused a ticket: %s", rerr.message)
           return refuse(rerr.message)

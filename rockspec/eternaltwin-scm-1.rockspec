@@ -32,6 +32,7 @@ build = {
         "csrc/et_b64.c", "csrc/et_url.c", "csrc/et_jwt.c", "csrc/et_keyload.c",
         "csrc/et_buf.c", "csrc/et_hdr.c", "csrc/et_proto.c", "csrc/et_resp.c", "csrc/et_xfer.c",
         "csrc/et_sigint.c", "csrc/et_session.c", "csrc/et_multi.c", "csrc/l_redis.c", "csrc/et_redis.c",
+        "csrc/l_aead.c", "csrc/et_aead.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "ssl", "crypto", "cjson", "hiredis" },
@@ -63,6 +64,10 @@ build = {
     ["eternaltwin.user"] = "lua/eternaltwin/user.lua",
     ["eternaltwin.connections"] = "lua/eternaltwin/connections.lua",
     ["eternaltwin.gate"] = "lua/eternaltwin/gate.lua",
+    ["eternaltwin.gate_pages"] = "lua/eternaltwin/gate_pages.lua",
+    ["eternaltwin.gate_session"] = "lua/eternaltwin/gate_session.lua",
+    ["eternaltwin.gate_signin"] = "lua/eternaltwin/gate_signin.lua",
+    ["eternaltwin.gate_util"] = "lua/eternaltwin/gate_util.lua",
   },
   install = {
     bin = { etwin = "bin/etwin" },

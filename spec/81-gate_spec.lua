@@ -64,11 +64,12 @@ describe("eternaltwin.gate in nginx", function()
       local log = gate_site.error_log(site)
       site:stop()
       os.execute("rm -rf " .. tls_dir)
-      -- No Lua error anywhere in the run (the one [error] line is the fail-closed test's).
+      -- No Lua error anywhere in the run (the [error] lines are the fail-closed test's and the
+      -- misconfiguration test's).
       assert.is_nil(log:find("runtime error", 1, true), log)
       assert.is_nil(log:find("%[alert%]") or log:find("%[crit%]") or log:find("%[emerg%]"), log)
       local _, errors = log:gsub("%[error%]", "")
-      assert.are.equal(1, errors, log)
+      assert.are.equal(2, errors, log)
     end
   end)
 
@@ -139,6 +140,14 @@ describe("eternaltwin.gate in nginx", function()
         bad_ttl = "'session_ttl': whole seconds from 1 to 34560000 expected",
         bad_secure = "'secure': boolean or nil expected",
         unknown = "unknown option 'sesion_ttl'",
+        bad_store = "'store': a store with check_and_add, get, set and delete expected",
+        bad_sessions = "'sessions': \"cookie\" or \"server\" expected",
+        server_no_store = "'sessions': \"server\" needs a 'store'",
+        idle_cookie = "'idle_ttl': needs sessions = \"server\"",
+        bad_cache = "'cache_ttl': seconds from 0 to 60 expected",
+        bad_hook = "'on_signin': function expected",
+        bad_error_hook = "'on_error': function expected",
+        no_dict_no_store = "'shared_dict': name of a lua_shared_dict expected",
       }
       for name, msg in pairs(want) do
         assert.truthy(got[name]:find("bad argument to 'gate.new' (" .. msg, 1, true), name .. ": " .. got[name])
@@ -206,11 +215,15 @@ describe("eternaltwin.gate in nginx", function()
       local status, h, _, set = b:get(cb)
       assert.are.equal(302, status)
       assert.are.equal("/private/page?x=1&y=%20z", h.location)
-      local session
+      local session, marker
       for _, c in ipairs(set) do
         if c.name == SESSION then session = c
-        else assert.are.equal("0", c.attrs["max-age"]) end        -- the binding cookie is cleared
+        else marker = c end        -- the binding slot now holds a "completed" marker (Back, reload)
       end
+      assert.truthy(marker and marker.name:match("^eternaltwin_st[1-4]$"), "no completed marker")
+      local m = core.json_decode(core.b64url_decode(marker.value:match("^([^.]+)%.")))
+      assert.are.equal(1, m.d)
+      assert.are.equal("/private/page?x=1&y=%20z", m.r)
       assert.truthy(session, "no session cookie")
       assert.are.equal("/", session.attrs.path)
       assert.is_true(session.attrs.httponly)
@@ -218,12 +231,14 @@ describe("eternaltwin.gate in nginx", function()
       assert.is_nil(session.attrs.secure)
       assert.are.equal("86400", session.attrs["max-age"])
       assert.truthy(session.attrs.expires)
-      -- Its payload: the id, the display name, the expiry; nothing else (no token in any form).
+      -- Its payload: the id, the display name, the issue time (ms, for revocations) and the expiry;
+      -- nothing else (no token in any form).
       local payload = core.json_decode(core.b64url_decode(session.value:match("^([^.]+)%.")))
       local names = {}
       for k in pairs(payload) do names[#names + 1] = k end
       table.sort(names)
-      assert.are.same({ "exp", "id", "name" }, names)
+      assert.are.same({ "exp", "iat", "id", "name" }, names)
+      assert.is_true(math.abs(payload.iat / 1000 - os.time()) <= 5)
       assert.are.equal(ALICE_ID, payload.id)
       assert.are.equal("Alice", payload.name)
       assert.is_true(math.abs(payload.exp - (os.time() + 86400)) <= 5)
@@ -291,6 +306,29 @@ describe("eternaltwin.gate in nginx", function()
       assert.is_true(crossed, "never saw the replay on the other worker")
     end)
 
+    it("sends a callback replayed by the browser that completed it (Back, reload) on to its page", function()
+      local b = gate_site.browser()
+      local cb = authorize((start(b, "/private/replayed?x=1")))
+      local s1, h1 = b:get(cb)
+      assert.are.equal(302, s1)
+      for _ = 1, 3 do                                  -- reload, Back: both workers, likely
+        local s2, h2, _, set = b:get(cb)
+        assert.are.equal(302, s2)
+        assert.are.equal(h1.location, h2.location)
+        assert.are.equal(0, #set)                        -- no new session: the one it has
+      end
+      -- Signed out since: the link was used (403), with a way back.
+      b.jar[SESSION .. "|/"] = nil
+      local s3, h3, body = b:get(cb)
+      expect_page(403, "already used", s3, h3, body)
+      assert.truthy(body:find('<a id="back" href="/">', 1, true))
+      -- Another browser that has a session of its own gets no such pass.
+      local other = gate_site.browser()
+      sign_in(other, "/private")
+      local s4, h4, body4 = other:get(cb)
+      expect_page(403, "not started in this browser", s4, h4, body4)
+    end)
+
     it("refuses a callback from another browser (403) without using its state up", function()
       local victim, attacker = gate_site.browser(), gate_site.browser()
       local cb = authorize((start(attacker, "/private")))
@@ -321,12 +359,20 @@ describe("eternaltwin.gate in nginx", function()
       assert.are.equal(302, (b:get(cb)))   -- untouched: still good
     end)
 
-    it("answers error= with 403 and a short reason, never echoing markup", function()
+    it("answers error=access_denied with a page saying the player declined; other errors with 502", function()
       local b = gate_site.browser()
       local status, h, body = b:get(site.url .. "oauth/callback?error=access_denied&state=x")
-      expect_page(403, "refused the sign-in (access_denied)", status, h, body)
+      expect_page(403, "You declined to sign in", status, h, body)
+      assert.truthy(body:find('<a id="back" href="/">', 1, true))
+      assert.is_nil(body:find("try-again", 1, true))              -- no binding: nothing to try again
+      -- With its state and binding: "Try again" goes back to the page first asked.
+      local loc = start(b, "/private/declined")
+      local state = loc:match("[?&]state=([^&]+)")
+      status, h, body = b:get(site.url .. "oauth/callback?error=access_denied&state=" .. state)
+      expect_page(403, "You declined to sign in", status, h, body)
+      assert.truthy(body:find('<a id="try-again" href="/private/declined">', 1, true), body)
       status, h, body = b:get(site.url .. "oauth/callback?error=%3Cscript%3Ealert(1)%3C/script%3E")
-      expect_page(403, "refused the sign-in (error)", status, h, body)
+      expect_page(502, "could not complete the sign-in (error)", status, h, body)
       assert.is_nil(body:find("<script", 1, true))
     end)
 
@@ -340,30 +386,37 @@ describe("eternaltwin.gate in nginx", function()
       end
     end)
 
-    it("answers 400 to a bad, expired or foreign state, before the binding check", function()
+    it("answers 400 to a bad, expired or foreign state, before the binding check, with no internals", function()
       local b = gate_site.browser()
       local cases = {
-        { "not-a-jwt", "segments" },
-        { assert(keys.HS256Key(("z"):rep(32)):encode({ a = "authorize" })), "signature" },
-        { assert(spec_client:generate_state(-30)), "expired" },
+        { "not-a-jwt", "is not valid", "segments" },
+        { assert(keys.HS256Key(("z"):rep(32)):encode({ a = "authorize" })), "is not valid", "signature" },
+        { assert(spec_client:generate_state(-30)), "has expired", "claim" },
         { assert(eternaltwin.new{ client_id = "x", client_secret = "x", redirect_uri = "http://x/",
             state_key = keys.HS256Key(site.state_secret), url = "http://elsewhere.example/" }:generate_state()),
-          "another authorization server" },
+          "is not valid", "authorization server" },
+        { "eyJhbGciOiJIUzI1NiJ9.e30.AAB", "is not valid", "base64url" },
       }
       for _, case in ipairs(cases) do
         local status, h, body = b:get(site.url .. "oauth/callback?code=c&state=" .. core.form_encode(case[1]))
-        expect_page(400, "Invalid sign-in state", status, h, body)
-        assert.truthy(page_reason(body):find(case[2], 1, true), body)
+        expect_page(400, "This sign-in link " .. case[2], status, h, body)
+        -- The log's message (what failed inside) never reaches the page.
+        assert.is_nil(body:find(case[3], 1, true), body)
+        assert.truthy(body:find('<a id="back" href="/">', 1, true))
       end
     end)
 
-    it("answers 502 when Eternaltwin refuses the code; the page holds no secret", function()
+    it("answers 502 'misconfigured' when Eternaltwin refuses a fresh code (invalid_grant), logged at error", function()
       local b = gate_site.browser()
       local cb = authorize((start(b, "/private")))
       local bad = cb:gsub("code=[^&]+", "code=eyJub3QiOiJhIGNvZGUifQ")
       local status, h, body = b:get(bad)
-      expect_page(502, "did not complete the sign-in", status, h, body)
+      expect_page(502, "sign-in is misconfigured", status, h, body)
       assert.is_nil(body:find("eyJub3Qi", 1, true))
+      assert.is_nil(body:find("try-again", 1, true))              -- trying again cannot help
+      assert.is_nil(body:find("invalid_grant", 1, true))          -- the log's words, not the page's
+      local log = gate_site.error_log(site)
+      assert.truthy(log:find("%[error%][^\n]*configuration problem[^\n]*invalid_grant"), log)
       -- A refused code uses nothing up (fourth round: only a completed sign-in marks its state), so
       -- the real code still completes the sign-in.
       status, h = b:get(cb)

@@ -9,7 +9,8 @@
 --   GATE_SESSION_SECRET        32+ random bytes: signs the session cookies
 --   GATE_OLD_SESSION_SECRET    optional: the previous session secret, still accepted (rotation)
 --   GATE_STATE_SECRET          32+ random bytes: signs the OAuth states
---   GATE_TICKET_SECRET         32+ random bytes: signs the game tickets (never the state key)
+--   GATE_TICKET_SECRET         32+ random bytes: signs the game tickets (never the state key); the
+--                              same variable and development default as examples/game_server.lua
 --   ETERNALTWIN_CA_FILE        optional: CA bundle for an https Eternaltwin with a private CA; `run`
 --                              makes it nginx's lua_ssl_trusted_certificate (cosockets trust that
 --                              directive only: a client's ca_file is refused inside nginx)

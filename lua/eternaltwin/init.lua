@@ -279,6 +279,14 @@ M.SharedDictStore = stores.SharedDictStore
 -- @function RedisStore
 M.RedisStore = require("eternaltwin.redis_store").new
 
+--- Tickets without a client (also `require("eternaltwin.tickets").verifier`).
+-- @table tickets
+-- @field verifier `verifier{ key = K, audience = "game" [, store = S] [, revocations = S] [, leeway = n] }`
+-- returns `v` with `v:redeem(ticket) -> claims | nil, err` (the checks and errors of
+-- `Client:redeem_ticket`); `key` is the ticket key or its secret (32+ bytes), `revocations` the
+-- gate's store (tickets issued before `GATE:revoke` are refused)
+M.tickets = { verifier = tickets.verifier }
+
 ------------------------------------------------------------------------------------------------
 --- Game tickets: a signed-in player handed from the web to a game server.
 -- @section tickets

@@ -3,12 +3,13 @@
 """One end-to-end sign-in through the Eternaltwin gate in a real headless Chromium (Debian's chromium,
 chromium-driver and python3-selenium), driven by spec/82-browser_spec.lua.
 
-    /usr/bin/python3 spec/support/browser_signin.py SITE_URL MOCK_URL
+    /usr/bin/python3 spec/support/browser_signin.py SITE_URL MOCK_URL [SCREENSHOT_DIR]
 
 From a protected page through the mock's login form and back to the page; then a replayed callback
-is refused (without and with its binding cookie) and logout works (the home page's button: a
+goes on to its page (Back, reload) and is refused once its binding cookie is put back, and logout works (the home page's button: a
 same-origin POST). Then many protected pages opened with long URLs keep the gate's cookies under
-4 KB, and two tabs signing in at once both come back to their own page. Prints one JSON object of what it
+4 KB, and two tabs signing in at once both come back to their own page. Last, every page the gate
+draws is screenshot (PNG in SCREENSHOT_DIR) and checked for a link back. Prints one JSON object of what it
 saw (the spec asserts on it); exits 0 unless the browser itself could not be driven.
 """
 import json
@@ -36,8 +37,79 @@ def login(driver):
     driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
 
+def page_seen(driver, site, shots, name):
+    """A screenshot of the page shown (PNG in shots/), its title, and whether it links back to the site."""
+    path = "%s/%s.png" % (shots, name)
+    driver.save_screenshot(path)
+    with open(path, "rb") as f:
+        png = f.read()
+    links = [a.get_attribute("href") or "" for a in driver.find_elements(By.CSS_SELECTOR, "a[href]")]
+    return {"title": driver.title, "png": png[:8] == b"\x89PNG\r\n\x1a\n" and len(png),
+            "link_back": any(h == site or h.startswith(site) and "/oauth/" not in h for h in links),
+            "reason": (driver.find_elements(By.TAG_NAME, "p") or [None])[0].text
+                      if driver.find_elements(By.TAG_NAME, "p") else ""}
+
+
+def started_state(driver, site, mock, path):
+    """Starts a sign-in at path (to the mock's login form): the state of its authorize URL."""
+    driver.get(site + path)
+    WebDriverWait(driver, 30).until(lambda d: d.current_url.startswith(mock))
+    logs = driver.get_log("performance")
+    for entry in reversed(logs):
+        msg = json.loads(entry["message"])["message"]
+        if msg.get("method") == "Network.requestWillBeSent":
+            url = msg["params"]["request"]["url"]
+            if "state=" in url and url.startswith(mock + "oauth/authorize"):
+                return url.split("state=")[1].split("&")[0]
+    raise RuntimeError("no authorize URL seen")
+
+
+def gate_pages(driver, site, mock, shots):
+    """Every page the gate draws, each screenshot and checked for a link back to the site."""
+    pages = {}
+    driver.switch_to.window(driver.window_handles[0])
+    driver.get(site + "logout")                              # signed in (the two tabs): the button
+    pages["sign_out"] = page_seen(driver, site, shots, "sign_out")
+    driver.find_element(By.ID, "sign-out").click()
+    WebDriverWait(driver, 30).until(lambda d: d.current_url == site)
+    driver.execute_cdp_cmd("Network.deleteCookies", {"name": "sid", "url": mock})
+    driver.get(site + "oauth/callback?error=access_denied&state=x")
+    pages["declined"] = page_seen(driver, site, shots, "declined")
+    driver.get(site + "oauth/callback?error=server_error")
+    pages["upstream_error"] = page_seen(driver, site, shots, "upstream_error")
+    driver.get(site + "oauth/callback")
+    pages["no_code"] = page_seen(driver, site, shots, "no_code")
+    driver.get(site + "oauth/callback?code=x&state=not-a-state")
+    pages["bad_state"] = page_seen(driver, site, shots, "bad_state")
+    state = started_state(driver, site, mock, "private/misconfigured")
+    driver.get(site + "oauth/callback?code=junk&state=" + state)
+    pages["misconfigured"] = page_seen(driver, site, shots, "misconfigured")
+    state = started_state(driver, site, mock, "private/foreign")
+    for c in driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"]:
+        if is_binding(c["name"]):
+            driver.execute_cdp_cmd("Network.deleteCookies", {"name": c["name"], "url": site})
+    driver.get(site + "oauth/callback?code=x&state=" + state)
+    pages["foreign"] = page_seen(driver, site, shots, "foreign")
+    driver.get(site)
+    driver.execute_script("""
+        const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];
+        document.body.appendChild(f); f.submit();""", site + "private")
+    WebDriverWait(driver, 30).until(lambda d: d.title.startswith("401"))
+    pages["sign_in_first"] = page_seen(driver, site, shots, "sign_in_first")
+    driver.get(site + "logout")
+    pages["not_signed_in"] = page_seen(driver, site, shots, "not_signed_in")
+    driver.get(mock + "login")
+    driver.execute_script("""
+        const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];
+        document.body.appendChild(f); f.submit();""", site + "logout")
+    WebDriverWait(driver, 30).until(lambda d: d.current_url == site + "logout")
+    pages["cross_site_sign_out"] = page_seen(driver, site, shots, "cross_site_sign_out")
+    return pages
+
+
 def main():
     site, mock = sys.argv[1], sys.argv[2]
+    shots = sys.argv[3] if len(sys.argv) > 3 else tempfile.mkdtemp(prefix="gate-shots-")
     profile = tempfile.mkdtemp(prefix="gate-chromium-")
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
@@ -81,13 +153,18 @@ def main():
                 if url.startswith(site + "oauth/callback?") and url not in callbacks:
                     callbacks.append(url)
         seen["callbacks"] = len(callbacks)
-        # Replayed in the same browser: refused with a 4xx page (the callback cleared its cookie)...
-        seen["binding_left"] = any(is_binding(c["name"])
-                                   for c in driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"])
+        # Replayed in the browser that completed it (Back, reload): the binding slot holds a
+        # "completed" marker, and the browser goes on to its page...
+        marker = [c for c in driver.execute_cdp_cmd("Network.getAllCookies", {})["cookies"]
+                  if is_binding(c["name"]) and c["value"] != binding[0]["value"]]
+        seen["completed_marker"] = len(marker) == 1
         driver.get(callbacks[0])
-        seen["replay_title"] = driver.title
-        seen["replay_reason"] = driver.find_element(By.TAG_NAME, "p").text
-        # ...and again with the binding cookie put back: the state is used up.
+        seen["replay_url"] = driver.current_url
+        seen["replay_user"] = driver.find_element(By.ID, "user").text
+        driver.back()
+        driver.refresh()
+        seen["reload_url"] = driver.current_url
+        # ...and again with the original binding cookie put back: the state is used up.
         c = binding[0]
         driver.execute_cdp_cmd("Network.setCookie", {"name": c["name"], "value": c["value"], "url": site,
                                                      "path": c["path"], "httpOnly": True, "sameSite": "Lax"})
@@ -147,6 +224,7 @@ def main():
         login(driver)
         wait.until(lambda d: d.current_url.startswith(site + "private/"))
         seen["tab_one"] = driver.find_element(By.ID, "uri").text
+        seen["pages"] = gate_pages(driver, site, mock, shots)
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
