@@ -96,7 +96,7 @@ local Browser = {}
 Browser.__index = Browser
 
 function M.browser(ca_file)
-  return setmetatable({ jar = {}, http = core.session({ timeout = 15, ca_file = ca_file }) }, Browser)
+  return setmetatable({ jar = {}, http = core.session({ timeout = 60, ca_file = ca_file }) }, Browser)
 end
 
 -- Parses one Set-Cookie line into { name, value, attrs = { lower-case name = value or true } }.
