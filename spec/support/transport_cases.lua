@@ -201,9 +201,18 @@ M.CASES = {
 }
 
 -- What the transports do differently today (cases marked with `only`); the spec lists them too.
+-- Kinds, codes, status codes, URLs and the "METHOD URL: " prefix of messages agree; the rest of a
+-- TransportError's message differs (libcurl's wording against the cosocket transport's):
 M.DIFFERENCES = {
-  ["timeout message"] = "libcurl: 'Operation timed out after N milliseconds with 0 bytes received' (the time "
-    .. "measured); cosockets: 'timed out after 300 ms' (the limit set). Kind, code and URL agree.",
+  timeout = { libcurl = "Operation timed out after 503 milliseconds with 0 bytes received (time measured)",
+              cosocket = "timed out after 500 ms (the limit set)" },
+  connect = { libcurl = "Failed to connect to 127.0.0.1 port 1 after 0 ms: Couldn't connect to server",
+              cosocket = "cannot connect to 127.0.0.1 port 1: connection refused" },
+  empty_reply = { libcurl = "Empty reply from server", cosocket = "empty reply from server" },
+  reset = { libcurl = "transfer closed with 999990 bytes remaining to read",
+            cosocket = "connection closed before the end of the response" },
+  tls = { libcurl = "SSL: no alternative certificate subject name matches target host name 'other.localhost'",
+          cosocket = "TLS handshake failed: certificate verification failed" },
 }
 
 --- Copies v with ${NAME} replaced from env in every string (keys and values).
