@@ -25,7 +25,7 @@ describe("a browser signing in through the gate", function()
     local cmd = "/usr/bin/python3 " .. mock.shell_quote(gate_site.root() .. "/spec/support/browser_signin.py")
       .. " " .. mock.shell_quote(site.url) .. " " .. mock.shell_quote(site.mock) .. " " .. shots
       .. " >" .. out .. " 2>&1"
-    local ok = os.execute("timeout 120 " .. cmd)
+    local ok = os.execute("timeout 300 " .. cmd)   -- a deadline against a hang, not a budget
     local text = mock.read_file(out) or ""
     os.remove(out)
     os.execute("rm -rf " .. shots)

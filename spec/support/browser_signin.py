@@ -122,8 +122,8 @@ def main():
     seen = {}
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     try:
-        driver.set_page_load_timeout(30)
-        wait = WebDriverWait(driver, 30, ignored_exceptions=(NoSuchElementException,
+        driver.set_page_load_timeout(90)   # deadlines, generous for a loaded machine
+        wait = WebDriverWait(driver, 90, ignored_exceptions=(NoSuchElementException,
                                                               StaleElementReferenceException))
         start = site + "private/page?from=browser&x=%20y"
         driver.get(start)

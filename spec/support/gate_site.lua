@@ -10,7 +10,7 @@ local core = require("eternaltwin.core")
 local mock = require("spec.support.mock")
 local M = {}
 
-local STARTUP_TIMEOUT = 40     -- seconds: includes `make LUA=luajit` on a fresh tree
+local STARTUP_TIMEOUT = 120    -- seconds, a deadline: includes `make LUA=luajit` on a fresh tree, on a loaded machine
 local q, read_file = mock.shell_quote, mock.read_file
 
 -- The repository root, absolute (nginx resolves relative paths against its prefix).
@@ -113,7 +113,7 @@ local Browser = {}
 Browser.__index = Browser
 
 function M.browser(ca_file)
-  return setmetatable({ jar = {}, http = core.session({ timeout = 15, ca_file = ca_file }) }, Browser)
+  return setmetatable({ jar = {}, http = core.session({ timeout = 60, ca_file = ca_file }) }, Browser)
 end
 
 -- Parses one Set-Cookie line into { name, value, attrs = { lower-case name = value or true } }.

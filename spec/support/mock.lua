@@ -12,7 +12,7 @@
 local V = require("spec.support.compat")
 local M = {}
 
-local STARTUP_TIMEOUT = 10  -- seconds
+local STARTUP_TIMEOUT = 90  -- seconds: a deadline (start returns as soon as the mock answers)
 local instances = {}
 local shared
 
@@ -63,10 +63,8 @@ local function stop(inst)
   inst.stopped = true
   if inst.pid then
     os.execute("kill -TERM " .. inst.pid .. " 2>/dev/null")
-    for _ = 1, 100 do
-      if not alive(inst.pid) then break end
-      sleep(0.05)
-    end
+    local deadline = os.time() + 30   -- the mock stops its nginx first (up to 5 s, then SIGKILL)
+    while alive(inst.pid) and os.time() <= deadline do sleep(0.05) end
   end
   for _, f in ipairs({ inst.out, inst.err, inst.pidfile }) do os.remove(f) end
   for i, other in ipairs(instances) do

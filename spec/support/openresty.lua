@@ -54,7 +54,7 @@ end
 local TEMPLATE = [[
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-daemon on;
+daemon off;
 master_process on;
 worker_processes @WORKERS@;
 pid "@PREFIX@/nginx.pid";
@@ -104,6 +104,8 @@ end
 
 local function sleep(s) os.execute("sleep " .. s) end
 
+local STARTUP_TIMEOUT = 60   -- seconds: a deadline, not a wait (start returns as soon as nginx answers)
+
 -- A random 16-bit number from the system (math.random is not seeded on 5.1 and LuaJIT, so every
 -- run would try the same ports).
 local function random_u16()
@@ -119,20 +121,19 @@ Server.__index = Server
 
 function Server:log() return read_file(self.prefix .. "/error.log") or "" end
 
-function Server:stop()
+function Server:stop(keep_files)
   if self.stopped then return end
   self.stopped = true
   local pid = self.pid
   if pid then
     os.execute("kill -TERM " .. pid .. " 2>/dev/null")
-    for _ = 1, 100 do
-      if not alive(pid) then break end
-      sleep(0.05)
-    end
-    os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+    -- nginx stops its workers first; a SIGKILL too early would leave them running (orphans).
+    local deadline = os.time() + 30
+    while alive(pid) and os.time() <= deadline do sleep(0.05) end
+    if alive(pid) then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
   end
   if self.watcher then os.execute("kill " .. self.watcher .. " 2>/dev/null") end
-  os.execute("rm -rf " .. shell_quote(self.prefix))
+  if not keep_files then os.execute("rm -rf " .. shell_quote(self.prefix)) end
   for i, other in ipairs(instances) do
     if other == self then table.remove(instances, i) break end
   end
@@ -141,7 +142,7 @@ end
 --- POSTs a Lua chunk to /run; returns the decoded JSON table, the status and the seconds taken.
 function Server:run(code, timeout)
   local core = require("eternaltwin.core")
-  local session = core.session({ timeout = timeout or 30 })
+  local session = core.session({ timeout = timeout or 120 })
   local t0 = core.monotime()
   local status, _, body, _ = session:request("POST", self.url .. "run", nil, code)
   local dt = core.monotime() - t0
@@ -155,7 +156,7 @@ end
 --- GETs a path; returns status, body, seconds taken.
 function Server:get(path, timeout)
   local core = require("eternaltwin.core")
-  local session = core.session({ timeout = timeout or 30 })
+  local session = core.session({ timeout = timeout or 120 })
   local t0 = core.monotime()
   local status, _, body = session:request("GET", self.url .. path:gsub("^/", ""))
   local dt = core.monotime() - t0
@@ -185,29 +186,38 @@ function M.start(opts)
     os.remove(prefix .. "/error.log")
     local cmd = nginx_bin() .. " -p " .. shell_quote(prefix .. "/") .. " -e " .. shell_quote(prefix .. "/error.log")
       .. " -c " .. shell_quote(prefix .. "/nginx.conf") .. " >" .. shell_quote(prefix .. "/nginx.out") .. " 2>&1"
-    local started = os.execute(cmd)
-    started = started == true or started == 0
-    local pid = started and tonumber(((read_file(prefix .. "/nginx.pid") or ""):match("%d+")))
+    -- In the foreground (daemon off), started in the background by the shell: its pid is known at
+    -- once. (With `daemon on` the starting process exits before the daemon writes nginx.pid, so the
+    -- pid file could be read too early on a loaded machine.)
+    local p = io.popen(cmd .. " </dev/null & echo $!")
+    local pid = tonumber(p:read("*l") or "")
+    p:close()
     if pid then
       local srv = setmetatable({ prefix = prefix, port = port, pid = pid,
                                  url = "http://127.0.0.1:" .. port .. "/" }, Server)
       instances[#instances + 1] = srv
       -- Stops nginx if this process dies without running its finalizers.
       if self_pid then
-        local p = io.popen("( while kill -0 " .. self_pid .. " 2>/dev/null && kill -0 " .. pid
+        local w = io.popen("( while kill -0 " .. self_pid .. " 2>/dev/null && kill -0 " .. pid
           .. " 2>/dev/null; do sleep 0.5; done; kill -TERM " .. pid .. " 2>/dev/null ) </dev/null >/dev/null 2>&1 & echo $!")
-        srv.watcher = tonumber(p:read("*l"))
-        p:close()
+        srv.watcher = tonumber(w:read("*l"))
+        w:close()
       end
-      -- Wait until a worker answers.
-      for _ = 1, 100 do
+      -- Wait until a worker answers, or nginx exits (a port taken: try another), or a generous
+      -- deadline passes (a loaded machine can take seconds to start nginx and its init_by_lua).
+      local deadline = os.time() + STARTUP_TIMEOUT
+      while alive(pid) do
         local code = mock.curl("-o /dev/null " .. shell_quote(srv.url .. "__ping"))
         if code and code > 0 then return srv end
+        if os.time() > deadline then
+          local log = srv:log()
+          srv:stop()
+          error("nginx did not answer within " .. STARTUP_TIMEOUT .. " s; its log:\n" .. log, 2)
+        end
         sleep(0.05)
       end
-      local log = srv:log()
-      srv:stop()
-      error("nginx did not answer; its log:\n" .. log, 2)
+      srv.pid = nil   -- gone already: nothing to stop
+      srv:stop(true)
     end
     last = (read_file(prefix .. "/nginx.out") or "") .. (read_file(prefix .. "/error.log") or "")
     if not last:find("Address already in use", 1, true) then break end
