@@ -197,14 +197,18 @@ local function follow(conn, method, url, headers, body, flags, status, packed, c
     if not nxt then
       return nil, "url", format("%s %s: redirect to an unsupported scheme", method, safe_url(url))
     end
-    if (status == 303 and method ~= "HEAD") or ((status == 301 or status == 302) and method == "POST") then
-      method, body = "GET", nil
-    end
-    if headers and not url_mod.same_origin(url, nxt) then
+    local to_get = (status == 303 and method ~= "HEAD") or ((status == 301 or status == 302) and method == "POST")
+    if to_get then method, body = "GET", nil end
+    local cross = not url_mod.same_origin(url, nxt)
+    if headers and (cross or to_get) then
+      -- Another origin never gets the caller's credentials; a request turned into a bodiless GET
+      -- no longer describes a body.
       local kept = {}
       for i = 1, #headers do
         local name = headers[i]:match("^([^:]*)"):lower()
-        if name ~= "authorization" and name ~= "cookie" then kept[#kept + 1] = headers[i] end
+        if not ((cross and (name == "authorization" or name == "cookie")) or (to_get and name == "content-type")) then
+          kept[#kept + 1] = headers[i]
+        end
       end
       headers = kept
     end
