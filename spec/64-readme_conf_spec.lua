@@ -92,7 +92,8 @@ describe("the README's conf to copy", function()
     local start = ("cd / && %s %s -p %s -e %s -c %s -g 'daemon off;' >%s 2>&1"):format("%s", NGINX, q(dir .. "/"),
       q(dir .. "/error.log"), q(dir .. "/nginx.conf"), q(dir .. "/out"))
     -- Without the secrets: init_by_lua raises, nginx exits at once.
-    local _, code = V.run("env -u LUA_PATH -u LUA_CPATH -u GATE_SESSION_SECRET -u GATE_STATE_SECRET timeout 30 " .. start:format(""):gsub("^cd / && ", ""))
+    local _, code = V.run("env -u LUA_PATH -u LUA_CPATH -u GATE_SESSION_SECRET -u GATE_STATE_SECRET timeout 30 "
+      .. start:format(""):gsub("^cd / && ", ""))
     assert.are_not.equal(0, code)
     local log = (read(dir .. "/error.log") or "") .. (read(dir .. "/out") or "")
     assert.truthy(log:find("init_by_lua error", 1, true), log)
