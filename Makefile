@@ -94,6 +94,13 @@ endif
 demo: deps all
 	$(LUA) examples/login.lua
 
+# A REPL of $(LUA) with this checkout's modules and build on its paths, the module loaded:
+# `make repl LUA=luajit` (the same LUA_PATH/LUA_CPATH as the specs).
+.PHONY: repl
+repl: all
+	@echo "eternaltwin REPL on $(LUA) (LUA_PATH and LUA_CPATH point into $(CURDIR)): eternaltwin, keys are loaded"
+	@$(LUA) -e 'eternaltwin = require("eternaltwin"); keys = require("eternaltwin.keys")' -i
+
 clean:
 	rm -rf $(BUILD)
 

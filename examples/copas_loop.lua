@@ -9,8 +9,10 @@
 -- each connection's player id with the player's name, looked up in a task; ten copas client threads
 -- ask at once, and each lookup waits 200 ms at the server first: all ten finish in about 200 ms,
 -- where blocking calls would take 2 s.
--- Run (after `make`): `lua5.1 examples/copas_loop.lua` from the repository root, or from examples/
--- (any Lua whose path finds copas and LuaSocket).
+-- Run (after `make LUA=lua5.1`, which builds build/lua5.1/eternaltwin/core.so: plain `make` builds
+-- for Lua 5.4 only): `lua5.1 examples/copas_loop.lua` from the repository root, or from examples/.
+-- Any Lua whose path finds copas and LuaSocket works, with its own build (`make LUA=luajit` for
+-- `luajit examples/copas_loop.lua`); Debian's lua-copas serves 5.1, 5.2 and LuaJIT.
 do
   local root = ((arg and arg[0] or ""):match("^(.*)[/\\][^/\\]*$") or ".") .. "/.."
   package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/?.lua;" .. package.path

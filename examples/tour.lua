@@ -1,9 +1,12 @@
 -- SPDX-License-Identifier: MIT
 -- The README's "A short tour", runnable: the lines after this preamble are the README's block, word
 -- for word (spec/61-papercuts_spec.lua checks it). Start the mock first (`bin/etwin mock &`), or set
--- ETERNALTWIN_URL; then (after `make`) `lua5.4 examples/tour.lua` from the repository root or examples/.
--- The checkout's lua/, build/ and examples/ go first on the module paths (found from this file's
--- own path), so this runs from the repository root or from examples/ without LUA_PATH.
+-- ETERNALTWIN_URL; then, after `make LUA=X` for your Lua X (plain `make` is lua5.4), run
+-- `X examples/tour.lua` (lua5.4, lua5.1, lua5.2, lua5.3 or luajit) from the repository root, or
+-- `X tour.lua` from examples/. The checkout's lua/, build/ (the build for the running Lua) and examples/ go first on
+-- the module paths (found from this file's own path), so no LUA_PATH is needed. The block alone,
+-- pasted into a file of your own, needs those paths set: see the README's "Install" (or run it with
+-- `dofile` inside `make repl LUA=X`).
 do
   local root = ((arg and arg[0] or ""):match("^(.*)[/\\][^/\\]*$") or ".") .. "/.."
   package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/?.lua;" .. package.path

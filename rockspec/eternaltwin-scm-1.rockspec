@@ -2,15 +2,24 @@ rockspec_format = "3.0"
 package = "eternaltwin"
 version = "scm-1"
 source = {
-  url = "git+https://example.invalid/eternaltwin-lua.git",
+  url = "git+https://github.com/eternaltwin-lua/eternaltwin-lua.git",
 }
 description = {
   summary = "Sign players in with Eternaltwin (OAuth 2.0) and call its API, from Lua",
   detailed = [[
-A Lua module written in C (libcurl, OpenSSL, cJSON) with a thin Lua layer: OAuth 2.0 login with
-signed state JWTs, the Eternaltwin API, and a curl-multi poller for coroutine-based async calls.]],
+Sign players in with Eternaltwin, the OAuth 2.0 provider of the community that preserves Motion
+Twin's games, and call its API from a game server, an OpenResty site, a script or a REPL. A Lua
+module written in C (libcurl, OpenSSL 3, cJSON, hiredis) with a thin Lua layer, for Lua 5.1 to 5.4
+and LuaJIT 2.1: OAuth 2.0 with signed, expiring states (HS/RS/PS/ES/EdDSA keys, key rotation), the
+Eternaltwin API and the Python package's connections and User, a curl-multi poller that runs calls
+as coroutines, nginx cosockets inside OpenResty, a login gate for nginx and single-use game
+tickets. Run-time failures return nil, err; secrets never show in a message.
+The rock also installs the `etwin` command (sign-in URLs, states, a sign-in from the terminal,
+users; `etwin mock` runs the bundled mock Eternaltwin server, given nginx and its Lua module) and
+the API reference (`luarocks doc eternaltwin`).]],
+  homepage = "https://github.com/eternaltwin-lua/eternaltwin-lua",
   license = "MIT",
-  labels = { "oauth2", "jwt", "http", "eternaltwin" },
+  labels = { "oauth2", "jwt", "http", "eternaltwin", "openresty", "gamedev" },
 }
 dependencies = {
   "lua >= 5.1, < 5.5",
@@ -72,6 +81,9 @@ build = {
   install = {
     bin = { etwin = "bin/etwin" },
   },
+  -- doc/: the API reference (LDoc's pages in a release tarball or a rock: `luarocks doc eternaltwin`);
+  -- mock/: the mock server, which the installed `etwin mock` runs from the rock's folder.
+  copy_directories = { "doc", "mock" },
 }
 test_dependencies = { "busted" }
 test = { type = "busted" }

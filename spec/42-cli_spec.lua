@@ -88,15 +88,16 @@ describe("bin/etwin", function()
         assert.are.equal(0, code, a)
         assert.are.equal("", err)
         assert.truthy(out:find("usage: etwin COMMAND", 1, true), a)
-        for _, cmd in ipairs({ "authorize-url", "state new", "state check", "token CODE", "me TOKEN", "user ID",
-                               "search", "mock" }) do
+        for _, cmd in ipairs({ "authorize-url", "state new", "state check", "token CODE", "me TOKEN", "user USER_ID",
+                               "search", "login", "mock" }) do
           assert.truthy(out:find(cmd, 1, true), cmd)
         end
       end
     end)
 
     it("prints each command's help", function()
-      for _, cmd in ipairs({ "authorize-url", "state new", "state check", "token", "me", "user", "search", "mock" }) do
+      for _, cmd in ipairs({ "authorize-url", "state new", "state check", "token", "me", "user", "search", "login",
+                             "mock" }) do
         local out, _, code = etwin(cmd .. " --help", { ETERNALTWIN_URL = false })
         assert.are.equal(0, code, cmd)
         assert.truthy(out:find("usage: etwin " .. cmd, 1, true), cmd .. ": " .. out)
@@ -130,10 +131,17 @@ describe("bin/etwin", function()
         { "search --offset 1.5", "--offset: integer" },
         { "search --json=yes", "--json takes no value" },
         { "search --limit 1 --limit 2", "--limit given twice" },
-        { "user", "missing argument" },
+        { "user", "etwin user: missing argument USER_ID" },
         { "user a b", "too many arguments" },
-        { "token", "missing argument" },
-        { "state check", "missing argument" },
+        { "token", "etwin token: missing argument CODE" },
+        { "state check", "etwin state check: missing argument STATE" },
+        { "search --limt 3", "etwin search: unknown flag --limt (did you mean --limit?)" },
+        { "search --ofset=3", "unknown flag --ofset (did you mean --offset?)" },
+        { "user --jsno x", "unknown flag --jsno (did you mean --json?)" },
+        { "authorize-url --expiraton 5", "unknown flag --expiraton (did you mean --expiration?)" },
+        { "search --zzzzzz", "unknown flag --zzzzzz\n" },
+        { "mock --url http://x/", "etwin mock: unknown flag --url" },
+        { "mock --json", "etwin mock: unknown flag --json" },
         { "state new --expiration soon", "--expiration" },
         { "state check x --leeway -3", "--leeway" },
         { "mock --port 70000", "--port: integer from 0 to 65535" },
@@ -144,9 +152,24 @@ describe("bin/etwin", function()
         local out, err, code = etwin(case[1])
         assert.are.equal(2, code, case[1])
         assert.are.equal("", out, case[1])
-        assert.truthy(err:find("etwin: ", 1, true), case[1])
+        assert.truthy(err:find("^etwin[%w %-]*: "), case[1])
         assert.truthy(err:find(case[2], 1, true), case[1] .. " => " .. err)
         assert.truthy(err:find("see: etwin", 1, true), case[1])
+        -- A mistake within a command shows that command's usage line.
+        local name = err:match("^etwin ([%w %-]+): ")
+        if name and name ~= "state" then
+          assert.truthy(err:find("\nusage: etwin " .. name, 1, true), case[1] .. " => " .. err)
+        end
+      end
+    end)
+
+    it("mock --help lists only what the mock takes", function()
+      local out, _, code = etwin("mock --help")
+      assert.are.equal(0, code)
+      for _, flag in ipairs({ "--port", "--tls-port", "--config" }) do assert.truthy(out:find(flag, 1, true), flag) end
+      for _, flag in ipairs({ "--url", "--client-id", "--client-secret", "--redirect-uri", "--state-key", "--timeout",
+                              "--json" }) do
+        assert.falsy(out:find(flag, 1, true), flag)
       end
     end)
 

@@ -36,7 +36,7 @@ done
 # 2. The rockspec builds and installs (from a copy, so the tree stays clean), and the module loads
 #    in a fresh interpreter whose paths point only into the installed tree.
 tree=$(mktemp -d); src=$(mktemp -d)
-cp -r csrc lua rockspec bin "$src"/
+cp -r csrc lua rockspec bin doc mock "$src"/   # doc/ and mock/: the rockspec's copy_directories
 if (cd "$src" && luarocks --lua-version="$LV" make --tree "$tree" rockspec/eternaltwin-scm-1.rockspec) >"$log" 2>&1 &&
    TREE="$tree" LUA_PATH="$tree/share/lua/$LV/?.lua;$tree/share/lua/$LV/?/init.lua" \
    LUA_CPATH="$tree/lib/lua/$LV/?.so" "$LUA" -e '

@@ -11,7 +11,24 @@
 -- raise. Methods take a colon: `client:get(...)`, `client.users:me(...)`.
 -- @module eternaltwin
 
-local core = require("eternaltwin.core")
+-- The C core. A core.so built for another Lua (LuaJIT loading the 5.4 build: `undefined symbol:
+-- lua_rotate`) or not built at all: keep the loader's error and name the build to make.
+local core
+do
+  local ok, mod = pcall(require, "eternaltwin.core")
+  if not ok then
+    local jit_ = rawget(_G, "jit")
+    local name = type(jit_) == "table" and "luajit" or "lua" .. _VERSION:match("%d+%.%d+")
+    local dir = name == "lua5.4" and "build/" or "build/" .. name .. "/"
+    error(string.format("%s\neternaltwin: its C core (eternaltwin.core) did not load in %s. A core.so built for "
+      .. "another Lua fails this way (undefined symbol): from a checkout, build it for this interpreter with "
+      .. "`make LUA=%s` (it lands in %seternaltwin/core.so: put %s?.so on LUA_CPATH, or use `make repl LUA=%s`); "
+      .. "with luarocks, install the rock for this Lua (`luarocks --lua-version=%s install ...`).",
+      tostring(mod), type(jit_) == "table" and jit_.version or _VERSION, name, dir, dir, name,
+      name == "luajit" and "5.1" or name:sub(4)), 0)
+  end
+  core = mod
+end
 local errors = require("eternaltwin.errors")
 local keys = require("eternaltwin.keys")
 local check = require("eternaltwin.check")
@@ -150,10 +167,12 @@ local OPTION_TYPES = {
 --- Creates a client.
 -- `eternaltwin.new(client_id, client_secret, redirect_uri, state_key [, opts])` or
 -- `eternaltwin.new(opts)` with the four inside `opts`.
--- @tparam string|table client_id the OAuth client id, or every option in one table
--- @tparam[opt] string client_secret the OAuth client secret (never shown)
--- @tparam[opt] string redirect_uri the app's callback URL, as registered with Eternaltwin
--- @tparam[opt] key state_key signs and checks states (see `options`)
+-- In the first form the four are required; in the second `opts` holds them (`client_id`,
+-- `client_secret`, `redirect_uri`, `state_key`) and no other argument is given.
+-- @tparam string|table client_id the OAuth client id (required), or every option in one table
+-- @tparam string client_secret the OAuth client secret (required; never shown)
+-- @tparam string redirect_uri the app's callback URL, as registered with Eternaltwin (required)
+-- @tparam key state_key signs and checks states (required; see `options`)
 -- @tparam[opt] table opts further `options`
 -- @treturn Client
 -- @raise on a missing, unknown or ill-typed option
