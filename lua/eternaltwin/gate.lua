@@ -95,6 +95,8 @@ end
 -- `check_and_add`, `get`, `set`, `delete`, such as a RedisStore) holds single-use marks, revocation
 -- marks and, with `sessions = "server"`, the session records; `shared_dict` is then optional.
 -- See doc/gate-fourth-round.md.
+-- @tparam table opts the options above
+-- @treturn Gate
 function M.new(opts)
   ngx_api()
   if type(opts) ~= "table" then argfail("options table expected") end
@@ -312,6 +314,7 @@ end
 -- without a live session; `nil, message` when the store could not be read. With cookie sessions and
 -- no `store`, needs no cosocket (works in the header filter); otherwise it reads the store (cached
 -- for `cache_ttl`).
+-- @treturn[opt] table the user, or nil (and a message when the store failed)
 function Gate:user()
   local user, err = current(self)
   if err then user = nil end
@@ -417,9 +420,11 @@ function Gate:unban(user_id)
   return session.unban(self, user_id)
 end
 
---- A game ticket for the signed-in user: JSON `{ "ticket": ..., "expires_in": ... }` (GET or POST),
+--- A game ticket for the signed-in user, as JSON `{ "ticket": T, "expires_in": N }` (GET or POST),
 -- 401 JSON without a session. `opts.audience` / `opts.ttl` override `ticket_audience` / `ticket_ttl`.
 -- Signed with the client's `ticket_key`, never its state key (without one, this raises).
+-- @tparam[opt] table opts `audience` (default: the gate's `ticket_audience`), `ttl` (seconds, default:
+-- `ticket_ttl`)
 function Gate:ticket(opts)
   local audience = opts and opts.audience or self.ticket_audience
   local ttl = opts and opts.ttl or self.ticket_ttl
