@@ -79,11 +79,11 @@ test-c-%: $(BUILD)/test_%
 	$(BUILD)/test_$*
 
 # Everything: C core tests, the rockspec install, the busted specs (which start the mock).
-# Ends with `tests: N passed, N failed`. Extra busted arguments: make test SPECS="spec/2*"
+# Ends with `tests: N passed, N failed`. Extra busted arguments: make test SPECS="spec/http*"
 test: deps all $(C_TEST_BIN) nginx-module
 	@LUA=$(LUA) tools/run-tests.sh $(SPECS)
 
-# The OpenResty specs (spec/80-openresty_spec.lua) run inside nginx, whose Lua is LuaJIT whatever
+# The OpenResty specs (spec/transport_cosocket_spec.lua) run inside nginx, whose Lua is LuaJIT whatever
 # LUA is: they need the LuaJIT build (build/luajit) as well.
 .PHONY: nginx-module
 nginx-module:

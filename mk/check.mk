@@ -22,8 +22,8 @@ SAN_ENV       = ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_check
                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 VALGRIND      = valgrind --quiet --error-exitcode=97 --leak-check=full --errors-for-leak-kinds=definite \
                 --show-leak-kinds=definite --track-origins=no --num-callers=30
-CORE_SPECS    = spec/01-util_spec.lua spec/02-json_spec.lua spec/03-core_keys_spec.lua \
-                spec/10-core_http_spec.lua spec/11-core_resp_spec.lua
+CORE_SPECS    = spec/core_util_spec.lua spec/core_json_spec.lua spec/core_keys_spec.lua \
+                spec/core_http_spec.lua spec/core_resp_spec.lua spec/core_aead_spec.lua
 
 .PHONY: deps-check check check-asan-compat check-asan-build check-asan check-valgrind fuzz fuzz-ci fuzz-build
 
@@ -61,7 +61,8 @@ check-valgrind: deps-check all $(C_TEST_BIN)
 # The compatibility paths of csrc/et_compat.h that only 5.1 and 5.2 take (boxed user values, the
 # sized result buffer, strict integer checks): the core, client and poller specs under ASan+UBSan on
 # a 5.1 and a 5.2 build too.
-COMPAT_SPECS = $(CORE_SPECS) spec/2*_spec.lua spec/30-poller_spec.lua
+COMPAT_SPECS = $(CORE_SPECS) spec/client_spec.lua spec/state_spec.lua spec/http_spec.lua spec/oauth_spec.lua \
+               spec/keys_spec.lua spec/poller_spec.lua
 check-asan-compat:
 	@for v in lua5.1 lua5.2; do \
 	  $(MAKE) --no-print-directory LUA=$$v check-asan ASAN_BUILD=$(ASAN_BUILD)/$$v CHECK_SPECS="$(COMPAT_SPECS)" || exit 1; \

@@ -9,7 +9,7 @@
 #               its source.
 #
 # VERSION comes from _VERSION in lua/eternaltwin/init.lua; dist refuses to run when the versioned
-# rockspec or the CHANGELOG entry for it is missing (spec/60-release_spec.lua checks they agree).
+# rockspec or the CHANGELOG entry for it is missing (spec/release_spec.lua checks they agree).
 # The pages are built as `make docs` builds them, but an LDoc warning is shown, not fatal here
 # (`make docs`, in CI, fails on it); no pages at all fails.
 

@@ -1,79 +1,240 @@
--- eternaltwin.http: the redirect policy, followed in Lua above the transport seam (no libcurl session
--- follows on its own), against the mock.
+-- client:get/post/request, Response, errors of every transport failure, against the mock over loopback.
 local eternaltwin = require("eternaltwin")
+local core = require("eternaltwin.core")
 local mock = require("spec.support.mock")
 local fixtures = require("spec.support.fixtures")
 
+local SECRET = "client-secret-never-shown"
+
 local function client(opts)
-  return fixtures.client(opts)
+  local o = { client_secret = SECRET }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return fixtures.client(o)
 end
 
-describe("eternaltwin.http redirects", function()
-  it("are followed by the Lua loop, with the final URL in res.url", function()
-    local c = client({ allow_redirects = true })
-    local res = assert(c:get("_mock/redirect-chain/3"))
-    assert.are.equal(200, res.status_code)
-    assert.are.equal(c.url .. "_mock/redirect-chain/0", res.url)
-    assert.are.same({ redirects = 0 }, res:json())
-    -- The libcurl session itself never follows: it hands the 302 back.
-    local conn = require("eternaltwin.http").private[c]
-    assert.are.equal(302, (require("eternaltwin.transport_easy").send(conn, "GET", c.url .. "_mock/redirect-chain/1")))
+local function echo(c, method, opts)
+  local res = assert(c:request(method, "_mock/echo", opts))
+  return assert(res:json()), res
+end
+
+describe("HTTP helpers", function()
+  local c
+  setup(function() c = client() end)
+
+  it("GETs with encoded params: sorted names, repeated arrays, booleans, numbers", function()
+    local e = echo(c, "GET", { params = { q = "a b&c", n = 20, f = 1.5, on = true, off = false,
+                                          tag = { "x", "y/z" } } })
+    assert.are.equal("GET", e.method)
+    assert.are.equal("/_mock/echo", e.path)
+    assert.are.equal("f=1.5&n=20&off=false&on=true&q=a+b%26c&tag=x&tag=y%2Fz", e.query)
   end)
 
-  it("keep each status's method and stop at max_redirects with libcurl's message", function()
-    local c = client({ allow_redirects = true, max_redirects = 2 })
-    for _, status in ipairs({ 301, 302, 303, 307, 308 }) do
-      local res = assert(c:get("_mock/redirect", { params = { to = "/_mock/echo", status = status } }))
-      assert.are.equal("GET", res:json().method)
-      assert.are.equal(c.url .. "_mock/echo", res.url)
+  it("keeps the order of params given as pairs, after an existing query", function()
+    local res = assert(c:get("_mock/echo?z=1", { params = { { "b", "2" }, { "a", "1" } } }))
+    assert.are.equal("z=1&b=2&a=1", res:json().query)
+  end)
+
+  it("sends headers and a bearer token, unless an Authorization header is given", function()
+    local e = echo(c, "GET", { headers = { ["X-Thing"] = "v1" }, token = "tok-123" })
+    assert.are.equal("v1", e.headers["x-thing"])
+    assert.are.equal("Bearer tok-123", e.headers["authorization"])
+    local tok = eternaltwin.Token{ access_token = "tok-456", expires_in = 3600, token_type = "Bearer" }
+    assert.are.equal("Bearer tok-456", echo(c, "GET", { token = tok }).headers["authorization"])
+    local e2 = echo(c, "GET", { token = tok, headers = { authorization = "Basic abc" } })
+    assert.are.equal("Basic abc", e2.headers["authorization"])
+  end)
+
+  it("POSTs JSON, a raw string and a form", function()
+    local e = echo(c, "POST", { json = { a = 1, b = { "x", eternaltwin.null } } })
+    assert.are.equal("POST", e.method)
+    assert.are.equal("application/json", e.headers["content-type"])
+    assert.are.same({ a = 1, b = { "x", eternaltwin.null } }, core.json_decode(e.body))
+    assert.are.equal("raw\1bytes\127", echo(c, "POST", { data = "raw\1bytes\127" }).body)
+    local f = echo(c, "POST", { data = { x = "1 2", y = "é" } })
+    assert.are.equal("application/x-www-form-urlencoded", f.headers["content-type"])
+    assert.are.equal("x=1+2&y=%C3%A9", f.body)
+  end)
+
+  it("supports the other methods", function()
+    for _, m in ipairs({ "PUT", "DELETE", "PATCH", "OPTIONS" }) do
+      assert.are.equal(m, echo(c, m:lower()).method)
     end
-    assert.are.equal(200, assert(c:get("_mock/redirect-chain/2")).status_code)
-    local _, err = c:get("_mock/redirect-chain/3")
-    assert.are.equal("TransportError", err.kind)
-    assert.are.equal("redirects", err.code)
-    assert.truthy(err.message:find("Maximum (2) redirects followed", 1, true), err.message)
-    assert.truthy(err.message:find("^GET " .. c.url .. "_mock/redirect%-chain/3"), err.message)
+    local res = assert(c:request("HEAD", "_mock/echo"))
+    assert.are.equal(200, res.status_code)
+    assert.are.equal("", res.content)
   end)
 
-  it("refuse another scheme (code url), and are not followed unless allowed", function()
-    local _, err = client({ allow_redirects = true }):get("_mock/redirect", { params = { to = "ftp://x/y" } })
-    assert.are.equal("url", err.code)
-    local _, err2 = client({ allow_redirects = true }):get("_mock/redirect", { params = { to = "file:///etc/passwd" } })
-    assert.are.equal("url", err2.code)
-    local res = assert(client():get("_mock/redirect", { params = { to = "/_mock/echo" }, raise_on_error = false }))
-    assert.are.equal(302, res.status_code)
-    assert.are.equal("/_mock/echo", res.headers.location)
+  it("returns a Response with lower-case headers and joined repeats", function()
+    local res = assert(c:get("_mock/repeat-header"))
+    assert.are.equal(200, res.status_code)
+    assert.are.equal("<Response [200]>", tostring(res))
+    assert.are.equal("a, b", res.headers["x-multi"])
+    assert.are.equal("a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT\nb=2", res.headers["set-cookie"])
+    assert.are.equal(mock.get().url .. "_mock/repeat-header", res.url)
   end)
 
-  it("keep Authorization on the same origin and drop it on another", function()
-    local m = mock.get()
-    local c = client({ allow_redirects = true, ca_file = m.cert })
-    local same = assert(c:get("_mock/redirect", { params = { to = "/_mock/echo" }, token = "tok" }))
-    assert.are.equal("Bearer tok", same:json().headers.authorization)
-    local away = assert(c:get("_mock/redirect", { params = { to = m.tls_url .. "_mock/echo" }, token = "tok",
-                                                   headers = { Cookie = "a=1", ["X-Keep"] = "k" } }))
-    assert.are.equal(m.tls_url .. "_mock/echo", away.url)
-    local h = away:json().headers
-    assert.is_nil(h.authorization)
-    assert.is_nil(h.cookie)
-    assert.are.equal("k", h["x-keep"])
-  end)
-
-  it("are never followed by the code exchange", function()
-    local c = client({ url = mock.get().url .. "_mock/redirect-chain/1/", allow_redirects = true })
-    local tok, err = c:token("code")
-    assert.is_nil(tok)
-    assert.is_not_nil(err)
-    assert.are_not.equal("redirects", err.code)
-  end)
-
-  it("follow inside a poller task too", function()
-    local c = client({ allow_redirects = true })
+  it("builds the headers table when first read, then keeps it as a plain field", function()
+    local res = assert(c:get("_mock/repeat-header"))
+    assert.is_nil(rawget(res, "headers"))
+    local h = res.headers
+    assert.are.equal("table", type(h))
+    assert.are.equal(h, rawget(res, "headers"))
+    assert.is_nil(rawget(res, "_headers"))
+    assert.are.equal(h, res.headers)
+    assert.are.equal("a, b", h["x-multi"])
+    assert.is_function(res.json)
+    assert.is_nil(res.no_such_field)
+    local fields = {}
+    for k in pairs(res) do fields[#fields + 1] = k end
+    table.sort(fields)
+    assert.are.same({ "content", "headers", "status_code", "url" }, fields)
+    -- Inside a poller task too.
     local p = eternaltwin.poller()
-    local t = p:spawn(function() return c:get("_mock/redirect-chain/2") end)
-    p:run(10)
-    local res = assert(t:wait())
-    assert.are.equal(c.url .. "_mock/redirect-chain/0", res.url)
-    p:close()
+    local t = p:spawn(function() return assert(c:get("_mock/repeat-header")).headers["x-multi"] end)
+    p:run()
+    assert.are.equal("a, b", (t:wait()))
+  end)
+
+  it("gives RequestError for a status >= 300, or the Response when asked", function()
+    local res, err = c:get("api/v1/nowhere")
+    assert.is_nil(res)
+    assert.are.equal("RequestError", err.kind)
+    assert.are.equal(404, err.status_code)
+    assert.are.equal(404, err.response.status_code)
+    assert.truthy(err.url:find("api/v1/nowhere", 1, true))
+    assert.truthy(tostring(err):find("HTTP 404 from GET", 1, true))
+    assert.truthy(tostring(err):find("NotFound", 1, true))
+    local r2 = assert(c:get("api/v1/nowhere", { raise_on_error = false }))
+    assert.are.equal(404, r2.status_code)
+    assert.are.same({ error = "NotFound" }, r2:json())
+  end)
+
+  it("gives DecodeError for invalid JSON", function()
+    local res = assert(c:get("_mock/badjson"))
+    local v, err = res:json()
+    assert.is_nil(v)
+    assert.are.equal("DecodeError", err.kind)
+    assert.truthy(err.message:find("not valid JSON", 1, true))
+  end)
+
+  it("raises on argument mistakes", function()
+    assert.has_error(function() c:get(42) end)
+    assert.has_error(function() c:get("x", { parms = {} }) end)
+    assert.has_error(function() c:get("x", { headers = { ["X"] = "a\r\nInjected: 1" } }) end)
+    assert.has_error(function() c:get("x", { headers = { ["Bad Name"] = "v" } }) end)
+    assert.has_error(function() c:get("x", { token = 12 }) end)
+    assert.has_error(function() c:post("x", { json = {}, data = "" }) end)
+    assert.has_error(function() c:post("x", { json = { f = print } }) end)
+    assert.has_error(function() c:get("x", { params = { q = {} , [1] = "a" } }) end)
+  end)
+
+  it("reuses one connection across calls", function()
+    local first = echo(c, "GET")
+    local second = echo(c, "GET")
+    assert.are.equal(first.connection, second.connection)
+  end)
+end)
+
+describe("transport failures", function()
+  it("reports a refused connection", function()
+    local res, err = client{ url = "http://127.0.0.1:1/" }:get("x")
+    assert.is_nil(res)
+    assert.are.equal("TransportError", err.kind)
+    assert.are.equal("connect", err.code)
+    assert.is_true(err.retryable)
+  end)
+
+  it("reports a name that does not resolve", function()
+    local _, err = client{ url = "http://no-such-host.invalid/" }:get("x")
+    assert.are.equal("TransportError", err.kind)
+    assert.are.equal("resolve", err.code)
+  end)
+
+  it("times out within the timeout plus half a second", function()
+    local c = client{ timeout = 0.5 }
+    local t0 = core.monotime()
+    local _, err = c:get("_mock/delay", { params = { ms = 3000 } })
+    local took = core.monotime() - t0
+    assert.are.equal("timeout", err.code)
+    assert.is_true(took < 1.0, "took " .. took)
+  end)
+
+  it("bounds the body, inclusively", function()
+    local c = client{ max_body_size = 1000 }
+    assert.are.equal(1000, #assert(c:get("_mock/bytes/1000")).content)
+    local _, err = c:get("_mock/bytes/1001")
+    assert.are.equal("too_large", err.code)
+    local _, err2 = c:get("_mock/bytes/5000", { params = { chunked = 1 } })
+    assert.are.equal("too_large", err2.code)
+    assert.are.equal(1000, #assert(c:get("_mock/bytes/1000", { params = { chunked = 1 } })).content)
+  end)
+
+  it("defaults to a 16 MiB body limit", function()
+    local res = assert(client():get("_mock/bytes/" .. 16 * 1024 * 1024))
+    assert.are.equal(16 * 1024 * 1024, #res.content)
+    local _, err = client():get("_mock/bytes/" .. 16 * 1024 * 1024 + 1)
+    assert.are.equal("too_large", err.code)
+  end)
+
+  it("reports a reset connection", function()
+    local _, err = client():get("_mock/reset-connection")
+    assert.are.equal("TransportError", err.kind)
+    assert.truthy(err.code == "empty_reply" or err.code == "reset", err.code)
+    local _, err2 = client():get("_mock/reset-connection", { params = { after = 100 } })
+    assert.are.equal("reset", err2.code)
+  end)
+
+  it("does not follow redirects unless allowed, and stops loops", function()
+    local _, err = client():get("_mock/redirect-chain/2")
+    assert.are.equal(302, err.status_code)
+    local res = assert(client{ allow_redirects = true }:get("_mock/redirect-chain/2"))
+    assert.are.same({ redirects = 0 }, res:json())
+    local _, loop = client{ allow_redirects = true }:get("_mock/redirect-loop")
+    assert.are.equal("redirects", loop.code)
+  end)
+
+  describe("over TLS", function()
+    it("fails verification of a self-signed certificate", function()
+      local _, err = client{ url = mock.get().tls_url }:get("_mock/echo")
+      assert.are.equal("TransportError", err.kind)
+      assert.are.equal("tls", err.code)
+      assert.is_false(err.retryable)
+    end)
+
+    it("trusts it with ca_file, or with verify_ssl = false", function()
+      assert.are.equal(200, assert(client{ url = mock.get().tls_url, ca_file = mock.get().cert }
+        :get("_mock/echo")).status_code)
+      assert.are.equal(200, assert(client{ url = mock.get().tls_url, verify_ssl = false }
+        :get("_mock/echo")).status_code)
+    end)
+  end)
+end)
+
+describe("retries", function()
+  it("retries idempotent requests on 503 and stops after the allowed count", function()
+    local c = client{ retries = 2, retry_max_wait = 0.05 }
+    local before = assert(client():get("_mock/stats")):json().requests
+    local _, err = c:get("_mock/status/503", { params = { retry_after = 0 } })
+    assert.are.equal(503, err.status_code)
+    assert.is_true(err.retryable)
+    local after = assert(client():get("_mock/stats")):json().requests
+    assert.are.equal(3, after - before - 1)
+  end)
+
+  it("never retries a POST", function()
+    local c = client{ retries = 3, retry_max_wait = 0.05 }
+    local before = assert(client():get("_mock/stats")):json().requests
+    local _, err = c:post("_mock/status/503")
+    assert.are.equal(503, err.status_code)
+    local after = assert(client():get("_mock/stats")):json().requests
+    assert.are.equal(1, after - before - 1)
+  end)
+
+  it("reads Retry-After in both forms", function()
+    assert.are.equal(7, eternaltwin._retry_after("7"))
+    local date = os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time() + 30)
+    local w = eternaltwin._retry_after(date)
+    assert.is_true(w >= 28 and w <= 31, tostring(w))
+    assert.is_nil(eternaltwin._retry_after("soon"))
   end)
 end)

@@ -57,7 +57,7 @@ local function argfail(what, level)
   error("bad argument to 'gate.new' (" .. what .. ")", (level or 1) + 2)
 end
 
--- What specs reach (spec/81-gate_spec.lua).
+-- What specs reach (spec/gate_spec.lua).
 M._local_path, M._kept_return, M._valid_id, M._valid_name = local_path, kept_return, valid_id, valid_name
 
 local function ngx_api()

@@ -218,7 +218,7 @@ function M.ldoc()
     out[#out + 1] = line
   end
   -- The names and types as code too (what the client's __newindex refuses to change, and what
-  -- spec/60 reads to find every option in the reference).
+  -- spec/release_spec.lua reads to find every option in the reference).
   out[#out + 1] = ""
   out[#out + 1] = "local OPTION_TYPES = {"
   local row = " "

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """One end-to-end sign-in through the Eternaltwin gate in a real headless Chromium (Debian's chromium,
-chromium-driver and python3-selenium), driven by spec/82-browser_spec.lua.
+chromium-driver and python3-selenium), driven by spec/gate_browser_spec.lua.
 
     /usr/bin/python3 spec/support/browser_signin.py SITE_URL MOCK_URL [SCREENSHOT_DIR]
 

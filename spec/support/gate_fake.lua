@@ -1,6 +1,6 @@
 -- SPDX-License-Identifier: MIT
 -- Extra gates and a hostile "Eternaltwin" served by the demo site itself, for the gate's security
--- specs (spec/83-gate_security_spec.lua). Loaded inside nginx by spec/support/gate-site.conf.
+-- specs (spec/gate_security_spec.lua). Loaded inside nginx by spec/support/gate-site.conf.
 --
 -- The hostile Eternaltwin lives under /_fake/: `POST /_fake/oauth/token` accepts any code but one
 -- starting with "junk" (400 invalid_grant) and answers it back as the access token;
@@ -14,7 +14,7 @@
 --   budget    hostile, with a sign-in budget of 2 per account
 --   other     another client id, the site's cookie name and session secret
 --   renamed   the site's own client, under another cookie name
--- Gates with a store (spec/84-gate_store_spec.lua), all the site's client id at the mock, sharing one
+-- Gates with a store (spec/gate_store_spec.lua), all the site's client id at the mock, sharing one
 -- store (spec/support/gate_store.lua: the shared dict through the store interface; a RedisStore
 -- when GATE_SPEC_REDIS_URL is set and eternaltwin.RedisStore exists):
 --   nodea, nodeb   server sessions under one cookie name: two nodes of one site (own caches)

@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- A hostile HTTP server for spec/53-hardening_spec.lua: raw responses the nginx mock cannot send
+-- A hostile HTTP server for spec/hardening_spec.lua: raw responses the nginx mock cannot send
 -- (header lines that look like status lines, a 2 MiB header line, 20,000 headers, a redirecting
 -- token endpoint, absurd token fields). One connection at a time, `Connection: close` always.
 --

@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- A hostile Eternaltwin for spec/43-cli_terminal_spec.lua: every user it returns has terminal
+-- A hostile Eternaltwin for spec/cli_terminal_spec.lua: every user it returns has terminal
 -- control sequences in its display name, id and token fields (ESC, BEL, CR, LF, DEL, C1 controls in UTF-8
 -- and as raw bytes, a bidi override). One connection at a time, `Connection: close` always.
 --

@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- For the specs that check our tokens against PyJWT's (spec/24 states, spec/70 tickets): a private
+-- For the specs that check our tokens against PyJWT's (spec/keys_spec.lua states, spec/tickets_spec.lua tickets): a private
 -- temporary directory of key files made with openssl (RSA 2048, EC P-256 and P-384, Ed25519) and
 -- an HS256 secret, one key pair per algorithm to go through, and a runner for Python scripts.
 local keys = require("eternaltwin.keys")

@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- The soak of spec/52-soak_spec.lua, run in a fresh Lua process (so that its file descriptors and RSS
+-- The soak of spec/soak_spec.lua, run in a fresh Lua process (so that its file descriptors and RSS
 -- are its own): `lua -e '...' spec/support/soak.lua URL TOTAL`. Prints one line of results.
 local V = require("spec.support.compat")
 local eternaltwin = require("eternaltwin")

@@ -95,7 +95,7 @@ describe("release", function()
     local top = "eternaltwin-" .. VERSION .. "/"
     for _, f in ipairs({ "LICENSE", "CHANGELOG.md", "README.md", "Makefile", "config.ld",
                          "rockspec/eternaltwin-" .. VERSION .. "-1.rockspec", "lua/eternaltwin/init.lua",
-                         "csrc/l_core.c", "bin/etwin", "mock/etwin-mock", "spec/60-release_spec.lua" }) do
+                         "csrc/l_core.c", "bin/etwin", "mock/etwin-mock", "spec/release_spec.lua" }) do
       assert.is_true(files[top .. f] ~= nil, f .. " missing from the tarball")
     end
     for f in pairs(files) do

@@ -194,7 +194,7 @@ describe("eternaltwin.gate in nginx", function()
     end)
 
     it("takes Secure from the redirect_uri's scheme, not the request's (secure = nil)", function()
-      -- This site's redirect_uri is http: no Secure even when asked over TLS (spec/83 has an https gate).
+      -- This site's redirect_uri is http: no Secure even when asked over TLS (spec/gate_security_spec.lua has an https gate).
       local b = gate_site.browser(tls_dir .. "/cert.pem")
       local status, _, _, set = b:get(("https://127.0.0.1:%d/private"):format(tls_port))
       assert.are.equal(302, status)
@@ -482,7 +482,7 @@ describe("eternaltwin.gate in nginx", function()
   end)
 
   describe("logout()", function()
-    -- Fourth round: a GET shows a sign-out button; only a POST from this site signs out (spec/83
+    -- Fourth round: a GET shows a sign-out button; only a POST from this site signs out (spec/gate_security_spec.lua
     -- has the cross-site cases).
     it("shows a sign-out button on GET, signs out on a same-origin POST; other methods get 405", function()
       local b = gate_site.browser()
