@@ -94,7 +94,7 @@ end
 -- otherwise (browsers refuse a `__Host-` cookie without Secure). `store` (an object with
 -- `check_and_add`, `get`, `set`, `delete`, such as a RedisStore) holds single-use marks, revocation
 -- marks and, with `sessions = "server"`, the session records; `shared_dict` is then optional.
--- See doc/gate-fourth-round.md.
+-- See the README, "Gate, fourth round".
 -- @tparam table opts the options above
 -- @treturn Gate
 function M.new(opts)
