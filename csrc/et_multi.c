@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "et_fork.h"
 #include "et_multi.h"
 
 double et_mono_now(void)
@@ -245,7 +246,7 @@ void et_multi_socket(const et_multi_t *m, size_t i, int *fd, int *rd, int *wr)
 void et_multi_init(et_multi_t *m)
 {
     memset(m, 0, sizeof *m);
-    m->pid = getpid();
+    m->fork_gen = et_fork_register();
 }
 
 static void multi_config(et_multi_t *m)
@@ -327,7 +328,7 @@ int et_multi_close(et_multi_t *m)
     int i;
     if (!m->cm)
         return 0;
-    if (m->pid != getpid()) {
+    if (m->fork_gen != et_fork_now()) {
         /* Made before a fork: the handles and connections are the parent's; abandon them. */
         multi_abandon(m);
         m->cm = NULL;
@@ -361,9 +362,9 @@ int et_multi_close(et_multi_t *m)
 
 int et_multi_forked(et_multi_t *m)
 {
-    if (m->pid == getpid())
+    if (m->fork_gen == et_fork_now())
         return 0;
-    m->pid = getpid();
+    m->fork_gen = et_fork_now();
     multi_abandon(m);
     m->cm = curl_multi_init();
     if (!m->cm)

@@ -73,7 +73,7 @@ struct et_multi {
     int nfree, freecap, nslots;
     et_mxfer_t *inflight;       /* doubly linked list of in-flight transfers */
     long max_connections;       /* CURLMOPT_MAX_TOTAL_CONNECTIONS; 0 no bound */
-    pid_t pid;                  /* the process that opened it */
+    unsigned long fork_gen;     /* the fork generation that opened it (et_fork.h) */
     CURLMcode mc;               /* the failed call's code (ET_EMULTI) */
 };
 

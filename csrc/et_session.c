@@ -1,14 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* A blocking session over one easy handle (see et_session.h). */
-#include <unistd.h>
-
+#include "et_fork.h"
 #include "et_session.h"
 
 void et_session_init(et_session_t *s)
 {
     et_xfer_init(&s->x);
     s->opts = NULL;
-    s->pid = getpid();
+    s->fork_gen = et_fork_register();
     s->requests = s->connections = 0;
 }
 
@@ -27,7 +26,7 @@ int et_session_open(et_session_t *s, et_http_opts_t *o)
 void et_session_free(et_session_t *s)
 {
     CURL *easy = et_xfer_release(&s->x);
-    if (easy && s->pid == getpid())             /* else the parent's (fork): abandoned */
+    if (easy && s->fork_gen == et_fork_now())             /* else the parent's (fork): abandoned */
         curl_easy_cleanup(easy);
     et_http_opts_unref(s->opts);
     s->opts = NULL;
@@ -36,9 +35,9 @@ void et_session_free(et_session_t *s)
 int et_session_forked(et_session_t *s)
 {
     CURL *easy;
-    if (s->pid == getpid())
+    if (s->fork_gen == et_fork_now())
         return ET_OK;
-    s->pid = getpid();
+    s->fork_gen = et_fork_now();
     (void)et_xfer_detach(&s->x);                /* abandoned, never freed in this process */
     et_xfer_reset_result(&s->x);
     easy = curl_easy_init();

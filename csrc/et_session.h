@@ -18,7 +18,7 @@
 typedef struct et_session {
     et_xfer_t x;
     et_http_opts_t *opts;       /* shared with the session's transfers in flight (refs) */
-    pid_t pid;                  /* the process that opened the handle (see et_session_forked) */
+    unsigned long fork_gen;     /* the fork generation that opened the handle (et_fork.h) */
     long long requests, connections;
 } et_session_t;
 

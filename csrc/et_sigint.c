@@ -1,17 +1,169 @@
 /* SPDX-License-Identifier: MIT */
-/* Ctrl-C during a blocking transfer (et_xfer_perform_blocking, see et_xfer.h): for the call only,
- * a SIGINT handler of ours sets a flag that a progress callback turns into an abort. */
+/* Ctrl-C during a blocking transfer (et_xfer_perform_blocking, see et_xfer.h).
+ *
+ * A SIGINT handler of ours is installed once, by the first blocking transfer (never over SIG_IGN),
+ * and chains: every SIGINT goes on to the handler it replaced, called with the same arguments; while
+ * a blocking transfer is in progress it also bumps a counter that the transfer's progress callback
+ * turns into an abort. When what it replaced is SIG_DFL and a transfer is in progress, the default
+ * action waits for the transfer's end (SIG_DFL is put back and the signal raised then).
+ *
+ * Hosts replace SIGINT handlers later (lua.c sets its own before each chunk and SIG_DFL after), so a
+ * blocking call re-verifies, at most once per second of CLOCK_MONOTONIC (a vDSO call, no system
+ * call), that ours is still the one installed, and if not installs it again over (chained to)
+ * whatever is there. Nothing is ever restored over a handler someone else installed: the steady
+ * state costs no system call per request. When the module is unloaded, the handler ours chains to is
+ * put back if ours is still the installed one. */
+#define _XOPEN_SOURCE 700               /* SA_RESTART, SA_ONSTACK */
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "et_xfer.h"
 
-static volatile sig_atomic_t sigint_seen;
+#define RECHECK_NS 1000000000LL         /* at most one sigaction(2) look per second */
 
-static void on_sigint(int sig)
+static atomic_int active;               /* blocking transfers in progress (all threads) */
+static atomic_uint sigint_gen;          /* SIGINTs seen while a transfer was in progress */
+static atomic_int dfl_pending;          /* a SIGINT whose default action waits for a transfer's end */
+static atomic_int ours_in;              /* ours was installed at the last look */
+static atomic_llong next_check;         /* monotonic ns of the next look */
+/* The handler ours chains to. Two slots written alternately (under the lock) and published by
+ * prev_idx, so that a signal arriving during an update reads a whole one; slot 2 is SIG_DFL (what a
+ * handler with SA_RESETHAND leaves after its one call). */
+static struct sigaction prev_slot[3];
+static atomic_int prev_idx = 2;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void on_sigint(int sig, siginfo_t *info, void *uc);
+
+static int is_ours(const struct sigaction *sa)
 {
-    (void)sig;
-    sigint_seen = 1;
+    return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == on_sigint;
+}
+
+static int is_ign(const struct sigaction *sa)
+{
+    return !(sa->sa_flags & SA_SIGINFO) && sa->sa_handler == SIG_IGN;
+}
+
+/* SIG_DFL back (only over ours), then the signal again: the process ends as it would have. */
+static void default_action(void)
+{
+    struct sigaction cur, dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    if (sigaction(SIGINT, NULL, &cur) == 0 && is_ours(&cur)) {
+        atomic_store(&ours_in, 0);
+        sigaction(SIGINT, &dfl, NULL);
+    }
+    raise(SIGINT);                      /* (blocked inside a handler: delivered when it returns) */
+}
+
+static void on_sigint(int sig, siginfo_t *info, void *uc)
+{
+    int saved = errno, idx = atomic_load(&prev_idx);
+    const struct sigaction *p = &prev_slot[idx];
+    int busy = atomic_load(&active) > 0;
+    if (busy)
+        atomic_fetch_add(&sigint_gen, 1u);
+    if (p->sa_flags & SA_SIGINFO) {
+        if (p->sa_flags & SA_RESETHAND)
+            atomic_store(&prev_idx, 2);
+        p->sa_sigaction(sig, info, uc);
+    } else if (p->sa_handler == SIG_DFL) {
+        if (busy)
+            atomic_store(&dfl_pending, 1);
+        else
+            default_action();
+    } else if (p->sa_handler != SIG_IGN) {
+        if (p->sa_flags & SA_RESETHAND)
+            atomic_store(&prev_idx, 2);
+        p->sa_handler(sig);
+    }
+    errno = saved;
+}
+
+/* Under the lock: is ours installed? If not (and SIGINT is not ignored), installs it over what is. */
+static void verify(void)
+{
+    struct sigaction cur, sa, was;
+    int slot;
+    if (sigaction(SIGINT, NULL, &cur) != 0 || is_ign(&cur)) {
+        atomic_store(&ours_in, 0);
+        return;
+    }
+    if (is_ours(&cur)) {
+        atomic_store(&ours_in, 1);
+        return;
+    }
+    slot = atomic_load(&prev_idx) == 0 ? 1 : 0;
+    prev_slot[slot] = cur;
+    atomic_store(&prev_idx, slot);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigint;
+    /* The replaced handler's mask and restart behaviour, so the host's other calls behave the same. */
+    sa.sa_flags = SA_SIGINFO | (cur.sa_flags & (SA_RESTART | SA_ONSTACK));
+    sa.sa_mask = cur.sa_mask;
+    if (sigaction(SIGINT, &sa, &was) != 0) {
+        atomic_store(&ours_in, 0);
+        return;
+    }
+    if (is_ours(&was)) {
+        /* (cannot happen under the lock) */
+    } else if ((was.sa_flags & SA_SIGINFO) != (cur.sa_flags & SA_SIGINFO)
+               || (was.sa_flags & SA_SIGINFO ? was.sa_sigaction != cur.sa_sigaction
+                                             : was.sa_handler != cur.sa_handler)) {
+        /* Another thread installed one between the two calls: ours chains to that one. */
+        slot = slot == 0 ? 1 : 0;
+        prev_slot[slot] = was;
+        atomic_store(&prev_idx, slot);
+    }
+    atomic_store(&ours_in, 1);
+}
+
+static long long mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* Whether ours is (as of the last look, at most a second old) the installed handler. */
+static int sigint_ready(void)
+{
+    long long now = mono_ns();
+    if (now < atomic_load(&next_check))
+        return atomic_load(&ours_in);
+    pthread_mutex_lock(&lock);
+    if (now >= atomic_load(&next_check)) {
+        verify();
+        atomic_store(&next_check, now + RECHECK_NS);
+    }
+    pthread_mutex_unlock(&lock);
+    return atomic_load(&ours_in);
+}
+
+void et_sigint_recheck(void)
+{
+    atomic_store(&next_check, 0);
+}
+
+/* Unloaded (dlclose, or the process's exit): the handler ours replaced goes back, only over ours. */
+__attribute__((destructor)) static void sigint_unload(void)
+{
+    struct sigaction cur;
+    pthread_mutex_lock(&lock);
+    if (sigaction(SIGINT, NULL, &cur) == 0 && is_ours(&cur)) {
+        struct sigaction back = prev_slot[atomic_load(&prev_idx)];
+        sigaction(SIGINT, &back, NULL);
+    }
+    atomic_store(&ours_in, 0);
+    atomic_store(&next_check, 0);
+    pthread_mutex_unlock(&lock);
 }
 
 static int sigint_progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
@@ -19,7 +171,7 @@ static int sigint_progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dln
 {
     et_xfer_t *x = userdata;
     (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
-    if (!sigint_seen || !x->sigint_armed)
+    if (!x->sigint_armed || atomic_load(&sigint_gen) == x->sigint_gen0)
         return 0;
     x->abort_reason = ET_ABORT_SIGINT;
     return 1;
@@ -27,40 +179,35 @@ static int sigint_progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dln
 
 CURLcode et_xfer_perform_blocking(et_xfer_t *x)
 {
-    struct sigaction sa, old;
-    int installed = 0, progress = 0;
+    int armed = 0, progress = 0;
     CURLcode rc;
 
     /* The progress callback and its data are set once per handle; progress (whose bookkeeping
-     * costs libcurl more than two options) is switched on only while our handler is in. */
+     * costs libcurl more than two options) is switched on only while ours is installed. */
     if (x->st.progress != (const void *)x) {
         x->st.progress = NULL;
         if (curl_easy_setopt(x->easy, CURLOPT_XFERINFOFUNCTION, sigint_progress_cb) == CURLE_OK
             && curl_easy_setopt(x->easy, CURLOPT_XFERINFODATA, x) == CURLE_OK)
             x->st.progress = x;
     }
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;          /* no SA_RESTART: curl's poll() returns at once */
-    sigemptyset(&sa.sa_mask);
-    if (x->st.progress && sigaction(SIGINT, NULL, &old) == 0
-        && ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_IGN && old.sa_handler != on_sigint))) {
+    if (x->st.progress && sigint_ready()) {
         progress = curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 0L) == CURLE_OK;
-        if (progress) {
-            sigint_seen = 0;
-            installed = sigaction(SIGINT, &sa, NULL) == 0;
-        }
+        armed = progress;
     }
-    x->sigint_armed = installed;
+    if (armed) {
+        atomic_fetch_add(&active, 1);
+        x->sigint_gen0 = atomic_load(&sigint_gen);
+    }
+    x->sigint_armed = armed;
     rc = curl_easy_perform(x->easy);
     x->sigint_armed = 0;
     if (progress)
         curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 1L);
-    if (installed) {
-        sigaction(SIGINT, &old, NULL);
-        if (sigint_seen) {
-            sigint_seen = 0;                            /* a transfer that ended anyway keeps its result */
-            raise(SIGINT);                              /* to the handler we replaced */
-        }
+    if (armed) {
+        atomic_fetch_sub(&active, 1);
+        /* A transfer that ended anyway keeps its result; SIG_DFL's action comes now. */
+        if (atomic_exchange(&dfl_pending, 0))
+            default_action();
     }
     return rc;
 }

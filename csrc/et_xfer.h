@@ -72,7 +72,8 @@ typedef struct et_xfer {
     int no_redirects;                 /* the session's allow_redirects overridden for one request */
     et_headers_t headers;
     int abort_reason;
-    int sigint_armed;                 /* et_xfer_perform_blocking has its SIGINT handler in */
+    int sigint_armed;                 /* et_xfer_perform_blocking: SIGINT aborts this transfer */
+    unsigned sigint_gen0;             /* the SIGINT count when it started (et_sigint.c) */
     char errbuf[CURL_ERROR_SIZE];
     /* Result, filled by et_xfer_finish. */
     et_http_code_t code;
@@ -161,14 +162,18 @@ CURL *et_xfer_detach_state(et_xfer_t *x, et_easy_state_t *st);
 void et_xfer_adopt(et_xfer_t *x, CURL *easy, et_easy_state_t *st);
 CURL *et_xfer_release(et_xfer_t *x);
 
-/* curl_easy_perform on x's handle, interruptible by SIGINT (Ctrl-C): for the duration of the call
- * only, a SIGINT handler sets a flag that a progress callback turns into an abort (the transfer ends
- * within a poll round, as poll() returns on the signal); then the previous handler is restored and,
- * if SIGINT came, the signal is raised again so that handler (the `lua` interpreter's, a host's, or
- * the default one) still sees it. The transfer then fails with ET_HTTP_INTERRUPTED. Nothing is
- * installed when SIGINT is ignored, or when a call on another thread already has it installed.
- * The signal flag is process-wide by nature (a signal handler has no argument). */
+/* curl_easy_perform on x's handle, interruptible by SIGINT (Ctrl-C). A SIGINT handler of ours,
+ * installed once (never over SIG_IGN) and re-verified at most once per second, chains to the handler
+ * it replaced (the `lua` interpreter's, a host's: called at once with the same arguments; SIG_DFL:
+ * put back and the signal raised again once the transfer ends) and, while blocking transfers are in
+ * progress, bumps a counter that their progress callback turns into an abort (the transfer ends
+ * within a poll round, as poll() returns on the signal). The transfer then fails with
+ * ET_HTTP_INTERRUPTED. No sigaction(2) per request in the steady state, and none ever restores a
+ * handler over one someone else installed (see et_sigint.c). */
 CURLcode et_xfer_perform_blocking(et_xfer_t *x);
+/* For tests: the next blocking transfer looks at the installed SIGINT handler (re-chaining to a
+ * handler installed over ours) instead of waiting for the second to pass. */
+void et_sigint_recheck(void);
 
 /* Callbacks, exposed for the unit tests. userdata is the et_xfer_t. */
 size_t et_xfer_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata);

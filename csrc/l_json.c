@@ -281,6 +281,127 @@ static int enc_value(lua_State *L, int idx, int depth, struct enc *e, cJSON *par
     }
 }
 
+/* ---- the flat fast path (encode) ----
+ * Most payloads (state and ticket claims) are one object whose keys and string values need no
+ * escaping and whose values are strings, numbers, booleans or null. The fast paths (enc_flat,
+ * dec_flat) build or read exactly the text and the Lua values the general path (over cJSON) does,
+ * without its tree (a malloc per member), its printer or strtod; they give up, changing nothing, at
+ * the first thing outside that shape (escapes, nesting, arrays, {}, negative or fractional numbers
+ * on decoding, more than FLAT_MAX members...), which the general path then handles, errors included.
+ * They hold no C resource while Lua may raise. */
+#define FLAT_MAX 32
+
+struct flat_member {
+    const char *k, *v;      /* key (Lua string or text); value text (string contents or literal) */
+    size_t klen, vlen;
+    int quoted;             /* v is a string's contents (else a number or literal, as is) */
+    lua_Integer i;          /* decode: a number's value */
+    char num[32];
+};
+
+/* Needs no escaping in a JSON string: no control character (NUL included), '"' or '\'. */
+static int plain(const char *s, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == '"' || c == '\\')
+            return 0;
+    }
+    return 1;
+}
+
+/* The table at idx as JSON text into out (cap bytes, NUL-terminated), *len its length; 0: not a
+ * flat object of plain members (nothing written that matters). Never raises. */
+static int enc_flat(lua_State *L, int idx, char *out, size_t cap, size_t *len)
+{
+    struct flat_member m[FLAT_MAX], *order[FLAT_MAX];
+    int n = 0, i, j;
+    size_t o = 0, total = 1;
+    if (lua_type(L, idx) != LUA_TTABLE || !lua_checkstack(L, 3))
+        return 0;
+    idx = lua_absindex(L, idx);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        struct flat_member *p = &m[n];
+        int ok = n < FLAT_MAX && lua_type(L, -2) == LUA_TSTRING;
+        if (ok) {
+            p->k = lua_tolstring(L, -2, &p->klen);          /* a string: no conversion */
+            ok = plain(p->k, p->klen);
+        }
+        if (ok) {
+            p->quoted = 0;
+            switch (lua_type(L, -1)) {
+            case LUA_TSTRING:
+                p->v = lua_tolstring(L, -1, &p->vlen);
+                p->quoted = 1;
+                ok = plain(p->v, p->vlen);
+                break;
+            case LUA_TBOOLEAN:
+                p->v = lua_toboolean(L, -1) ? "true" : "false";
+                p->vlen = strlen(p->v);
+                break;
+            case LUA_TNUMBER:
+                if (et_isinteger(L, -1)) {
+                    format_integer(p->num, lua_tointeger(L, -1));
+                } else {
+                    double v = (double)lua_tonumber(L, -1);
+                    ok = !isnan(v) && !isinf(v);
+                    if (ok)
+                        format_double(p->num, sizeof p->num, v);
+                }
+                p->v = p->num;
+                p->vlen = strlen(p->num);
+                break;
+            case LUA_TLIGHTUSERDATA:
+                p->v = "null";
+                p->vlen = 4;
+                ok = lua_touserdata(L, -1) == NULL;
+                break;
+            default:                                        /* tables, the null userdata... */
+                ok = 0;
+                break;
+            }
+        }
+        lua_pop(L, 1);
+        if (!ok) {
+            lua_pop(L, 1);
+            return 0;
+        }
+        total += p->klen + 3 + p->vlen + (p->quoted ? 2 : 0) + 1;   /* "k":v and a comma or } */
+        order[n++] = p;
+    }
+    if (n == 0 || total >= cap)
+        return 0;
+    for (i = 1; i < n; i++) {                               /* insertion sort, bytewise (no NUL) */
+        struct flat_member *x = order[i];
+        for (j = i; j > 0 && strcmp(order[j - 1]->k, x->k) > 0; j--)
+            order[j] = order[j - 1];
+        order[j] = x;
+    }
+    out[o++] = '{';
+    for (i = 0; i < n; i++) {
+        const struct flat_member *p = order[i];
+        if (i)
+            out[o++] = ',';
+        out[o++] = '"';
+        memcpy(out + o, p->k, p->klen);
+        o += p->klen;
+        out[o++] = '"';
+        out[o++] = ':';
+        if (p->quoted)
+            out[o++] = '"';
+        memcpy(out + o, p->v, p->vlen);
+        o += p->vlen;
+        if (p->quoted)
+            out[o++] = '"';
+    }
+    out[o++] = '}';
+    out[o] = '\0';
+    *len = o;
+    return 1;
+}
+
 /* Protected part of encoding: argument 1 the struct enc, argument 2 the value. */
 static int enc_protected(lua_State *L)
 {
@@ -328,6 +449,14 @@ static int enc_run(lua_State *L, int idx, struct enc *e, int keep_text)
 char *l_json_encode(lua_State *L, int idx, size_t *len, char *err, size_t errlen)
 {
     struct enc e;
+    char flat[2048];
+    if (enc_flat(L, idx, flat, sizeof flat, len)) {
+        char *text = malloc(*len + 1);
+        if (text) {
+            memcpy(text, flat, *len + 1);
+            return text;
+        }
+    }
     memset(&e, 0, sizeof e);
     e.err = err;
     e.errlen = errlen;
@@ -339,9 +468,14 @@ char *l_json_encode(lua_State *L, int idx, size_t *len, char *err, size_t errlen
 
 static int l_json_encode_fn(lua_State *L)
 {
-    char err[160];
+    char err[160], flat[2048];
     struct enc e;
+    size_t len;
     luaL_checkany(L, 1);
+    if (enc_flat(L, 1, flat, sizeof flat, &len)) {
+        lua_pushlstring(L, flat, len);
+        return 1;
+    }
     memset(&e, 0, sizeof e);
     e.err = err;
     e.errlen = sizeof err;
@@ -517,12 +651,123 @@ static int dec_protected(lua_State *L)
     return 1;
 }
 
+/* The flat fast path of decoding (see enc_flat): a text that is one object of plain members
+ * whose values are strings without escapes, integers without sign, fraction or exponent (at most
+ * 15 digits: exact), booleans or null, pushed as the general path would (the same table size
+ * hint, the members set in order). 0, nothing pushed: anything else (even a valid text). */
+static int dec_flat(lua_State *L, const char *s, size_t n)
+{
+    struct flat_member m[FLAT_MAX];
+    int count = 0, k;
+    size_t i = 0;
+    if (n > ET_JSON_MAX_BYTES)
+        return 0;
+#define FLAT_WS() while (i < n && is_space(s[i])) i++
+    FLAT_WS();
+    if (i >= n || s[i] != '{')
+        return 0;
+    i++;
+    FLAT_WS();
+    if (i < n && s[i] == '}') {
+        i++;
+    } else {
+        for (;;) {
+            struct flat_member *p;
+            if (count == FLAT_MAX || i >= n || s[i] != '"')
+                return 0;
+            p = &m[count++];
+            p->k = s + ++i;
+            while (i < n && s[i] != '"' && s[i] != '\\' && (unsigned char)s[i] >= 0x20)
+                i++;
+            if (i >= n || s[i] != '"')
+                return 0;
+            p->klen = (size_t)(s + i - p->k);
+            i++;
+            FLAT_WS();
+            if (i >= n || s[i] != ':')
+                return 0;
+            i++;
+            FLAT_WS();
+            if (i >= n)
+                return 0;
+            p->quoted = 0;
+            if (s[i] == '"') {
+                p->v = s + ++i;
+                while (i < n && s[i] != '"' && s[i] != '\\' && (unsigned char)s[i] >= 0x20)
+                    i++;
+                if (i >= n || s[i] != '"')
+                    return 0;
+                p->vlen = (size_t)(s + i - p->v);
+                p->quoted = 1;
+                i++;
+            } else if (is_digit(s[i])) {
+                size_t d0 = i;
+                lua_Integer v = 0;
+                if (s[i] == '0')
+                    i++;
+                else
+                    while (i < n && is_digit(s[i]) && i - d0 < 15)
+                        v = v * 10 + (s[i++] - '0');
+                if (i < n && (is_digit(s[i]) || s[i] == '.' || s[i] == 'e' || s[i] == 'E' || s[i] == '+' ||
+                              s[i] == '-'))
+                    return 0;
+                p->i = v;
+                p->v = NULL;
+            } else if (n - i >= 4 && memcmp(s + i, "true", 4) == 0) {
+                p->v = "true";
+                i += 4;
+            } else if (n - i >= 5 && memcmp(s + i, "false", 5) == 0) {
+                p->v = "false";
+                i += 5;
+            } else if (n - i >= 4 && memcmp(s + i, "null", 4) == 0) {
+                p->v = "null";
+                i += 4;
+            } else {
+                return 0;
+            }
+            FLAT_WS();
+            if (i < n && s[i] == ',') {
+                i++;
+                FLAT_WS();
+                continue;
+            }
+            if (i < n && s[i] == '}') {
+                i++;
+                break;
+            }
+            return 0;
+        }
+    }
+    FLAT_WS();
+#undef FLAT_WS
+    if (i != n || !lua_checkstack(L, 3))
+        return 0;
+    /* Only now Lua (which may raise: nothing of ours to free). */
+    lua_createtable(L, 0, count);
+    for (k = 0; k < count; k++) {
+        const struct flat_member *p = &m[k];
+        lua_pushlstring(L, p->k, p->klen);
+        if (p->quoted)
+            lua_pushlstring(L, p->v, p->vlen);
+        else if (!p->v)
+            lua_pushinteger(L, p->i);
+        else if (p->v[0] == 'n')
+            lua_getfield(L, LUA_REGISTRYINDEX, ET_NULL_KEY);
+        else
+            lua_pushboolean(L, p->v[0] == 't');
+        lua_rawset(L, -3);
+    }
+    return 1;
+}
+
 int l_json_push(lua_State *L, const char *text, size_t len, char *err, size_t errlen)
 {
     const char *end = NULL;
     cJSON *root;
     size_t pos;
     int st;
+    if (dec_flat(L, text, len))
+        return 1;
     if (!prescan(text, len, err, errlen))
         return 0;
     if (!lua_checkstack(L, 3)) {

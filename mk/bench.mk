@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: MIT
 # `make bench`: each workload next to its ceiling on this machine, in one session (bench/run.lua);
 # prints the table (also left in build/bench/last.md). Not part of CI: timings are not tests.
-# BENCH_ARGS="--rounds 7 --seconds 2" for longer runs. Needs valgrind (callgrind) and lua5.1 + lua-curl
-# for some lines (skipped, and said so, without them).
+# Each HTTP line is a same-run wall-clock ratio in both pinning modes (mock on the clients' core,
+# and on a core of its own; BENCH_PIN=shared|split for one), callgrind instruction ratios beside,
+# then the syscalls per request (strace -c -f) of ours and of libcurl's own loops.
+# BENCH_ARGS="--rounds 7 --seconds 2" for longer runs. Needs valgrind (callgrind), strace and lua5.1
+# + lua-curl for some lines (skipped, and said so, without them).
 
 BENCH_DIR   = $(BUILD)/bench
 BENCH_LIMIT = $(BENCH_DIR)/limit

@@ -2,6 +2,7 @@
 /* C tests of the pure HTTP core (et_hdr.c, et_buf.c, et_xfer.c, et_sigint.c) that need no network:
  * header parsing and joining, body limit, code mapping, messages, request header list. */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -302,7 +303,7 @@ static double now_s(void)
 /* A blocking GET to a loopback socket that never answers (listening, never accepting: the kernel
  * completes the handshake), with a child process sending SIGINT after 200 ms. Returns the transfer's
  * code after finish; *elapsed the seconds perform took. */
-static et_http_code_t interrupted_get(double *elapsed, char *msg, size_t msglen)
+static et_http_code_t silent_get(double *elapsed, char *msg, size_t msglen, int send_sigint, long timeout_ms)
 {
     struct sockaddr_in a;
     socklen_t alen = sizeof a;
@@ -324,11 +325,11 @@ static et_http_code_t interrupted_get(double *elapsed, char *msg, size_t msglen)
         return ET_HTTP_TRANSPORT;
     snprintf(url, sizeof url, "http://127.0.0.1:%d/silent", ntohs(a.sin_port));
     et_http_opts_init(&o);
-    o.timeout_ms = 1500;
+    o.timeout_ms = timeout_ms;
     et_xfer_init(&x);
     et_xfer_configure(&x, e, &o);
     et_xfer_prepare(&x, ET_HTTP_GET, url, NULL, 0, NULL, 0, 0, 0);
-    child = fork();
+    child = send_sigint ? fork() : -1;
     if (child == 0) {
         struct timespec d = { 0, 200 * 1000 * 1000 };
         nanosleep(&d, NULL);
@@ -338,7 +339,8 @@ static et_http_code_t interrupted_get(double *elapsed, char *msg, size_t msglen)
     t0 = now_s();
     rc = et_xfer_perform_blocking(&x);
     *elapsed = now_s() - t0;
-    waitpid(child, NULL, 0);
+    if (child > 0)
+        waitpid(child, NULL, 0);
     et_xfer_finish(&x, rc);
     code = x.code;
     snprintf(msg, msglen, "%s", x.message ? x.message : "");
@@ -346,6 +348,48 @@ static et_http_code_t interrupted_get(double *elapsed, char *msg, size_t msglen)
     et_http_opts_free(&o);
     close(fd);
     return code;
+}
+
+static et_http_code_t interrupted_get(double *elapsed, char *msg, size_t msglen)
+{
+    return silent_get(elapsed, msg, msglen, 1, 1500);
+}
+
+/* A handler a host installs over ours later: with SA_SIGINFO, it checks what it is handed. */
+static volatile sig_atomic_t later_sigints, later_info_ok;
+static void later_handler(int sig, siginfo_t *info, void *uc)
+{
+    (void)uc;
+    later_sigints++;
+    later_info_ok = sig == SIGINT && info != NULL && info->si_signo == SIGINT;
+}
+
+/* The handler another thread installs while a transfer is in progress. */
+static volatile sig_atomic_t thread_sigints;
+static void thread_handler(int sig)
+{
+    (void)sig;
+    thread_sigints++;
+}
+
+static void *install_later(void *arg)
+{
+    struct sigaction sa;
+    struct timespec d = { 0, 150 * 1000 * 1000 };
+    (void)arg;
+    nanosleep(&d, NULL);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = thread_handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    return NULL;
+}
+
+static int installed_is_ours(void)
+{
+    struct sigaction now;
+    sigaction(SIGINT, NULL, &now);
+    return (now.sa_flags & SA_SIGINFO) && now.sa_sigaction != later_handler;
 }
 
 static void test_sigint(void)
@@ -365,16 +409,66 @@ static void test_sigint(void)
     ok(strstr(msg, "GET http://127.0.0.1:") == msg && strstr(msg, ": interrupted (SIGINT)") != NULL,
        "sigint: message names the request and the signal");
     ok(elapsed < 1.2, "sigint: the transfer ends before its 1.5 s timeout");
-    ok(host_sigints == 1, "sigint: the host's own handler gets the signal once, after the transfer");
-    sigaction(SIGINT, NULL, &now);
-    ok(now.sa_handler == host_handler, "sigint: the host's handler is restored");
+    ok(host_sigints == 1, "sigint: the host's own handler gets the signal once");
+    ok(installed_is_ours(), "sigint: ours stays installed after the transfer (no per-request swap)");
+    raise(SIGINT);
+    ok(host_sigints == 2, "sigint: outside a transfer, every SIGINT still reaches the host's handler");
+
+    /* A host installs its own handler over ours (as lua.c does before each chunk): it gets the
+     * signal; the next look (forced here, else within a second) chains ours in front of it again. */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = later_handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    raise(SIGINT);
+    ok(later_sigints == 1 && host_sigints == 2, "sigint: a handler installed over ours gets the signal");
+    et_sigint_recheck();
+    code = interrupted_get(&elapsed, msg, sizeof msg);
+    ok(code == ET_HTTP_INTERRUPTED && elapsed < 1.2,
+       "sigint: re-chained over the host's later handler, the transfer is interrupted within a poll round");
+    ok(later_sigints == 2 && later_info_ok && host_sigints == 2,
+       "sigint: chaining calls the later (SA_SIGINFO) handler with the signal's arguments");
+    ok(installed_is_ours(), "sigint: ours installed again, in front of it");
+
+    /* Another thread installs a handler while a transfer is in progress: it survives the transfer. */
+    {
+        pthread_t th;
+        pthread_create(&th, NULL, install_later, NULL);
+        code = silent_get(&elapsed, msg, sizeof msg, 0, 500);
+        pthread_join(th, NULL);
+        sigaction(SIGINT, NULL, &now);
+        ok(code == ET_HTTP_TIMEOUT && !(now.sa_flags & SA_SIGINFO) && now.sa_handler == thread_handler,
+           "sigint: a handler another thread installs during a transfer is not clobbered");
+        raise(SIGINT);
+        ok(thread_sigints == 1 && later_sigints == 2, "sigint: and it gets the next SIGINT");
+    }
+
+    /* SIG_DFL: the transfer ends within a poll round, then the process dies of SIGINT as it would
+     * have (in a child). */
+    {
+        pid_t child;
+        int status = 0;
+        double t0 = now_s();
+        child = fork();
+        if (child == 0) {
+            signal(SIGINT, SIG_DFL);
+            et_sigint_recheck();
+            (void)interrupted_get(&elapsed, msg, sizeof msg);
+            _exit(3);                   /* not reached: the default action */
+        }
+        waitpid(child, &status, 0);
+        ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT && now_s() - t0 < 1.2,
+           "sigint: under SIG_DFL, the transfer ends at once and the process then dies of SIGINT");
+    }
 
     /* A process that ignores SIGINT keeps ignoring it: the transfer runs to its timeout. */
     signal(SIGINT, SIG_IGN);
+    et_sigint_recheck();
     code = interrupted_get(&elapsed, msg, sizeof msg);
     ok(code == ET_HTTP_TIMEOUT && elapsed >= 1.4, "sigint: ignored SIGINT stays ignored");
     sigaction(SIGINT, NULL, &now);
-    ok(now.sa_handler == SIG_IGN && host_sigints == 1, "sigint: SIG_IGN left in place");
+    ok(now.sa_handler == SIG_IGN && host_sigints == 2, "sigint: SIG_IGN left in place");
     signal(SIGINT, SIG_DFL);
 }
 
