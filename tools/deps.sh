@@ -13,7 +13,7 @@ test="lua-busted luarocks redis-server nginx-light libnginx-mod-http-lua lua-cjs
 # make check / make fuzz (mk/check.mk): clang with libFuzzer and the sanitizer runtimes, valgrind.
 check="clang libclang-rt-14-dev valgrind"
 # make bench (mk/bench.mk): wrk for the HTTP ceilings, lua-curl (Lua 5.1) to compare with, callgrind.
-bench="wrk lua-curl valgrind"
+bench="wrk lua-curl valgrind strace"
 case "${1:-all}" in
   build) want="$build" ;;
   test|all) want="$build $test" ;;
