@@ -56,6 +56,9 @@ local function call(store, method, ...)
   local ok, v, err = pcall(store[method], store, ...)
   if not ok then return nil, tostring(v) end
   if v == nil and err == nil and method ~= "get" then return nil, "no answer" end
+  -- A store's error may be an object (RedisStore: a TransportError): callers take the second value
+  -- as a message and tell "store failed" (a string) from "absent" (nil), so make it one.
+  if v == nil and err ~= nil and type(err) ~= "string" then err = tostring(err) end
   return v, err
 end
 M.call = call
