@@ -7,7 +7,7 @@
 --      Redis: the ban mark read, the SET NX, the session record written).
 --   2. protect() with a valid session: server mode (RedisStore, cache_ttl = 1) against cookie mode
 --      (no store): target >= 0.8x.
---   lua5.4 bench/cluster.lua [--rounds N] [--seconds S] [--out FILE]
+--   lua5.4 bench/cluster.lua [--rounds N] [--seconds S (protect runs)] [--callback-seconds S (1)] [--out FILE]
 -- One nginx worker (examples/openresty/run + bench/cluster-site.conf), a redis-server child of this
 -- script (spec/support/redis.lua), the mock; nginx, Redis, the mock and wrk share the last core when
 -- taskset is there (as bench/gate.lua).
@@ -16,14 +16,15 @@ local core = require("eternaltwin.core")
 local gate_site = require("spec.support.gate_site")
 local redis = require("spec.support.redis")
 
-local rounds, seconds, outfile = 5, 1.0, (os.getenv("BENCH_DIR") or "build/bench") .. "/cluster.md"
+local rounds, seconds, n, cb_seconds, outfile = 5, 1, 2000, 1, (os.getenv("BENCH_DIR") or "build/bench") .. "/cluster.md"
 do
   local i = 1
   while arg[i] do
     if arg[i] == "--rounds" then rounds = assert(tonumber(arg[i + 1]), "--rounds N"); i = i + 2
     elseif arg[i] == "--seconds" then seconds = assert(tonumber(arg[i + 1]), "--seconds S"); i = i + 2
+    elseif arg[i] == "--callback-seconds" then cb_seconds = assert(tonumber(arg[i + 1]), "--callback-seconds S"); i = i + 2
     elseif arg[i] == "--out" then outfile = arg[i + 1]; i = i + 2
-    else error("usage: bench/cluster.lua [--rounds N] [--seconds S] [--out FILE]") end
+    else error("usage: bench/cluster.lua [--rounds N] [--seconds S] [--callback-seconds S] [--out FILE]") end
   end
 end
 
@@ -94,30 +95,33 @@ local ok, err = pcall(function()
     return rps, total, non
   end
 
-  -- 1. Callbacks. A first short run sizes how many to prepare per run.
-  local function callbacks(kind, n)
-    local file = os.tmpname()
-    local f = assert(io.open(file, "w"))
-    for _ = 1, n do
-      local path, c = prepare(kind)
-      f:write(path, "\t", c, "\n")
+  -- 1. Callbacks: more prepared than one run of cb_seconds can take (bench/gate-callbacks.lua sends
+  -- each once); a run that used them all up is run again with twice as many.
+  local function callbacks(kind)
+    while true do
+      local file = os.tmpname()
+      local f = assert(io.open(file, "w"))
+      for _ = 1, n do
+        local path, c = prepare(kind)
+        f:write(path, "\t", c, "\n")
+      end
+      f:close()
+      local rps, total, non = wrk(("-t1 -c4 -d%gs -s %s/bench/gate-callbacks.lua %s"):format(cb_seconds,
+        gate_site.root(), site.url), "GATE_CALLBACKS=" .. file .. " ")
+      os.remove(file)
+      if non == 0 then return rps end
+      -- Used up (or some refused: then doubling does not help, and this stops it).
+      assert(n < 64000, ("%s: %d of %d callbacks were refused"):format(kind, non, total))
+      n = n * 2
     end
-    f:close()
-    local rps, total, non = wrk(("-t1 -c4 -d%gs -s %s/bench/gate-callbacks.lua %s"):format(seconds,
-      gate_site.root(), site.url), "GATE_CALLBACKS=" .. file .. " ")
-    os.remove(file)
-    assert(non == 0, ("%s: %d of %d callbacks were refused or the prepared ones ran out"):format(kind, non, total))
-    return rps
   end
-  local guess = math.max(callbacks("dict", 200), callbacks("redis", 200))
-  local n = math.ceil(guess * seconds * 2.5) + 100
   local cb = { dict = {}, redis = {} }
   local cb_ratio = {}
   for r = 1, rounds do
     local first, second = "dict", "redis"
     if r % 2 == 0 then first, second = second, first end
-    cb[first][r] = callbacks(first, n)
-    cb[second][r] = callbacks(second, n)
+    cb[first][r] = callbacks(first)
+    cb[second][r] = callbacks(second)
     cb_ratio[r] = cb.redis[r] / cb.dict[r]
   end
 
@@ -156,7 +160,8 @@ local ok, err = pcall(function()
     row("protect(), cookie mode (no store)", pr.cookie),
     row("protect(), server mode (RedisStore, cache_ttl = 1)", pr.redis, pr_ratio, ">= 0.80x"),
     "",
-    ("(callbacks: wrk -t1 -c4, %d prepared per run, each answered 302 with a session; protect: wrk -t1 -c10)"):format(n),
+    ("(callbacks: wrk -t1 -c4, %g s per run, %d prepared per run (never used up), each answered 302 with a"
+      .. " session; protect: wrk -t1 -c10, %g s per run)"):format(cb_seconds, n, seconds),
   }
   local text = table.concat(lines, "\n") .. "\n"
   io.write(text)
