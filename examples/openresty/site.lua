@@ -14,6 +14,11 @@
 --   ETERNALTWIN_CA_FILE        optional: CA bundle for an https Eternaltwin with a private CA; `run`
 --                              makes it nginx's lua_ssl_trusted_certificate (cosockets trust that
 --                              directive only: a client's ca_file is refused inside nginx)
+--   GATE_REDIS_URL             optional: redis://:PASSWORD@HOST:PORT[/DB]. Given, the gate keeps its
+--                              single-use marks, revocations and (server) sessions in this Redis,
+--                              shared by every node (examples/openresty/cluster runs two)
+--   GATE_SESSIONS              "server" (the default with GATE_REDIS_URL) or "cookie"
+--   GATE_IDLE_TTL, GATE_CACHE_TTL, GATE_REDIS_TIMEOUT   optional numbers (seconds) for those options
 -- luacheck: globals ngx GATE
 local eternaltwin = require("eternaltwin")
 local keys = require("eternaltwin.keys")
@@ -41,11 +46,20 @@ function M.init()
     timeout = 10,
   }
   M.client = client
+  local redis_url, store = env("GATE_REDIS_URL", true), nil
+  if redis_url then
+    store = eternaltwin.RedisStore{ url = redis_url, timeout = tonumber(env("GATE_REDIS_TIMEOUT", true)) }
+  end
+  M.store = store
   GATE = gate.new{
     client = client,
     session_secret = { env("GATE_SESSION_SECRET"), env("GATE_OLD_SESSION_SECRET", true) },
     shared_dict = "eternaltwin",
     ticket_audience = "game.example",
+    store = store,
+    sessions = store and (env("GATE_SESSIONS", true) or "server") or nil,
+    idle_ttl = tonumber(env("GATE_IDLE_TTL", true)),
+    cache_ttl = tonumber(env("GATE_CACHE_TTL", true)),
   }
   return GATE
 end

@@ -56,6 +56,9 @@ local function call(store, method, ...)
   local ok, v, err = pcall(store[method], store, ...)
   if not ok then return nil, tostring(v) end
   if v == nil and err == nil and method ~= "get" then return nil, "no answer" end
+  -- A store's error may be an object (RedisStore: a TransportError): callers take the second value
+  -- as a message and tell "store failed" (a string) from "absent" (nil), so make it one.
+  if v == nil and err ~= nil and type(err) ~= "string" then err = tostring(err) end
   return v, err
 end
 M.call = call
@@ -75,11 +78,11 @@ function M.forget(g, key)
 end
 
 --- What the store holds at `key`: a string, false when absent, or nil and a message. Cached for at
--- most `cache_ttl` seconds.
+-- most `cache_ttl` seconds; a third value true when it came from this worker's cache.
 function M.read(g, key)
   local now = ngx.now()
   local hit = g._cache[key]
-  if hit and now - hit[2] < g.cache_ttl then return hit[1] end
+  if hit and now - hit[2] < g.cache_ttl then return hit[1], nil, true end
   local v, err = call(g._kv, "get", key)
   if v == nil then
     if err ~= nil then return nil, err end
@@ -162,7 +165,7 @@ end
 -- "last seen" at most every `_touch` seconds.
 function M.lookup(g, sid)
   local key = M.record_key(g, sid)
-  local value, err = M.read(g, key)
+  local value, err, cached = M.read(g, key)
   if value == nil then return nil, err end
   if value == false then return false end
   local rec = json_decode(value)
@@ -180,7 +183,9 @@ function M.lookup(g, sid)
   local mark, merr = M.revoked_at(g, rec.u)
   if mark == nil then return nil, merr end
   if mark and rec.c <= mark then return false end
-  if now - rec.s >= g._touch then
+  -- "Last seen" is written back only from a record just read from the store: written from a cached
+  -- copy, it would bring back a record another node deleted meanwhile (logout), for good.
+  if not cached and now - rec.s >= g._touch then
     rec.s = floor(now)
     local fresh = json_encode(rec)
     local ok, werr = call(g._kv, "set", key, fresh, rec.e)
