@@ -49,3 +49,4 @@ bench: bench-deps all $(BENCH_LIMIT) $(BENCH_CURL)
 	@if command -v lua5.1 >/dev/null 2>&1; then $(MAKE) --no-print-directory LUA=lua5.1 all >/dev/null; fi
 	@BENCH_DIR=$(BENCH_DIR) $(LUA) bench/run.lua $(BENCH_ARGS)
 	@$(MAKE) --no-print-directory bench-store
+	@$(MAKE) --no-print-directory bench-cluster
