@@ -1,6 +1,6 @@
 -- SPDX-License-Identifier: MIT
 -- The README's "A short tour", runnable: the lines after this preamble are the README's block, word
--- for word (spec/papercuts_spec.lua checks it). Start the mock first (`bin/etwin mock &`), or set
+-- for word (spec/examples_spec.lua checks it). Start the mock first (`bin/etwin mock &`), or set
 -- ETERNALTWIN_URL; then, after `make LUA=X` for your Lua X (plain `make` is lua5.4), run
 -- `X examples/tour.lua` (lua5.4, lua5.1, lua5.2, lua5.3 or luajit) from the repository root, or
 -- `X tour.lua` from examples/. The checkout's lua/, build/ (the build for the running Lua) and examples/ go first on

@@ -44,7 +44,7 @@ check-asan: check-asan-build nginx-module
 	    grep '^c-tests' $(ASAN_BUILD)/$$(basename $$t).log; done; exit $$rc
 	@echo "== check: the spec suite under ASan+UBSan ($(ASAN_BUILD)/eternaltwin/core.so)"
 	@lua="$(LDSO) --preload $(ASAN_RUNTIME) $$(command -v $(LUA))"; \
-	  $(SAN_ENV) ETWIN_EXPECT_CORE=$(CURDIR)/$(ASAN_BUILD)/eternaltwin/core.so ETWIN_LUA="$$lua" \
+	  $(SAN_ENV) ETWIN_EXPECT_CORE=$(CURDIR)/$(ASAN_BUILD)/eternaltwin/core.so ETWIN_LUA="$$lua" ETWIN_TIME_SCALE=5 \
 	    $$lua $$(command -v busted) \
 	    --cpath='$(CURDIR)/$(ASAN_BUILD)/?.so' -o utfTerminal $(CHECK_SPECS)
 
@@ -54,7 +54,7 @@ check-valgrind: deps-check all $(C_TEST_BIN)
 	    $(VALGRIND) $$t >$(BUILD)/$$(basename $$t).vg.log 2>&1 || { rc=1; cat $(BUILD)/$$(basename $$t).vg.log; }; \
 	    grep '^c-tests' $(BUILD)/$$(basename $$t).vg.log; done; exit $$rc
 	@echo "== check: core specs under valgrind (busted runs in the valgrind'd interpreter: no --lua re-exec)"
-	@ETWIN_EXPECT_CORE=$(CURDIR)/$(BUILD)/eternaltwin/core.so \
+	@ETWIN_EXPECT_CORE=$(CURDIR)/$(BUILD)/eternaltwin/core.so ETWIN_TIME_SCALE=30 \
 	    $(VALGRIND) --suppressions=$(CURDIR)/tools/valgrind.supp \
 	    $(LUA) $$(command -v busted) -o utfTerminal $(CORE_SPECS)
 

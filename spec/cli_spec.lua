@@ -415,3 +415,28 @@ describe("bin/etwin", function()
     end)
   end)
 end)
+
+describe("bin/etwin reads secrets from stdin or the environment", function()
+
+  it("bin/etwin me and token read the secret from stdin (-) or the environment", function()
+    local c = client()
+    local env = "env -i PATH=/usr/bin:/bin ETERNALTWIN_URL=" .. q(mock.get().url) .. " "
+    local function run(cmdline)
+      return V.run(cmdline .. " 2>&1")
+    end
+    local out, code = run("echo not-a-token | " .. env .. V.lua .. " " .. q(ROOT .. "/bin/etwin") .. " me -")
+    assert.are.equal(1, code, out)
+    assert.matches("Unauthorized", out, 1, true)
+    out, code = run(env .. "ETERNALTWIN_ACCESS_TOKEN=not-a-token " .. V.lua .. " " .. q(ROOT .. "/bin/etwin") .. " me")
+    assert.are.equal(1, code, out)
+    assert.matches("Unauthorized", out, 1, true)
+    out, code = run(env .. V.lua .. " " .. q(ROOT .. "/bin/etwin") .. " me")
+    assert.are.equal(2, code, out)
+    assert.matches("ETERNALTWIN_ACCESS_TOKEN", out, 1, true)
+    out, code = run("echo bad-code | " .. env .. "ETERNALTWIN_CLIENT_ID=demo@clients ETERNALTWIN_CLIENT_SECRET=dev_secret "
+      .. V.lua .. " " .. q(ROOT .. "/bin/etwin") .. " token -")
+    assert.are.equal(1, code, out)
+    assert.is_nil(out:find("missing", 1, true))
+    assert(c)
+  end)
+end)

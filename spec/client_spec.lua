@@ -154,3 +154,62 @@ describe("eternaltwin module", function()
     assert.is_function(again.new)
   end)
 end)
+
+describe("userinfo in the base URL", function()
+  local client = require("spec.support.fixtures").client
+
+  it("is refused, and the message does not show the password", function()
+    local ok, err = pcall(client, { url = "http://user:s3cr3t-pw@127.0.0.1:1/" })
+    assert.is_false(ok)
+    assert.matches("userinfo", err, 1, true)
+    assert.is_nil(err:find("s3cr3t", 1, true))
+    ok = pcall(client, { url = "http://user@127.0.0.1:1/" })
+    assert.is_false(ok)
+    -- An @ in the path is fine.
+    assert(pcall(client, { url = "http://127.0.0.1:1/a@b/" }))
+  end)
+end)
+
+describe("a dot for a colon says so", function()
+  local fixtures = require("spec.support.fixtures")
+  local client = fixtures.client()
+
+  local function raises(pattern, f)
+    local ok, msg = pcall(f)
+    assert.is_false(ok)
+    assert.truthy(tostring(msg):find(pattern, 1, true), msg)
+    return msg
+  end
+
+  it("client.get, client.post, client.request, client.generate_state, client.validate_state, client.token", function()
+    local msg = raises("bad self to 'get' (client expected, got string: call it as client:get(...), with a colon)",
+      function() client.get("api/v1/clock") end)
+    assert.truthy(msg:find("client_spec%.lua:%d+:"), msg)   -- points at the caller's line
+    raises("call it as client:post(...)", function() client.post("api/v1/clock") end)
+    raises("call it as client:request(...)", function() client.request("GET", "api/v1/clock") end)
+    raises("bad self to 'generate_state' (client expected, got nil", function() client.generate_state() end)
+    raises("call it as client:validate_state(...)", function() client.validate_state("x") end)
+    raises("call it as client:token(...)", function() client.token("code") end)
+    raises("call it as client:authorization_url(...)", function() client.authorization_url("s") end)
+    raises("call it as client:refresh(...)", function() client.refresh("rt") end)
+  end)
+
+  it("client.users.get, .me and .search", function()
+    raises("bad self to 'users:get' (client.users expected, got string: call it as client.users:get(...)",
+      function() client.users.get("c5020923-b4b2-51a5-8a1d-ee5a10de03a3") end)
+    raises("call it as client.users:me(...)", function() client.users.me() end)
+    raises("call it as client.users:search(...)", function() client.users.search("ali") end)
+  end)
+
+  it("argument errors from get and post name get and post, not request", function()
+    raises("bad argument to 'get' (endpoint string expected, got number)", function() client:get(3) end)
+    raises("bad argument to 'post' (unknown option 'bogus')", function() client:post("x", { bogus = 1 }) end)
+    raises("bad argument to 'get' ('params': table expected)", function() client:get("x", { params = 1 }) end)
+    raises("bad argument to 'request' (method name expected)", function() client:request(1, "x") end)
+  end)
+
+  it("the colon calls still work", function()
+    assert.are.equal(200, assert(client:get("api/v1/clock")).status_code)
+    assert.are.equal(200, assert(client.users:me()).status_code)
+  end)
+end)

@@ -7,6 +7,8 @@ local core = require("eternaltwin.core")
 local keys = require("eternaltwin.keys")
 local mock = require("spec.support.mock")
 
+local q = mock.shell_quote
+
 local function client(opts)
   local o = { client_id = "demo@clients", client_secret = "dev_secret",
               redirect_uri = "http://localhost:8000/oauth/callback",
@@ -250,6 +252,36 @@ describe("faults", function()
       local url = mock.get().tls_url:gsub("localhost", "127.0.0.2")
       local _, err = client{ url = url, ca_file = mock.get().cert }:get("_mock/echo")
       assert.truthy(err.code == "tls" or err.code == "connect", err.code)
+    end)
+
+    it("ca_file pins the trust store: curl's built-in CApath is cleared, so a system-trusted certificate is refused", function()
+      -- Only root can add a certificate to the system store (/etc/ssl/certs): this instance's own
+      -- self-signed certificate, under its hash name, removed at once.
+      local uid = io.popen("id -u"):read("*l")
+      if uid ~= "0" then pending("needs root to add a certificate to /etc/ssl/certs") return end
+      local inst = mock.start({ tls = true })
+      local other = mock.start({ tls = true })
+      local hash = io.popen("openssl x509 -noout -hash -in " .. q(inst.cert)):read("*l")
+      local link
+      for i = 0, 9 do
+        local p = "/etc/ssl/certs/" .. hash .. "." .. i
+        if not io.open(p) then link = p break end
+      end
+      assert(os.execute("ln -s " .. q(inst.cert) .. " " .. q(link)))
+      local ok, err = pcall(function()
+        -- Trusted by the system store now:
+        local c0 = client({ url = inst.tls_url })
+        assert(c0:get("_mock/ping"))
+        -- With a ca_file holding another certificate, the system store must not count.
+        -- (a CA file without this certificate and without a certificate of the same subject)
+        local c1 = client({ url = inst.tls_url, ca_file = "/etc/ssl/certs/ca-certificates.crt" })
+        local res, e = c1:get("_mock/ping")
+        assert.is_nil(res)
+        assert.are.equal("tls", e.code)
+      end)
+      os.remove(link)
+      inst.stop(); other.stop()
+      assert(ok, err)
     end)
   end)
 

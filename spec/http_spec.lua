@@ -238,3 +238,139 @@ describe("retries", function()
     assert.is_nil(eternaltwin._retry_after("soon"))
   end)
 end)
+
+describe("Response:json of a hostile body", function()
+  -- Raw responses the nginx mock cannot send (spec/support/hostile.lua), started on demand.
+  local hostile = require("spec.support.hostile_server")
+  local hostile_url = hostile.url
+  teardown(hostile.stop)
+
+  it("a 16 MiB array response is a DecodeError, fast and without a memory blow-up", function()
+    local res = assert(client({ url = hostile_url() }):get("bigarray"))
+    local t0 = core.monotime()
+    local v, err = res:json()
+    assert.is_nil(v)
+    assert.are.equal("DecodeError", err.kind)
+    assert.matches("more than", err.message, 1, true)
+    assert.is_true(core.monotime() - t0 < 2)
+  end)
+end)
+
+describe("proxy", function()
+  local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+  it("proxy: false ignores http_proxy, a string names the proxy", function()
+    local url = mock.get().url .. "_mock/ping"
+    -- A proxy string pointing at a closed port: the request must fail to connect.
+    local s = core.session({ proxy = "http://127.0.0.1:1" })
+    local status, code = s:request("GET", url)
+    assert.is_nil(status)
+    assert.are.equal("connect", code)
+    -- false: no proxy at all, even with one in the environment (checked through a child).
+    local cmd = "U=" .. q(url) .. " http_proxy=http://127.0.0.1:1 HTTP_PROXY=http://127.0.0.1:1 ALL_PROXY=http://127.0.0.1:1 "
+      .. "LUA_PATH=" .. q(package.path) .. " LUA_CPATH=" .. q(package.cpath) .. " "
+      -- ETWIN_LUA: how `make check` starts a Lua like this one (with the sanitizer runtime).
+      .. (os.getenv("ETWIN_LUA") or "lua5.4") .. " -e " .. q(
+      "local core = require('eternaltwin.core') local url = os.getenv('U') "
+      .. "local a = core.session({ proxy = false }):request('GET', url) "
+      .. "local b, c = core.session():request('GET', url) "
+      .. "io.write(tostring(a), ' ', tostring(b), ' ', tostring(c))")
+    local out = io.popen(cmd):read("*a")
+    assert.are.equal("200 nil connect", out)
+    assert.has_error(function() core.session({ proxy = true }) end)
+    assert(client({ proxy = false }):get("_mock/ping"))
+  end)
+end)
+
+describe("headers and claims are plain tables", function()
+  local readfile = require("spec.support.mock").must_read
+
+  it("headers and claims are plain tables, as the README says", function()
+    local c = fixtures.client()
+    local res = assert(c:get("api/v1/clock"))
+    assert.is_nil(getmetatable(res.headers))
+    local claims = assert(c:validate_state(assert(c:generate_state())))
+    assert.is_nil(getmetatable(claims))
+    local readme = readfile("README.md")
+    assert.truthy(readme:find("plain Lua tables", 1, true))
+    assert.falsy(readme:find("Every object prints something useful.", 1, true))
+  end)
+end)
+
+describe("Ctrl-C during a blocking call", function()
+  local readfile = mock.must_read
+  local q = mock.shell_quote
+  local LUA = require("spec.support.compat").lua
+
+  -- Runs a shell command; its output (stdout and stderr) and whether it exited 0.
+  local function run(cmd)
+    local p = io.popen("{ " .. cmd .. "; } 2>&1; echo \"exit=$?\"")
+    local out = p:read("*a")
+    p:close()
+    local code = tonumber(out:match("exit=(%d+)\n$"))
+    return out:gsub("exit=%d+\n$", ""), code == 0
+  end
+
+  it("stops a 4 s request at once: the transfer ends and Lua's own Ctrl-C follows", function()
+    local marker = os.tmpname()
+    local script = ([[
+      local eternaltwin = require("eternaltwin")
+      local core = require("eternaltwin.core")
+      local c = eternaltwin.new("demo@clients", "dev_secret", "http://localhost:8000/oauth/callback",
+        require("eternaltwin.keys").HS256Key("k"), { url = %q })
+      local t0 = core.monotime()
+      local f = io.open(%q, "w"); f:write("started"); f:close()
+      local ok, e = pcall(function() return c:get("_mock/delay", { params = { ms = 4000 } }) end)
+      print(string.format("elapsed %%.3f", core.monotime() - t0), ok, e)
+    ]]):format(mock.get().url, marker)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w")); f:write(script); f:close()
+    -- Once the child is about to call, wait 0.2 s and send SIGINT, as a terminal's Ctrl-C does.
+    local out = run(("LUA_PATH=%s LUA_CPATH=%s %s %s & p=$!; "
+      .. "while [ ! -s %s ]; do sleep 0.05; done; sleep 0.2; kill -INT $p; wait $p"):format(
+      q(package.path), q(package.cpath), LUA, q(path), q(marker)))
+    os.remove(path)
+    os.remove(marker)
+    local elapsed = tonumber(out:match("elapsed ([%d.]+)"))
+    assert.is_number(elapsed, out)
+    assert.is_true(elapsed < 2, out)                 -- not the 4 s the server waits
+    assert.truthy(out:find("false\t.-interrupted!"), out)   -- lua.c's handler ran after the transfer
+  end)
+
+  -- The handler is installed once and re-verified at most once a second: 300 blocking requests
+  -- cost a few rt_sigaction calls in all (a per-call swap made 3 per request, 900).
+  local has_strace = os.execute("command -v strace >/dev/null 2>&1")
+  has_strace = has_strace == true or has_strace == 0
+  local strace_it = has_strace and it or pending
+  strace_it("costs no sigaction per request in the steady state (strace)", function()
+    local script = ([[
+      local c = require("eternaltwin").new("demo@clients", "dev_secret", "http://localhost:8000/oauth/callback",
+        require("eternaltwin.keys").HS256Key("k"), { url = %q })
+      for _ = 1, 300 do assert(c:get("_mock/static/user")) end
+      print("done")
+    ]]):format(mock.get().url)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w")); f:write(script); f:close()
+    local out = run(("LUA_PATH=%s LUA_CPATH=%s strace -f -c -e trace=rt_sigaction,getpid %s %s"):format(
+      q(package.path), q(package.cpath), LUA, q(path)))
+    os.remove(path)
+    assert.truthy(out:find("done", 1, true), out)
+    -- strace -c: `% time  seconds  usecs/call  calls  [errors]  syscall`
+    local function calls(name)
+      for line in out:gmatch("[^\n]+") do
+        local fields = {}
+        for w in line:gmatch("%S+") do fields[#fields + 1] = w end
+        if fields[#fields] == name then return tonumber(fields[4]) end
+      end
+      return 0
+    end
+    local sigactions, getpids = calls("rt_sigaction"), calls("getpid")
+    assert.is_true(sigactions < 30, out)            -- start-up and the interpreter's own, not 900
+    assert.is_true(getpids < 10, out)               -- the fork check reads a counter, not getpid
+  end)
+
+  it("is documented, with the 'interrupted' transport code", function()
+    assert.truthy(readfile("README.md"):find("Ctrl-C", 1, true))
+    assert.truthy(readfile("csrc/README.md"):find("interrupted", 1, true))
+  end)
+end)

@@ -174,3 +174,50 @@ else:
     end)
   end
 end)
+
+describe("key:decode", function()
+  it("key:decode returns the claims alone", function()
+    local k = keys.HS256Key("also")
+    local tok = assert(k:encode({ a = 1 }))
+    assert.are.equal(1, select("#", k:decode(tok)))
+    local ck = core.hmac_key("HS256", "also")
+    assert.are.equal(1, select("#", ck:decode(tok)))
+    -- A KeyRing too, even over a key of the app's whose decode returns the header as well.
+    local two = { algorithm = "HS256", encode = function(_, c) return k:encode(c) end,
+                  decode = function(_, t) return k:decode(t), core.jwt_header(t) end, kid = "two" }
+    local ring = keys.KeyRing({ two })
+    assert.are.equal(1, select("#", ring:decode(ring:encode({ a = 2 }))))
+    assert.are.equal("JWT", core.jwt_header(tok).typ)
+  end)
+end)
+
+describe("KeyRing needs a kid on every key", function()
+  -- Lua 5.1's loaders, looked up so that luacheck (set for 5.4) accepts them.
+  local setfenv, loadstring = rawget(_G, "setfenv"), rawget(_G, "loadstring")
+  local readfile = require("spec.support.mock").must_read
+  local fixtures = require("spec.support.fixtures")
+
+  it("says so, with the fix, when a key has none", function()
+    local ok, msg = pcall(keys.KeyRing, { keys.HS256Key("k") })
+    assert.is_false(ok)
+    assert.truthy(msg:find("key 1 has no kid: a KeyRing finds keys by kid, so give each one, " ..
+      'e.g. keys.HS256Key(secret, { kid = "2026-12" })', 1, true), msg)
+  end)
+
+  it("the README's example works: signs with the newest, accepts the older", function()
+    local readme = readfile("README.md")
+    local block = readme:match("```lua\n(local ring = keys%.KeyRing{.-)```")
+    assert.is_string(block)
+    local env = setmetatable({ keys = keys, eternaltwin = eternaltwin, os = {
+      getenv = function(n) return ({ STATE_KEY = "new secret", OLD_STATE_KEY = "old secret" })[n] end } },
+      { __index = _G })
+    local chunk = assert((loadstring or load)(block .. "\nreturn ring, client", "=readme", "t", env))
+    if setfenv then setfenv(chunk, env) end
+    local ring, readme_client = chunk()
+    assert.are.equal("2026-12", ring.kid)
+    local old = fixtures.client({ state_key = keys.HS256Key("old secret", { kid = "2026-06" }), url = readme_client.url })
+    assert.truthy(readme_client:validate_state(assert(old:generate_state())))
+    local header = core.jwt_header(assert(readme_client:generate_state()))
+    assert.are.equal("2026-12", header.kid)
+  end)
+end)

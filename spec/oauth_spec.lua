@@ -145,3 +145,78 @@ describe("client.users", function()
     assert.has_error(function() c.users:me(12) end)
   end)
 end)
+
+describe("the code exchange never follows a redirect", function()
+  -- Raw responses the nginx mock cannot send (spec/support/hostile.lua), started on demand.
+  local hostile = require("spec.support.hostile_server")
+  local hostile_url = hostile.url
+  teardown(hostile.stop)
+
+  it("a 307 from /oauth/token is an error and the code never reaches the other host", function()
+    local base = hostile_url()
+    local c = client({ url = base .. "redirect/", allow_redirects = true })
+    local tok, err = c:token("one-time-code")
+    assert.is_nil(tok)
+    assert.are.equal("RequestError", err.kind)
+    assert.are.equal(307, err.status_code)
+    local _, rerr = c:refresh("a-refresh-token")
+    assert.are.equal(307, rerr.status_code)
+    local res = assert(client({ url = base }):get("_count"))
+    assert.are.equal(0, res:json().steal)
+    -- Other requests still follow redirects when asked.
+    local ok = assert(client({ allow_redirects = true }):get("_mock/redirect",
+      { params = { to = mock.get().url .. "_mock/ping" } }))
+    assert.are.equal(200, ok.status_code)
+  end)
+end)
+
+describe("the token endpoint bounds what it reads", function()
+  -- Raw responses the nginx mock cannot send (spec/support/hostile.lua), started on demand.
+  local hostile = require("spec.support.hostile_server")
+  local hostile_url = hostile.url
+  teardown(hostile.stop)
+
+  it("the token endpoint refuses a body over its bound", function()
+    local tok, err = client({ url = hostile_url() .. "bigjson/" }):token("code")
+    assert.is_nil(tok)
+    assert.are.equal("DecodeError", err.kind)
+    assert.matches("too large", err.message, 1, true)
+  end)
+
+
+  it("is a DecodeError, never an infinite or unprintable Token", function()
+    for _, route in ipairs({ "exp-huge/", "exp-big/", "exp-nan/" }) do
+      local tok, err = client({ url = hostile_url() .. route }):token("code")
+      assert.is_nil(tok, route)
+      assert.are.equal("DecodeError", err.kind)
+      assert.matches("expires_in", err.message, 1, true)
+    end
+    assert.has_error(function() eternaltwin.Token({ access_token = "a", token_type = "Bearer",
+      expires_in = 1e20 }) end)
+    local t = eternaltwin.Token({ access_token = "a", token_type = "Bearer", expires_in = 3600.5 })
+    assert.matches("expires in", tostring(t), 1, true)
+  end)
+end)
+
+describe("client.users: ids made of dots, and no token", function()
+  local readfile = mock.must_read
+
+  it("users:get encodes '.' and '..' so they stay an id", function()
+    local c = client()
+    for _, id in ipairs({ ".", ".." }) do
+      local res, err = c.users:get(id)
+      assert.is_nil(res)
+      assert.are.equal(404, err.status_code)
+      assert.matches("/api/v1/users/%2E", err.url, 1, true)
+    end
+  end)
+
+
+  it("answers 200 for a Guest, with no user, as the docs say", function()
+    local me = assert(assert(fixtures.client().users:me()):json())
+    assert.are.equal("Guest", me.type)
+    assert.is_nil(me.user)
+    assert.truthy(readfile("lua/eternaltwin/users.lua"):find("Guest", 1, true))
+    assert.truthy(readfile("README.md"):find("`me.type == \"Guest\"`", 1, true))
+  end)
+end)

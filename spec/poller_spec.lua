@@ -320,3 +320,27 @@ describe("examples", function()
     end)
   end
 end)
+
+describe("poller:timeout()", function()
+  it("is never nil while a transfer is in flight", function()
+    local c = client({ timeout = 0.4 })
+    for run = 1, 4 do
+      local p = eternaltwin.poller()
+      for _ = 1, 10 do
+        p:spawn(function() return c:get("_mock/delay", { params = { ms = 1500 } }) end)
+      end
+      local t0 = core.monotime()
+      p:step(0)
+      while p.live > 0 do
+        local t = p:timeout()
+        assert.is_not_nil(t, "timeout() is nil with " .. p.live .. " live tasks (run " .. run .. ")")
+        if t > 2 then t = 2 end
+        core.sleep(t)
+        p:step(0)
+      end
+      assert.is_true(core.monotime() - t0 < 1.5, "took " .. (core.monotime() - t0))
+      assert.is_nil(p:timeout())
+      p:close()
+    end
+  end)
+end)

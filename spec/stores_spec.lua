@@ -109,3 +109,82 @@ describe("eternaltwin.stores", function()
     assert.are.equal("store", gerr.code)
   end)
 end)
+
+describe("the replay store under load", function()
+  local eternaltwin = require("eternaltwin")
+  local core = require("eternaltwin.core")
+
+  it("costs O(log n) per check when full of live nonces", function()
+    local function cost(size)
+      local store = eternaltwin.ReplayStore(size)
+      local now = 1000
+      for i = 1, size do store:check_and_add("n" .. i, now + 100000 + i, now) end
+      local t0 = core.monotime()
+      for i = 1, 100 do assert.is_true(store:check_and_add("x" .. i, now + 200000 + i, now)) end
+      return core.monotime() - t0
+    end
+    local small, big = math.min(cost(1000), cost(1000)), math.min(cost(100000), cost(100000))
+    -- Two full passes per check made this ratio about 100 (7 s for the 100 checks at 100,000);
+    -- O(log n) about 2. The absolute slack absorbs a loaded machine.
+    assert.is_true(big < small * 20 + 0.05, ("1000: %.4f s, 100000: %.4f s"):format(small, big))
+  end)
+
+  it("still forgets the entry closest to expiry, and expired ones first", function()
+    local store = eternaltwin.ReplayStore(3)
+    assert.is_true(store:check_and_add("a", 50, 10))
+    assert.is_true(store:check_and_add("b", 20, 10))
+    assert.is_true(store:check_and_add("c", 30, 10))
+    assert.is_false(store:check_and_add("b", 20, 10))
+    assert.is_true(store:check_and_add("d", 40, 10))     -- full: b (soonest) goes
+    assert.is_true(store:check_and_add("b", 20, 10))     -- so b passes again; c (now soonest) goes
+    assert.is_true(store:check_and_add("c", 30, 10))     -- so c passes again; b goes
+    assert.is_false(store:check_and_add("a", 50, 10))
+    assert.are.equal(3, store.count)
+    assert.is_true(store:check_and_add("e", 100, 45))    -- at 45, c and d have expired: dropped
+    assert.are.equal(2, store.count)
+    assert.is_true(store:check_and_add("d", 40, 45))     -- d was forgotten, so it passes
+    assert.are.equal(3, store.count)
+    assert.is_false(store:check_and_add("a", 50, 45))
+    -- A known but expired nonce is renewed in place (its heap entry moves).
+    assert.is_true(store:check_and_add("d", 200, 41))
+    assert.is_true(store:check_and_add("f", 60, 45))     -- full: a (50) is the soonest, it goes
+    assert.is_true(store:check_and_add("a", 50, 45))     -- forgotten, so it passes; f goes
+    assert.is_false(store:check_and_add("d", 200, 45))
+  end)
+
+  it("agrees with the plain two-pass store on random operations", function()
+    -- The reference: the store as it was (a map, two full passes when full).
+    local function ref_new(max) return { seen = {}, count = 0, max = max } end
+    local function ref_check(r, nonce, exp, now)
+      local known = r.seen[nonce]
+      if known and known >= now then return false end
+      if not known then
+        if r.count >= r.max then
+          for k, e in pairs(r.seen) do if e < now then r.seen[k] = nil; r.count = r.count - 1 end end
+          if r.count >= r.max then
+            local victim, soonest
+            for k, e in pairs(r.seen) do if not soonest or e < soonest then victim, soonest = k, e end end
+            r.seen[victim] = nil
+            r.count = r.count - 1
+          end
+        end
+        r.count = r.count + 1
+      end
+      r.seen[nonce] = exp
+      return true
+    end
+    math.randomseed(12)
+    for _, max in ipairs({ 1, 2, 7, 50 }) do
+      local store, ref = eternaltwin.ReplayStore(max), ref_new(max)
+      local now, serial = 1000, 0
+      for _ = 1, 3000 do
+        now = now + math.random(0, 3)
+        serial = serial + 1
+        local nonce = "n" .. math.random(1, max * 3)
+        local exp = now + math.random(0, 40) + serial / 1e6   -- distinct expiries: no ties
+        assert.are.equal(ref_check(ref, nonce, exp, now), store:check_and_add(nonce, exp, now))
+        assert.are.equal(ref.count, store.count)
+      end
+    end
+  end)
+end)

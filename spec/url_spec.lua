@@ -54,3 +54,18 @@ describe("eternaltwin.url", function()
     assert.is_false(url.is_http("api/v1"))
   end)
 end)
+
+describe("endpoints with dot segments", function()
+  local mock = require("spec.support.mock")
+  local client = require("spec.support.fixtures").client
+
+  it("an endpoint climbing above the base URL is refused", function()
+    local c = client({ url = mock.get().url .. "api/v1/" })
+    assert.has_error(function() c:get("../../../x") end)
+    assert.has_error(function() c:get("users/../../x") end)
+    assert.has_error(function() c:get("./../x") end)
+    -- Dots that stay under the base are fine.
+    local res = assert(c:get("users/../users", { raise_on_error = false }))
+    assert.is_number(res.status_code)
+  end)
+end)

@@ -441,3 +441,19 @@ describe("eternaltwin.User", function()
     end)
   end)
 end)
+
+describe("the user endpoints bound what they read", function()
+  -- Raw responses the nginx mock cannot send (spec/support/hostile.lua), started on demand.
+  local hostile = require("spec.support.hostile_server")
+  local hostile_url = hostile.url
+  teardown(hostile.stop)
+  local client = require("spec.support.fixtures").client
+
+  it("the user endpoints refuse a body over their bound", function()
+    eternaltwin.connections.add_connection("hardening-big", client({ url = hostile_url() .. "bigself/" }))
+    local user, err = eternaltwin.User.from_token("some-token", "hardening-big")
+    assert.is_nil(user)
+    assert.are.equal("DecodeError", err.kind)
+    assert.matches("too large", err.message, 1, true)
+  end)
+end)

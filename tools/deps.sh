@@ -9,7 +9,7 @@ set -eu
 # libnginx-mod-http-lua links; Debian's package named `luajit` conflicts with that module).
 luas="lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev"
 build="gcc make pkg-config $luas libcurl4-openssl-dev libssl-dev libcjson-dev libhiredis-dev"
-test="lua-busted luarocks redis-server nginx-light libnginx-mod-http-lua lua-cjson openssl openssh-client curl python3 python3-jwt python3-cryptography python3-selenium chromium chromium-driver lua-luv lua-socket lua-copas lua-ldoc lua-discount lua-check"
+test="lua-busted luarocks strace redis-server nginx-light libnginx-mod-http-lua lua-cjson openssl openssh-client curl python3 python3-jwt python3-cryptography python3-selenium chromium chromium-driver lua-luv lua-socket lua-copas lua-ldoc lua-discount lua-check"
 # make check / make fuzz (mk/check.mk): clang with libFuzzer and the sanitizer runtimes, valgrind.
 check="clang libclang-rt-14-dev valgrind"
 # make bench (mk/bench.mk): wrk for the HTTP ceilings, lua-curl (Lua 5.1) to compare with, callgrind.

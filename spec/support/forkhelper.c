@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Test-only Lua module for spec/hardening_spec.lua (fork safety): fork(), _exit(code) and
+/* Test-only Lua module for spec/core_http_spec.lua ("fork"): fork(), _exit(code) and
  * waitpid(pid) -> exit status. Built by the spec into a temporary directory; never installed. */
 #include <sys/types.h>
 #include <sys/wait.h>

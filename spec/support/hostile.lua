@@ -1,6 +1,6 @@
 -- SPDX-License-Identifier: MIT
--- A hostile HTTP server for spec/hardening_spec.lua: raw responses the nginx mock cannot send
--- (header lines that look like status lines, a 2 MiB header line, 20,000 headers, a redirecting
+-- A hostile HTTP server for the specs (spec/support/hostile_server.lua starts it): raw responses the
+-- nginx mock cannot send (header lines that look like status lines, a 2 MiB header line, 20,000 headers, a redirecting
 -- token endpoint, absurd token fields). One connection at a time, `Connection: close` always.
 --
 --   lua5.4 spec/support/hostile.lua      -- prints "listening PORT", serves until killed
