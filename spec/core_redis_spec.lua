@@ -67,9 +67,9 @@ describe("core.redis_format and core.redis_reader", function()
   it("gives nil for a nil reply, nil, 'server', text for an error reply, and pipelined replies in turn", function()
     local r = core.redis_reader()
     assert.is_true(r:feed("$-1\r\n-WRONGTYPE bad\r\n:7\r\n+PONG\r\n"))
-    local n, v = select("#", r:reply()), nil
+    local n = select("#", r:reply())
     assert.are.equal(1, n)
-    v = { r:reply() }
+    local v = { r:reply() }
     assert.are.same({ nil, "server", "WRONGTYPE bad" }, v)
     assert.are.equal(7, r:reply())
     assert.are.equal("PONG", r:reply())

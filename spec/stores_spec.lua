@@ -79,7 +79,11 @@ describe("eternaltwin.stores", function()
   it("SharedDictStore: get / set (safe_set, ttl from exp) / delete; a full dict fails closed", function()
     local stores = require("eternaltwin.stores")
     local dict = { data = {}, ttl = {}, full = false }
-    function dict:safe_add(k, v, ttl) if self.data[k] then return false, "exists" end self.data[k] = v self.ttl[k] = ttl return true end
+    function dict:safe_add(k, v, ttl)
+      if self.data[k] then return false, "exists" end
+      self.data[k], self.ttl[k] = v, ttl
+      return true
+    end
     function dict:safe_set(k, v, ttl)
       if self.full then return nil, "no memory" end
       self.data[k], self.ttl[k] = v, ttl
@@ -103,7 +107,7 @@ describe("eternaltwin.stores", function()
     assert.is_nil(ok)
     assert.are.equal("store", err.code)
     assert.truthy(err.message:find("no memory", 1, true))
-    function dict:get() return nil, "broken" end
+    function dict.get() return nil, "broken" end
     local v, gerr = s:get("k")
     assert.is_nil(v)
     assert.are.equal("store", gerr.code)

@@ -341,7 +341,8 @@ describe("inside nginx (cosockets)", function()
     end
     local p = assert(io.popen("( " .. table.concat(cmd, " ") .. " wait ) 2>&1"))
     -- All four client calls are in flight at once in the one worker (/hold counted them) ...
-    local deadline, held = core.monotime() + 60, nil
+    local deadline = core.monotime() + 60
+    local held
     repeat
       local _, body = srv:get("held")
       held = tonumber(body)

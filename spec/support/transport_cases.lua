@@ -135,7 +135,8 @@ M.CASES = {
     client = { timeout = 0.3 },
     via = "get", endpoint = "_mock/delay", opts = { params = { ms = 10000 } },
     expect = { error = { kind = "TransportError", code = "timeout",
-                         message = "^GET http://127%.0%.0%.1:%d+/_mock/delay: Operation timed out after %d+ milliseconds with 0 bytes received$" } } },
+                         message = "^GET http://127%.0%.0%.1:%d+/_mock/delay: "
+                           .. "Operation timed out after %d+ milliseconds with 0 bytes received$" } } },
   { name = "timeout message, cosocket form", only = { nginx = true },
     client = { timeout = 0.3 },
     via = "get", endpoint = "_mock/delay", opts = { params = { ms = 10000 } },
