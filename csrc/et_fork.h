@@ -7,8 +7,7 @@
  * A child made without fork()'s atfork handlers (a raw syscall(SYS_fork) or clone, or vfork, whose
  * child may only exec or _exit anyway) is not seen: its objects believe they are the parent's.
  *
- * Pure core: no Lua header. The counter and its handler live in et_xfer.c (linked by every build that
- * has sessions or multis; the rockspecs list their sources). */
+ * Pure core: no Lua header. The counter and its handler live in et_fork.c. */
 #ifndef ET_FORK_H
 #define ET_FORK_H
 

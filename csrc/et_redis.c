@@ -7,7 +7,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,25 +17,11 @@
 
 #include <hiredis/hiredis.h>
 
+#include "et_fork.h"
 #include "et_redis.h"
 
 /* ---------------------------------------------------------------- the connection */
 
-/* Bumped in the child of every fork() (pthread_atfork, registered once): a connection opened
- * before the fork sees another generation and leaves the parent's socket alone. Cheaper than a
- * getpid() system call on every command. */
-static volatile unsigned long fork_generation;
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
-
-static void on_fork_child(void)
-{
-    fork_generation++;
-}
-
-static void fork_register(void)
-{
-    (void)pthread_atfork(NULL, NULL, on_fork_child);
-}
 
 struct et_redis_conn {
     char *host;
@@ -47,7 +32,7 @@ struct et_redis_conn {
     int db;
     long timeout_ms;
     int fd;
-    unsigned long fork_gen;     /* fork_generation when fd was opened */
+    unsigned long fork_gen;     /* the fork generation (et_fork.h) when fd was opened */
     long long last_used;        /* ms (monotonic) at the end of the last call on fd */
     et_redis_reader_t *reader;
     unsigned long connects;
@@ -81,7 +66,7 @@ static char *dup_str(const char *s)
 et_redis_conn_t *et_redis_conn_new(const et_redis_opts_t *o)
 {
     et_redis_conn_t *c;
-    pthread_once(&fork_once, fork_register);
+    (void)et_fork_register();
     c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
@@ -346,7 +331,7 @@ static et_redis_code_t do_connect(et_redis_conn_t *c, long long deadline)
     rc = tcp_connect(c, deadline);
     if (rc != ET_REDIS_OK)
         return rc;
-    c->fork_gen = fork_generation;
+    c->fork_gen = et_fork_now();
     c->connects++;
     if (c->password) {
         const char *argv[3] = { "AUTH", c->username, c->password };
@@ -418,7 +403,7 @@ static void drop_if_stale(et_redis_conn_t *c, long long now)
         return;
     /* After fork(): the parent's socket stays the parent's. Closing our copy of the descriptor
      * sends nothing (the parent still holds it); a fresh connection is opened for this process. */
-    if (c->fork_gen != fork_generation) {
+    if (c->fork_gen != et_fork_now()) {
         et_redis_conn_close(c);
         return;
     }
@@ -672,7 +657,7 @@ static et_redis_code_t nb_connect(et_redis_conn_t *c)
     freeaddrinfo(res);
     if (c->fd < 0)
         return fail(c, ET_REDIS_ECONNECT, 1, "connect failed: %s", strerror(err ? err : ECONNREFUSED));
-    c->fork_gen = fork_generation;
+    c->fork_gen = et_fork_now();
     c->connects++;
     if (c->password) {
         const char *argv[3] = { "AUTH", c->username, c->password };
@@ -764,7 +749,7 @@ et_redis_code_t et_redis_nb_recv(et_redis_conn_t *c, et_redis_value_t **out, int
     c->message[0] = '\0';
     if (!c->nb_busy || c->fd < 0)
         return fail(c, ET_REDIS_EPROTOCOL, 0, "no command in flight");
-    if (c->fork_gen != fork_generation)
+    if (c->fork_gen != et_fork_now())
         return fail(c, ET_REDIS_ERESET, 1, "connection opened before fork()");
     if (c->nb_connecting) {
         struct pollfd p;

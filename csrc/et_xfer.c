@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The transfer over one libcurl easy handle: session options and proxy settings, the handle's
  * set-up, per-request options, body and header capture, CURLcode mapping, messages. */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -805,26 +804,4 @@ CURL *et_xfer_release(et_xfer_t *x)
     et_headers_clear(&x->headers);
     et_buf_free(&x->body);
     return e;
-}
-
-/* ---- the fork generation (et_fork.h), kept in this file so the rockspecs' source lists hold ---- */
-
-volatile unsigned long et_fork_generation;
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
-
-/* Runs in the child of fork(), single-threaded at that point. */
-static void on_fork_child(void)
-{
-    et_fork_generation++;
-}
-
-static void fork_register(void)
-{
-    (void)pthread_atfork(NULL, NULL, on_fork_child);
-}
-
-unsigned long et_fork_register(void)
-{
-    (void)pthread_once(&fork_once, fork_register);
-    return et_fork_generation;
 }
