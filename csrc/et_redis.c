@@ -189,25 +189,35 @@ static int open_socket(const struct addrinfo *ai)
     return fd;
 }
 
-/* TCP connect to the first address that accepts, within the deadline. */
-static et_redis_code_t tcp_connect(et_redis_conn_t *c, long long deadline)
+/* The addresses of the host (a numeric one without asking the resolver), or fail(). */
+static et_redis_code_t lookup(et_redis_conn_t *c, struct addrinfo **res)
 {
-    struct addrinfo hints, *res = NULL, *ai;
+    struct addrinfo hints;
     char port[16];
-    int rc, err = 0, timed_out = 0;
+    int rc;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     snprintf(port, sizeof port, "%d", c->port);
     hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-    rc = getaddrinfo(c->host, port, &hints, &res);
+    rc = getaddrinfo(c->host, port, &hints, res);
     if (rc == EAI_NONAME) {
         hints.ai_flags = AI_NUMERICSERV;
-        rc = getaddrinfo(c->host, port, &hints, &res);
+        rc = getaddrinfo(c->host, port, &hints, res);
     }
     if (rc != 0)
         return fail(c, rc == EAI_MEMORY ? ET_REDIS_ENOMEM : ET_REDIS_ECONNECT, 1, "cannot resolve host (%s)",
                     gai_strerror(rc));
+    return ET_REDIS_OK;
+}
+
+/* TCP connect to the first address that accepts, within the deadline. */
+static et_redis_code_t tcp_connect(et_redis_conn_t *c, long long deadline)
+{
+    struct addrinfo *res = NULL, *ai;
+    int err = 0, timed_out = 0;
+    if (lookup(c, &res) != ET_REDIS_OK)
+        return c->code;
     for (ai = res; ai; ai = ai->ai_next) {
         int fd = open_socket(ai);
         if (fd < 0) {
@@ -620,26 +630,14 @@ static et_redis_code_t nb_queue(et_redis_conn_t *c, const char *p, size_t n)
  * progress. AUTH and SELECT are queued. */
 static et_redis_code_t nb_connect(et_redis_conn_t *c)
 {
-    struct addrinfo hints, *res = NULL, *ai;
-    char port[16];
-    int rc, err = 0;
+    struct addrinfo *res = NULL, *ai;
+    int err = 0;
     et_redis_code_t code;
     c->reader = et_redis_reader_new();
     if (!c->reader)
         return fail(c, ET_REDIS_ENOMEM, 1, "out of memory");
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    snprintf(port, sizeof port, "%d", c->port);
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-    rc = getaddrinfo(c->host, port, &hints, &res);
-    if (rc == EAI_NONAME) {
-        hints.ai_flags = AI_NUMERICSERV;
-        rc = getaddrinfo(c->host, port, &hints, &res);
-    }
-    if (rc != 0)
-        return fail(c, rc == EAI_MEMORY ? ET_REDIS_ENOMEM : ET_REDIS_ECONNECT, 1, "cannot resolve host (%s)",
-                    gai_strerror(rc));
+    if (lookup(c, &res) != ET_REDIS_OK)
+        return c->code;
     for (ai = res; ai; ai = ai->ai_next) {
         int fd = open_socket(ai);
         if (fd < 0) {
