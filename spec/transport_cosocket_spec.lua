@@ -103,6 +103,29 @@ describe("inside nginx (cosockets)", function()
   teardown(function() if srv then srv:stop() end end)
   before_each(function() mock.reset() end)
 
+  it("makes no libcurl handle: every call of a client goes through cosockets", function()
+    local r = run([[
+      local core = require("eternaltwin.core")
+      local made = 0
+      local session, multi = core.session, core.multi
+      core.session = function(...) made = made + 1 return session(...) end
+      core.multi = function(...) made = made + 1 return multi(...) end
+      local ok, err = pcall(function()
+        local c = C({ retries = 1 })
+        assert(c:get("_mock/echo"))
+        assert(c:post("_mock/echo", { json = { a = 1 } }))
+        local _, terr = c:token("not-a-code")               -- the grant: a fresh connection
+        assert(terr and terr.kind == "RequestError", tostring(terr))
+        assert(c.users:get("00000000-0000-4000-8000-000000000000") == nil)
+        assert(c:get("_mock/flaky/nolibcurl", { params = { fail = 1, retry_after = 0 } }))
+      end)
+      core.session, core.multi = session, multi
+      return { made = made, ok = ok, err = err and tostring(err) }
+    ]])
+    assert.is_true(r.ok, r.err)
+    assert.are.equal(0, r.made)
+  end)
+
   it("answers a GET with the Response and request the libcurl path gives", function()
     local r = run([[
       local res = assert(C():get("_mock/echo", { params = { q = "a b" }, headers = { ["X-T"] = "1" },
