@@ -14,24 +14,8 @@ local function elapsed(fn)
   return core.monotime() - t0, r
 end
 
--- Runs fn with a collector that runs often (so an armed finalizer runs inside the next call).
-local function eager_gc(fn)
-  local gen = _VERSION == "Lua 5.4"
-  if gen then
-    collectgarbage("generational", 1, 100)
-  else
-    collectgarbage("setpause", 1)
-    collectgarbage("setstepmul", 1000)
-  end
-  local ok, err = pcall(fn)
-  if gen then
-    collectgarbage("incremental", 200, 100, 13)
-  else
-    collectgarbage("setpause", 200)
-    collectgarbage("setstepmul", 200)
-  end
-  assert(ok, err)
-end
+-- A collector that runs often (so an armed finalizer runs inside the next call).
+local eager_gc = require("spec.support.gc").eager_gc
 
 describe("core.redis_format and core.redis_reader", function()
   it("formats a command as a RESP array of bulk strings (numbers as their text)", function()
