@@ -279,13 +279,36 @@ static et_redis_code_t send_all(et_redis_conn_t *c, const char *p, size_t n, lon
     return ET_REDIS_OK;
 }
 
+/* One recv into the reader: ET_REDIS_OK when bytes were fed or none came yet (*blocked set when the
+ * socket would block; an EINTR neither), else fail() (closed, lost, or the reader refused them). */
+static et_redis_code_t recv_feed(et_redis_conn_t *c, int *blocked)
+{
+    char buf[16384];
+    ssize_t r = recv(c->fd, buf, sizeof buf, 0);
+    *blocked = 0;
+    if (r > 0) {
+        et_redis_code_t rc = et_redis_reader_feed(c->reader, buf, (size_t)r);
+        if (rc != ET_REDIS_OK)
+            return fail(c, rc, 1, "%s", et_redis_reader_error(c->reader));
+        return ET_REDIS_OK;
+    }
+    if (r == 0)
+        return fail(c, ET_REDIS_ERESET, 1, "connection closed by the server");
+    if (errno == EINTR)
+        return ET_REDIS_OK;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        *blocked = 1;
+        return ET_REDIS_OK;
+    }
+    return fail(c, ET_REDIS_ERESET, 1, "connection lost (%s)", strerror(errno));
+}
+
 /* Reads until one reply is complete. The reply's own error type is returned as a value. */
 static et_redis_code_t read_reply(et_redis_conn_t *c, long long deadline, et_redis_value_t **out)
 {
-    char buf[16384];
+    int blocked;
     for (;;) {
         et_redis_code_t rc = et_redis_reader_get(c->reader, out);
-        ssize_t r;
         if (rc != ET_REDIS_OK)
             return fail(c, rc, 1, "%s", et_redis_reader_error(c->reader));
         if (*out)
@@ -299,18 +322,8 @@ static et_redis_code_t read_reply(et_redis_conn_t *c, long long deadline, et_red
             if (w < 0)
                 return fail(c, ET_REDIS_ERESET, 1, "poll failed: %s", strerror(errno));
         }
-        r = recv(c->fd, buf, sizeof buf, 0);
-        if (r > 0) {
-            rc = et_redis_reader_feed(c->reader, buf, (size_t)r);
-            if (rc != ET_REDIS_OK)
-                return fail(c, rc, 1, "%s", et_redis_reader_error(c->reader));
-            continue;
-        }
-        if (r == 0)
-            return fail(c, ET_REDIS_ERESET, 1, "connection closed by the server");
-        if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
-            continue;
-        return fail(c, ET_REDIS_ERESET, 1, "connection lost (%s)", strerror(errno));
+        if (recv_feed(c, &blocked) != ET_REDIS_OK)
+            return c->code;
     }
 }
 
@@ -740,7 +753,7 @@ et_redis_code_t et_redis_nb_send(et_redis_conn_t *c, const char *req, size_t len
 
 et_redis_code_t et_redis_nb_recv(et_redis_conn_t *c, et_redis_value_t **out, int *want)
 {
-    char buf[16384];
+    int blocked;
     *out = NULL;
     *want = 0;
     c->code = ET_REDIS_OK;
@@ -778,7 +791,6 @@ et_redis_code_t et_redis_nb_recv(et_redis_conn_t *c, et_redis_value_t **out, int
     for (;;) {
         et_redis_value_t *v = NULL;
         et_redis_code_t rc = et_redis_reader_get(c->reader, &v);
-        ssize_t r;
         if (rc != ET_REDIS_OK)
             return fail(c, rc, 1, "%s", et_redis_reader_error(c->reader));
         if (v) {
@@ -813,21 +825,11 @@ et_redis_code_t et_redis_nb_recv(et_redis_conn_t *c, et_redis_value_t **out, int
             *out = v;
             return ET_REDIS_OK;
         }
-        r = recv(c->fd, buf, sizeof buf, 0);
-        if (r > 0) {
-            rc = et_redis_reader_feed(c->reader, buf, (size_t)r);
-            if (rc != ET_REDIS_OK)
-                return fail(c, rc, 1, "%s", et_redis_reader_error(c->reader));
-            continue;
-        }
-        if (r == 0)
-            return fail(c, ET_REDIS_ERESET, 1, "connection closed by the server");
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (recv_feed(c, &blocked) != ET_REDIS_OK)
+            return c->code;
+        if (blocked) {
             *want = POLLIN;
             return ET_REDIS_OK;
         }
-        return fail(c, ET_REDIS_ERESET, 1, "connection lost (%s)", strerror(errno));
     }
 }
