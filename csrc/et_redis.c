@@ -42,7 +42,7 @@ struct et_redis_conn {
     /* Non-blocking use (et_redis_nb_*): bytes still to send, and the exchange's progress. */
     char *nb_out;
     size_t nb_cap, nb_len, nb_off;
-    int nb_busy;                /* a command was sent and its reply not taken yet */
+    int nb_busy;                /* replies still owed for the commands sent (a pipeline: several) */
     int nb_connecting;          /* connect() in progress */
     int nb_auth, nb_select;     /* the AUTH / SELECT replies still to read, before the command's */
 };
@@ -729,11 +729,13 @@ static int nb_flush(et_redis_conn_t *c)
     return 1;
 }
 
-et_redis_code_t et_redis_nb_send(et_redis_conn_t *c, const char *req, size_t len)
+et_redis_code_t et_redis_nb_send(et_redis_conn_t *c, const char *req, size_t len, int count)
 {
     et_redis_code_t rc;
     c->code = ET_REDIS_OK;
     c->message[0] = '\0';
+    if (count < 1 || count > ET_REDIS_MAX_PIPELINE)
+        return fail(c, ET_REDIS_EPROTOCOL, 0, "1 to %d commands per send", ET_REDIS_MAX_PIPELINE);
     if (c->nb_busy)
         et_redis_conn_close(c);
     drop_if_stale(c, now_ms());
@@ -745,7 +747,7 @@ et_redis_code_t et_redis_nb_send(et_redis_conn_t *c, const char *req, size_t len
     rc = nb_queue(c, req, len);
     if (rc != ET_REDIS_OK)
         return rc;
-    c->nb_busy = 1;
+    c->nb_busy = count;
     if (!c->nb_connecting && nb_flush(c) < 0)
         return c->code;
     return ET_REDIS_OK;
@@ -815,7 +817,7 @@ et_redis_code_t et_redis_nb_recv(et_redis_conn_t *c, et_redis_value_t **out, int
                 et_redis_value_free(v);
                 continue;
             }
-            c->nb_busy = 0;
+            c->nb_busy--;
             c->last_used = now_ms();
             if (v->type == ET_REDIS_ERROR) {
                 rc = server_error(c, v, NULL);

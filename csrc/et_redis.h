@@ -156,16 +156,18 @@ int et_redis_db(const et_redis_conn_t *c);
 
 /* ---------------------------------------------------------------- non-blocking use
  * The same connection driven by the caller's event loop (a poller task): nothing here waits.
- * et_redis_nb_send queues one command (et_redis_format's bytes) and, on a connection not open
+ * et_redis_nb_send queues `count` commands (et_redis_format's bytes, concatenated: a pipeline of
+ * 1 to ET_REDIS_MAX_PIPELINE) and, on a connection not open
  * yet, starts a non-blocking connect with AUTH and SELECT queued before the command (one round
  * trip); it writes what the socket takes at once. et_redis_nb_recv then advances the exchange
- * (connect completion, the rest of the bytes, the replies): ET_REDIS_OK with *out the command's
- * reply, or ET_REDIS_OK with *out NULL and *want the poll events to wait for (POLLIN or POLLOUT)
+ * (connect completion, the rest of the bytes, the replies): ET_REDIS_OK with *out the next command's
+ * reply (call it once per command; an error reply leaves the rest of a pipeline readable), or ET_REDIS_OK with *out NULL and *want the poll events to wait for (POLLIN or POLLOUT)
  * on et_redis_fd; or a failure as et_redis_command's (an error reply is ET_REDIS_ESERVER or
  * ET_REDIS_EAUTH). The caller owns the deadline: when it passes, et_redis_conn_close drops the
  * exchange. A command sent while another is unfinished (or a blocking call made meanwhile) drops
  * the connection first. Name resolution (getaddrinfo) still blocks; numeric hosts skip it. */
-et_redis_code_t et_redis_nb_send(et_redis_conn_t *c, const char *req, size_t len);
+#define ET_REDIS_MAX_PIPELINE 64
+et_redis_code_t et_redis_nb_send(et_redis_conn_t *c, const char *req, size_t len, int count);
 et_redis_code_t et_redis_nb_recv(et_redis_conn_t *c, et_redis_value_t **out, int *want);
 
 #endif

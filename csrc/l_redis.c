@@ -11,6 +11,7 @@
  *   r:del(key)                    -> count | nil, code, msg
  *   r:pexpire(key, ms)            -> true | false | nil, code, msg
  *   r:send(argv)                  -> true | nil, code, msg   (non-blocking: queues, writes what it can)
+ *   r:send_raw(bytes, count)      -> as send, for `count` commands formatted and concatenated (a pipeline)
  *   r:recv()                      -> reply | nil (nil reply) | false, "read"|"write" (wait for that on
  *                                    r:fd(), then call again) | nil, code, msg   (never waits)
  *   r:reset()                     -> drops the connection (an exchange past its deadline); the next
@@ -427,8 +428,29 @@ static int l_redis_send(lua_State *L)
     if (!b->buf)
         return luaL_error(L, "not enough memory");
     p = check_redis(L, 1);
-    rc = et_redis_nb_send(p->c, b->buf, len);
+    rc = et_redis_nb_send(p->c, b->buf, len, 1);
     box_empty(b);
+    if (rc != ET_REDIS_OK)
+        return push_failure(L, rc, et_redis_last_message(p->c));
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* r:send_raw(bytes, count): `count` commands already formatted (core.redis_format's bytes,
+ * concatenated: a pipeline), queued as r:send does; then r:recv() once per command. */
+static int l_redis_send_raw(lua_State *L)
+{
+    size_t len;
+    const char *req;
+    lua_Integer count;
+    l_redis *p;
+    et_redis_code_t rc;
+    check_redis(L, 1);
+    req = luaL_checklstring(L, 2, &len);
+    count = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, count >= 1 && count <= ET_REDIS_MAX_PIPELINE && len > 0, 3, "1 to 64 commands expected");
+    p = check_redis(L, 1);
+    rc = et_redis_nb_send(p->c, req, len, (int)count);
     if (rc != ET_REDIS_OK)
         return push_failure(L, rc, et_redis_last_message(p->c));
     lua_pushboolean(L, 1);
@@ -660,6 +682,7 @@ void l_redis_open(lua_State *L)
         { "del", l_redis_del },
         { "pexpire", l_redis_pexpire },
         { "send", l_redis_send },
+        { "send_raw", l_redis_send_raw },
         { "recv", l_redis_recv },
         { "reset", l_redis_reset },
         { "fd", l_redis_fd },

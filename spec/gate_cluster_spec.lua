@@ -244,11 +244,25 @@ describe("a two-node site sharing one Redis", function()
   it("ban refuses new sign-ins (403) on every node until unban", function()
     local b = gate_site.browser()
     assert.is_true(json(b, C.b .. "_c/revoke?id=" .. BOB_ID .. "&ban=1").ok)
+    local r = C:redis_conn()
+    local function records()
+      local n, cursor = 0, "0"
+      repeat
+        local reply = assert(r:command({ "SCAN", cursor, "MATCH", "*:sess:*", "COUNT", "1000" }))
+        cursor, n = reply[1], n + #reply[2]
+      until cursor == "0"
+      return n
+    end
+    local before = records()
     local callback = start_sign_in(b, "bob")
     local status, _, body = b:get(callback)
     assert.are.equal(403, status)
     assert.truthy(body:find("may not sign in", 1, true), body)
     assert.is_nil(b.jar["eternaltwin|/"])
+    -- The record written in the callback's one round trip (ban read, single-use mark, record) is
+    -- gone again: a refused sign-in leaves no session behind.
+    assert.are.equal(before, records())
+    if r.close then r:close() end
     assert.is_true(json(b, C.a .. "_c/unban?id=" .. BOB_ID).ok)
     sign_in(b, "bob")
     assert.are.equal(200, private(b, C.a))

@@ -118,6 +118,26 @@ describe("RedisStore inside nginx", function()
     assert.is_true(tonumber(after) - tonumber(before) <= 3, before .. " -> " .. after)
   end)
 
+  it("batch: one pooled round trip; an error reply fails it and leaves the connection clean", function()
+    local r = rawconn()
+    assert.are.equal(1, r:command({ "RPUSH", "eternaltwin:blist", "a" }))
+    local before = r:command({ "INFO", "stats" }):match("total_connections_received:(%d+)")
+    local res = run([[
+      local exp = os.time() + 60
+      local out = {}
+      out.a = STORE:batch({ { "get", "b:absent" }, { "check_and_add", "b:m", exp }, { "set", "b:x", "xv", exp },
+                            { "get", "b:x" }, { "delete", "b:x" }, { "check_and_add", "b:m", exp } })
+      local v, err = STORE:batch({ { "check_and_add", "b:m2", exp }, { "get", "blist" }, { "get", "b:absent" } })
+      out.failed = v == nil and tostring(err):find("WRONGTYPE", 1, true) ~= nil
+      out.after = STORE:batch({ { "check_and_add", "b:m2", exp }, { "get", "b:absent" } })
+      for i = 1, 20 do assert(STORE:batch({ { "check_and_add", "b:p" .. i, exp } })) end
+      return out
+    ]])
+    assert.are.same({ a = { false, true, true, "xv", true, false }, failed = true, after = { false, false } }, res)
+    local after = raw:command({ "INFO", "stats" }):match("total_connections_received:(%d+)")
+    assert.is_true(tonumber(after) - tonumber(before) <= 2, before .. " -> " .. after)
+  end)
+
   it("a wrong password: a clear error at once, without the password", function()
     local res, dt = run(([[
       local s = eternaltwin.RedisStore({ url = "redis://:wrong-pw-77@127.0.0.1:%d" })

@@ -156,6 +156,35 @@ describe("eternaltwin.RedisStore against redis-server", function()
     assert.is_true(s:ping())
   end)
 
+  it("batch: several calls in one round trip, their results in order; a server error fails it, the connection stays", function()
+    local s = store({ prefix = "{b}:" })
+    local exp = os.time() + 60
+    local r = assert(s:batch({ { "get", "ban" }, { "check_and_add", "m1", exp }, { "set", "x", "val", exp },
+                               { "get", "x" }, { "delete", "x" }, { "check_and_add", "m1", exp }, { "get", "x" } }))
+    assert.are.same({ false, true, true, "val", true, false, false }, r)
+    -- One write, then the replies: Redis saw the calls of a batch from one connection.
+    local raw_r = rawconn()
+    local ms = raw_r:command({ "PTTL", "{b}:m1" })
+    assert.is_true(ms > 59000 and ms <= 61000, tostring(ms))
+    assert.are.same({ true }, s:batch({ { "set", "m1", "v", os.time() - 1 } }))   -- exp past: deleted
+    assert.are.equal(-2, raw_r:command({ "PTTL", "{b}:m1" }))
+    -- An error reply in the middle (WRONGTYPE): the batch fails, the calls around it ran, and the
+    -- connection reads the next batch cleanly.
+    assert.are.equal(1, raw_r:command({ "RPUSH", "{b}:list", "a" }))
+    local v, err = s:batch({ { "check_and_add", "m2", exp }, { "get", "list" }, { "check_and_add", "m3", exp } })
+    assert.is_nil(v)
+    is_store_error(err, "server")
+    assert.truthy(err.message:find("WRONGTYPE", 1, true), err.message)
+    assert.are.same({ false, false, true }, s:batch({ { "check_and_add", "m2", exp }, { "check_and_add", "m3", exp },
+                                                     { "check_and_add", "m4", exp } }))
+    -- Mistakes raise, naming the call.
+    assert.has_error(function() s:batch({}) end, "bad argument to 'batch' (ops: 1 to 64 calls expected)")
+    assert.has_error(function() s:batch({ { "frob", "k" } }) end,
+      "bad argument to 'batch: ops[1]' (unknown call 'frob' (get, check_and_add, set, delete))")
+    assert.has_error(function() s:batch({ { "get", "k" }, { "set", "k", 5, exp } }) end,
+      "bad argument to 'batch: ops[2]' (value: string expected, got number)")
+  end)
+
   it("uses the database of the URL", function()
     local s = eternaltwin.RedisStore({ url = ("redis://:%s@127.0.0.1:%d/3"):format(srv.password, srv.port) })
     assert.is_true(s:set("dbkey", "in3", os.time() + 30))
@@ -235,6 +264,29 @@ describe("eternaltwin.RedisStore against redis-server", function()
       assert.are.equal(0, p:run(10))
       local res = t:wait()
       assert.are.same({ true, false, true, "pv", true, true, true }, res)
+    end)
+
+    it("batch: one round trip from a task, yielding; many tasks at once, one adds a shared nonce", function()
+      local s = store({ prefix = "{pb}:" })
+      local p = eternaltwin.poller()
+      local exp = os.time() + 60
+      local tasks = {}
+      for i = 1, 20 do
+        tasks[i] = p:spawn(function()
+          assert.is_not_nil(runtime.current())
+          return s:batch({ { "get", "absent" }, { "check_and_add", "shared", exp }, { "set", "t" .. i, "v" .. i, exp },
+                           { "get", "t" .. i } })
+        end)
+      end
+      assert.are.equal(0, p:run(10))
+      local added = 0
+      for i = 1, 20 do
+        local r = assert(tasks[i]:wait())
+        assert.are.equal(false, r[1])
+        if r[2] then added = added + 1 end
+        assert.are.same({ true, "v" .. i }, { r[3], r[4] })
+      end
+      assert.are.equal(1, added)
     end)
 
     it("many tasks at once: exactly one adds a shared nonce", function()

@@ -63,6 +63,29 @@ local function call(store, method, ...)
 end
 M.call = call
 
+--- Several store calls (`{ "get", key }`, `{ "check_and_add", key, exp, now }`, `{ "set", key, value,
+-- exp }`, `{ "delete", key }`) in one round trip when the store has `batch` (RedisStore), else one
+-- after another: the list of results (`get`: a string or false), or nil and a message.
+function M.batch(store, ops)
+  if store.batch then
+    local ok, r, err = pcall(store.batch, store, ops)
+    if not ok then return nil, tostring(r) end
+    if not r then return nil, err ~= nil and tostring(err) or "no answer" end
+    return r
+  end
+  local out = {}
+  for i = 1, #ops do
+    local op = ops[i]
+    local v, err = call(store, op[1], op[2], op[3], op[4])
+    if v == nil then
+      if err ~= nil then return nil, err end
+      v = false
+    end
+    out[i] = v
+  end
+  return out
+end
+
 ------------------------------------------------------------------------------------------------
 -- The per-worker cache: key -> { value (false: absent), time read }.
 
@@ -142,7 +165,8 @@ end
 
 --- Makes a session record for `user` holding `token` sealed: the session id (32 random bytes), or
 -- nil and a message.
-function M.create(g, user, token, now)
+-- A new session's id, record key, record value and record, not yet written; or nil and a message.
+function M.prepare(g, user, token, now)
   local sid = core.random_bytes(32)
   if not sid then return nil, "no session id from the CSPRNG" end
   local key = M.record_key(g, sid)
@@ -153,10 +177,20 @@ function M.create(g, user, token, now)
   local sec = floor(now)
   local rec = { v = 1, u = user.id, n = user.display_name, c = floor(now * 1000), s = sec,
                 e = sec + g.session_ttl, t = b64e(blob) }
-  local value = json_encode(rec)
+  return sid, key, json_encode(rec), rec
+end
+
+-- A record written (by `create`, or in a batch of the caller's): cached for this worker.
+function M.written(g, key, value)
+  if g.cache_ttl > 0 then cache_put(g, key, value, ngx.now()) end
+end
+
+function M.create(g, user, token, now)
+  local sid, key, value, rec = M.prepare(g, user, token, now)
+  if not sid then return nil, key end
   local set, err = call(g._kv, "set", key, value, rec.e)
   if not set then return nil, err end
-  if g.cache_ttl > 0 then cache_put(g, key, value, ngx.now()) end
+  M.written(g, key, value)
   return sid, rec
 end
 

@@ -260,27 +260,42 @@ function M.callback(self)
     return page(self, 502, "Eternaltwin did not complete the sign-in.",
       { code = "upstream", retry = kind == "upstream" and back or nil })
   end
-  if self._kv then
-    local banned, berr = session.banned(self, user.id)
-    if banned == nil then return store_down(self, "ban mark", berr, back) end
-    if banned then
-      return page(self, 403, "This account may not sign in to this site.", { code = "banned" })
-    end
-  end
   local fine, berr = within_budget(self, user.id)
   if fine == false then
     return page(self, 429, "Too many sign-ins with this account; try again in a few minutes.",
       { code = "budget", retry = back })
   end
-  local used, why
-  if fine then used, why = self.store:check_and_add(self._kv and self._mark_prefix .. nonce or nonce, claims.exp, now)
-  else why = berr end
-  if used == false then return page(self, 403, "This sign-in link was already used.", { code = "used" }) end
-  if not used then
-    if self._kv then return store_down(self, "single-use mark", why, back) end
-    ngx.log(ngx.ERR, "eternaltwin.gate: lua_shared_dict '", self.shared_dict, "' refused a sign-in mark: ",
-      tostring(why))
-    return page(self, 503, "Cannot complete the sign-in now; try again later.", { code = "unavailable", retry = back })
+  local t = ngx.now()
+  local sid, rkey, rvalue, rec
+  if self._kv then
+    if not fine then return store_down(self, "sign-in budget", berr, back) end
+    -- One round trip (RedisStore:batch): the ban mark read, the single-use mark added and, in
+    -- server mode without an on_signin hook, the session record written (deleted again below if
+    -- the sign-in is refused: nobody has its id).
+    local ops = { { "get", session.ban_key(user.id) }, { "check_and_add", self._mark_prefix .. nonce, claims.exp, now } }
+    if self.sessions == "server" and not self.on_signin then
+      sid, rkey, rvalue, rec = session.prepare(self, user, token, t)
+      if not sid then return store_down(self, "session record", rkey, back) end
+      ops[3] = { "set", rkey, rvalue, rec.e }
+    end
+    local r, serr = session.batch(self._kv, ops)
+    if not r then return store_down(self, rkey and "sign-in marks and session record" or "sign-in marks", serr, back) end
+    if r[1] or not r[2] then
+      if rkey then session.call(self._kv, "delete", rkey) end
+      if r[1] then return page(self, 403, "This account may not sign in to this site.", { code = "banned" }) end
+      return page(self, 403, "This sign-in link was already used.", { code = "used" })
+    end
+    if rkey then session.written(self, rkey, rvalue) end
+  else
+    local used, why
+    if fine then used, why = self.store:check_and_add(nonce, claims.exp, now)
+    else why = berr end
+    if used == false then return page(self, 403, "This sign-in link was already used.", { code = "used" }) end
+    if not used then
+      ngx.log(ngx.ERR, "eternaltwin.gate: lua_shared_dict '", self.shared_dict, "' refused a sign-in mark: ",
+        tostring(why))
+      return page(self, 503, "Cannot complete the sign-in now; try again later.", { code = "unavailable", retry = back })
+    end
   end
   if self.on_signin then
     local hok, accept, reason = pcall(self.on_signin, { id = user.id, display_name = user.display_name }, token)
@@ -293,11 +308,13 @@ function M.callback(self)
       return page(self, 403, signin_reason(reason), { code = "refused" })
     end
   end
-  local t = ngx.now()
   local exp = now + self.session_ttl
   if self.sessions == "server" then
-    local sid, serr = session.create(self, user, token, t)
-    if not sid then return store_down(self, "session record", serr, back) end
+    if not sid then
+      local serr
+      sid, serr = session.create(self, user, token, t)
+      if not sid then return store_down(self, "session record", serr, back) end
+    end
     set_cookie(self, self.cookie_name, signed_value(self, self._session_tag, sid), self.session_ttl)
   else
     set_cookie(self, self.cookie_name, signed_value(self, self._session_tag,

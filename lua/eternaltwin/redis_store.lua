@@ -6,6 +6,7 @@
 --    store:set(key, value, exp)        --> true | nil, err
 --    store:get(key)                    --> value | nil (absent) | nil, err
 --    store:delete(key)                 --> true | nil, err
+--    store:batch{ { "get", k1 }, { "check_and_add", k2, exp } }   --> { v1, v2 } | nil, err (one round trip)
 --
 -- **The convention** (the same for `ReplayStore` and `SharedDictStore`): `exp` is an absolute epoch
 -- time in seconds; values are strings. `get` returns the string, or `nil` *alone* when the key is
@@ -229,6 +230,57 @@ local function task_command(p, task, argv)
   return nil, code, msg
 end
 
+-- A batch over a C connection driven without blocking: every command queued, then each reply
+-- read in turn; `wait(c, want, deadline)` waits for the descriptor (a poller task yields, a plain
+-- caller polls). Returns the list of replies (a nil reply: false), or nil, reason, message.
+local function nb_batch(p, argvs, count, wait)
+  local idle = p.idle
+  local n = #idle
+  local c = idle[n]
+  if c then idle[n] = nil else c = core.redis_connect(p.conf) end
+  local deadline = monotime() + p.timeout
+  local parts = {}
+  for i = 1, count do parts[i] = redis_format(argvs[i]) end
+  local ok, code, msg = c:send_raw(table.concat(parts), count)
+  if not ok then
+    if #idle < MAX_IDLE then idle[#idle + 1] = c end   -- dropped its socket: reconnects next time
+    return nil, code, msg
+  end
+  local out, i, ecode, emsg = {}, 1, nil, nil
+  while i <= count do
+    local v, want, m = c:recv()
+    if v == false then
+      if monotime() >= deadline then
+        c:reset()
+        if #idle < MAX_IDLE then idle[#idle + 1] = c end
+        return nil, "timeout", format("timed out after %d ms", floor(p.timeout * 1000 + 0.5))
+      end
+      wait(c, want, deadline)
+    elseif v == nil and want ~= nil then
+      if want == "server" then
+        -- An error reply is complete: the rest still comes, the connection stays clean.
+        if not ecode then ecode, emsg = want, m end
+        out[i], i = false, i + 1
+      else
+        c:reset()
+        if #idle < MAX_IDLE then idle[#idle + 1] = c end
+        return nil, want, m
+      end
+    else
+      if v == nil then v = false end
+      out[i], i = v, i + 1
+    end
+  end
+  if #idle < MAX_IDLE then idle[#idle + 1] = c end
+  if ecode then return nil, ecode, emsg end
+  return out
+end
+
+local function poll_wait(c, want, deadline)
+  local left = deadline - monotime()
+  if left > 0 then core.redis_poll({ { fd = c:fd(), read = want ~= "write", write = want == "write" } }, left) end
+end
+
 -- ---------------------------------------------------------------- nginx cosockets
 
 local ngx = rawget(_G, "ngx")
@@ -247,7 +299,7 @@ end
 -- One command over a pooled cosocket. Returns the reply (nil alone for a nil reply) or
 -- nil, reason, message, retry (retry: a reused connection that failed before any byte of the
 -- answer came: it had died in the pool, the command did not reach Redis).
-local function cosocket_exchange(p, req, deadline, timeout_ms)
+local function cosocket_exchange(p, req, deadline, timeout_ms, count)
   local sock = ngx.socket.tcp()
   local left = floor((deadline - ngx.now()) * 1000)
   if left < 1 then return nil, "timeout", format("timed out after %d ms", timeout_ms) end
@@ -275,6 +327,9 @@ local function cosocket_exchange(p, req, deadline, timeout_ms)
   local nr = #readers
   local reader = readers[nr]
   if reader then readers[nr] = nil else reader = core.redis_reader() end
+  -- A batch (count: its size) collects its replies here (a nil reply: false); its first error reply
+  -- is kept, and the rest read, so the connection stays clean.
+  local out, nout, ecode, emsg = count and {} or nil, 0, nil, nil
   while true do
     local v, code, msg = reader:reply()
     if v == false then
@@ -308,10 +363,27 @@ local function cosocket_exchange(p, req, deadline, timeout_ms)
         return cosocket_fail(sock, reader, "server", "SELECT: " .. tostring(msg))
       end
       skip = skip - 1
+    elseif out and nout + 1 < count then
+      nout = nout + 1
+      if code then
+        if not ecode then ecode, emsg = code, msg end
+        out[nout] = false
+      else
+        if v == nil then v = false end
+        out[nout] = v
+      end
     else
-      -- The command's reply (an error reply is complete too): the connection is clean.
+      -- The (last) command's reply (an error reply is complete too): the connection is clean.
       sock:setkeepalive()
       readers[#readers + 1] = reader
+      if out then
+        nout = nout + 1
+        if v == nil or code ~= nil then v = false end
+        out[nout] = v
+        if not ecode and code then ecode, emsg = code, msg end
+        if not ecode then return out end
+        code, msg = ecode, emsg
+      end
       if code then
         if msg:find("^NOAUTH") or msg:find("^WRONGPASS") then return nil, "auth", msg end
         return nil, "server", msg
@@ -321,13 +393,21 @@ local function cosocket_exchange(p, req, deadline, timeout_ms)
   end
 end
 
-local function cosocket_command(p, argv)
+-- One command (argv), or a batch (a list of argvs, `count` of them: one write, `count` replies).
+local function cosocket_command(p, argv, count)
   if not co_connect then co_connect = require("eternaltwin.transport_cosocket").connect end
   local timeout_ms = floor(p.timeout * 1000 + 0.5)
   local deadline = ngx.now() + p.timeout
-  local req = redis_format(argv)
-  local v, code, msg, retry = cosocket_exchange(p, req, deadline, timeout_ms)
-  if retry then v, code, msg = cosocket_exchange(p, req, deadline, timeout_ms) end
+  local req
+  if count then
+    local parts = {}
+    for i = 1, count do parts[i] = redis_format(argv[i]) end
+    req = table.concat(parts)
+  else
+    req = redis_format(argv)
+  end
+  local v, code, msg, retry = cosocket_exchange(p, req, deadline, timeout_ms, count)
+  if retry then v, code, msg = cosocket_exchange(p, req, deadline, timeout_ms, count) end
   return v, code, msg
 end
 
@@ -347,6 +427,24 @@ local function command(p, argv)
   end
   local v, code, msg = blocking_conn(p):command(argv)
   return v, code, msg
+end
+
+-- Runs a batch (a list of `count` argvs) where the caller is, in one round trip. Returns the list
+-- of replies (a nil reply: false), or nil, reason, message.
+local function batch_command(p, argvs, count)
+  local task = runtime.current()
+  if task then
+    return nb_batch(p, argvs, count, function(c, want, deadline) multi.wait_fd(task, c:fd(), want == "write", deadline) end)
+  end
+  if get_phase then
+    local phase = get_phase()
+    if COSOCKET_PHASES[phase] then return cosocket_command(p, argvs, count) end
+    if phase ~= "init" then
+      error(format("eternaltwin.RedisStore: no store call in nginx's %s phase: it has no cosockets and must"
+        .. " not block (call from rewrite, access, content or an ngx.timer, or from init_by_lua)", tostring(phase)), 3)
+    end
+  end
+  return nb_batch(p, argvs, count, poll_wait)
 end
 
 local function wall_now()
@@ -430,6 +528,73 @@ function RedisStore:delete(key)
   if math_type(v) == "integer" then return true end
   if code == nil then code, msg = "protocol", "unexpected reply to DEL" end
   return store_error(p, code, msg)
+end
+
+--- Runs several store calls in one round trip (pipelined: one write, the replies read in turn; not
+-- atomic, and each still names one key). `ops` is a list of calls, each a list:
+-- `{ "get", key }`, `{ "check_and_add", key, exp [, now] }`, `{ "set", key, value, exp }`,
+-- `{ "delete", key }` (at most 64). Returns the list of their results, in order: `get` a string or
+-- `false` (absent), `check_and_add` `true` (added) or `false` (already there), `set` and `delete`
+-- `true`; or `nil, err` (a TransportError, as the other methods) when the round trip or any call in
+-- it failed: then some calls may have run. The gate uses it to save round trips per sign-in.
+-- @tparam table ops
+-- @return table, or nil, err
+function RedisStore:batch(ops)
+  if type(ops) ~= "table" then argfail("batch", "ops: list of calls expected, got " .. check.typename(ops)) end
+  local count = #ops
+  if count < 1 or count > 64 then argfail("batch", "ops: 1 to 64 calls expected") end
+  local p, prefix = private[self], self.prefix
+  local argvs, kinds, wall = {}, {}, nil
+  for i = 1, count do
+    local op = ops[i]
+    if type(op) ~= "table" then argfail("batch", format("ops[%d]: a call (list) expected, got %s", i, check.typename(op))) end
+    local name, key = op[1], op[2]
+    local fname = "batch: ops[" .. i .. "]"
+    check_key(fname, key)
+    if name == "get" then
+      argvs[i] = { "GET", prefix .. key }
+    elseif name == "delete" then
+      argvs[i] = { "DEL", prefix .. key }
+    elseif name == "check_and_add" then
+      local exp, now = op[3], op[4]
+      check_exp(fname, exp)
+      if now ~= nil then check_exp(fname, now, "now") end
+      wall = wall or wall_now()
+      local ms = floor((exp - (now or wall) + 1) * 1000)
+      if ms < 1000 then ms = 1000 end
+      argvs[i] = { "SET", prefix .. key, "1", "PX", ms, "NX" }
+    elseif name == "set" then
+      local value, exp = op[3], op[4]
+      if type(value) ~= "string" then argfail(fname, "value: string expected, got " .. check.typename(value)) end
+      check_exp(fname, exp)
+      wall = wall or wall_now()
+      local ms = floor((exp - wall) * 1000)
+      if ms < 1 then argvs[i], name = { "DEL", prefix .. key }, "delete"
+      else argvs[i] = { "SET", prefix .. key, value, "PX", ms } end
+    else
+      argfail(fname, "unknown call '" .. tostring(name) .. "' (get, check_and_add, set, delete)")
+    end
+    kinds[i] = name
+  end
+  local out, code, msg = batch_command(p, argvs, count)
+  if not out then return store_error(p, code, msg) end
+  for i = 1, count do
+    local v, k = out[i], kinds[i]
+    if k == "get" then
+      if v ~= false and type(v) ~= "string" then return store_error(p, "protocol", "unexpected reply to GET") end
+    elseif k == "check_and_add" then
+      if v == "OK" then out[i] = true
+      elseif v ~= false then return store_error(p, "protocol", "unexpected reply to SET NX") end
+    elseif k == "set" then
+      if v ~= "OK" then return store_error(p, "protocol", "unexpected reply to SET") end
+      out[i] = true
+    elseif math_type(v) == "integer" then
+      out[i] = true
+    else
+      return store_error(p, "protocol", "unexpected reply to DEL")
+    end
+  end
+  return out
 end
 
 --- Checks that Redis answers with these credentials (`PING`): true, or nil, err. For start-up checks

@@ -402,6 +402,72 @@ static void test_commands(int port)
     et_redis_conn_free(c);
 }
 
+/* A non-blocking pipeline: three commands in one send, their replies read in turn; an error reply
+ * in the middle leaves the rest readable, and the connection serves the next send. */
+static et_redis_value_t *nb_next(et_redis_conn_t *c, et_redis_code_t *rc)
+{
+    et_redis_value_t *v = NULL;
+    long long deadline = now_ms() + 2000;
+    int want = 0;
+    for (;;) {
+        struct pollfd p;
+        *rc = et_redis_nb_recv(c, &v, &want);
+        if (*rc != ET_REDIS_OK || v || now_ms() > deadline)
+            return v;
+        p.fd = et_redis_fd(c);
+        p.events = (short)want;
+        p.revents = 0;
+        poll(&p, 1, 100);
+    }
+}
+
+static void test_pipeline(int port)
+{
+    et_redis_conn_t *c = conn(port, PASSWORD, NULL, 0, 1000);
+    const char *a1[] = { "SET", "p:k", "v" }, *a2[] = { "INCR", "p:k" }, *a3[] = { "GET", "p:k" },
+               *a4[] = { "GET", "p:absent" };
+    size_t l1[] = { 3, 3, 1 }, l2[] = { 4, 3 }, l3[] = { 3, 3 }, l4[] = { 3, 8 };
+    size_t n1, n2, n3, n4;
+    char *f1 = et_redis_format(3, a1, l1, &n1), *f2 = et_redis_format(2, a2, l2, &n2),
+         *f3 = et_redis_format(2, a3, l3, &n3), *f4 = et_redis_format(2, a4, l4, &n4);
+    char *req = malloc(n1 + n2 + n3);
+    et_redis_value_t *v;
+    et_redis_code_t rc;
+
+    if (!f1 || !f2 || !f3 || !f4 || !req) {
+        ok(0, "pipeline: formatted");
+        goto done;
+    }
+    memcpy(req, f1, n1);
+    memcpy(req + n1, f2, n2);
+    memcpy(req + n1 + n2, f3, n3);
+    ok(et_redis_nb_send(c, req, n1 + n2 + n3, 3) == ET_REDIS_OK, "pipeline: three commands sent at once");
+    v = nb_next(c, &rc);
+    ok(rc == ET_REDIS_OK && is_str(v, ET_REDIS_STATUS, "OK", 2), "pipeline: 1st reply (SET: OK)");
+    et_redis_value_free(v);
+    v = nb_next(c, &rc);
+    ok(rc == ET_REDIS_ESERVER && !v && strstr(et_redis_last_message(c), "not an integer"),
+       "pipeline: 2nd reply (INCR on text: an error reply)");
+    v = nb_next(c, &rc);
+    ok(rc == ET_REDIS_OK && is_str(v, ET_REDIS_STRING, "v", 1), "pipeline: 3rd reply still read (GET: v)");
+    et_redis_value_free(v);
+    v = nb_next(c, &rc);
+    ok(rc == ET_REDIS_EPROTOCOL && !v, "pipeline: no 4th reply owed");
+    ok(et_redis_nb_send(c, f4, n4, 1) == ET_REDIS_OK, "pipeline: the connection sends again");
+    v = nb_next(c, &rc);
+    ok(rc == ET_REDIS_OK && v && v->type == ET_REDIS_NIL, "pipeline: and reads its reply (nil)");
+    et_redis_value_free(v);
+    ok(et_redis_nb_send(c, f4, n4, 0) == ET_REDIS_EPROTOCOL && et_redis_nb_send(c, f4, n4, 65) == ET_REDIS_EPROTOCOL,
+       "pipeline: 1 to ET_REDIS_MAX_PIPELINE commands per send");
+done:
+    free(f1);
+    free(f2);
+    free(f3);
+    free(f4);
+    free(req);
+    et_redis_conn_free(c);
+}
+
 /* The formatter's bytes over a plain socket to the real server, the reply read byte by byte. */
 static void test_framing_server(int port)
 {
@@ -639,6 +705,7 @@ int main(void)
     ok(port > 0 && server_start(port), "redis-server started on a free port");
     if (server_pid > 0) {
         test_commands(port);
+        test_pipeline(port);
         test_framing_server(port);
         test_stall(port);
         test_kill_restart(port);
