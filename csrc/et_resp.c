@@ -23,6 +23,26 @@ void et_resp_init(et_resp_t *r, int head, size_t max_body)
     r->max_body = max_body;
 }
 
+void et_resp_reset(et_resp_t *r, int head, size_t max_body)
+{
+    et_buf_t line = r->line, body = r->body;
+    et_headers_t headers = r->headers;
+    /* A big body's buffer is not kept for the next response: the storage kept stays small. */
+    if (body.cap > ET_RESP_KEEP)
+        et_buf_free(&body);
+    if (line.cap > ET_RESP_KEEP)
+        et_buf_free(&line);
+    line.len = body.len = 0;
+    et_headers_restart(&headers);
+    memset(r, 0, sizeof *r);
+    r->line = line;
+    r->body = body;
+    r->headers = headers;
+    r->state = S_STATUS;
+    r->head = head;
+    r->max_body = max_body;
+}
+
 void et_resp_free(et_resp_t *r)
 {
     et_buf_free(&r->line);

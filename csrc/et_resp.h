@@ -45,6 +45,10 @@ typedef struct et_resp {
 /* head: the request was HEAD. max_body: inclusive bound of the body (too_large beyond). */
 void et_resp_init(et_resp_t *r, int head, size_t max_body);
 void et_resp_free(et_resp_t *r);
+/* Ready for the next response (as et_resp_init), keeping its storage: the header items, and the
+ * line and body buffers up to ET_RESP_KEEP bytes each. */
+#define ET_RESP_KEEP 65536
+void et_resp_reset(et_resp_t *r, int head, size_t max_body);
 /* Feeds n bytes; *used tells how many were part of this response (bytes after a complete one
  * are not consumed: the caller must not reuse such a connection). */
 int et_resp_feed(et_resp_t *r, const char *p, size_t n, size_t *used);

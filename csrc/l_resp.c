@@ -6,6 +6,7 @@
  *   p:eof()        -> true (a close-delimited body ended) or nil, code, msg
  *   p:result([packed]) -> status, headers, body, keep_alive   (once complete; packed: the headers
  *                     in one string, the libcurl path's packed form, for core.headers_table)
+ *   p:reset(head, max_body) ready for the next response, its storage kept (a parser reused)
  *   p:close()      frees the buffers (also __gc); idempotent
  *
  * Codes and messages are those of the libcurl path (too_large, reset, empty_reply, transport).
@@ -127,6 +128,19 @@ static int l_resp_result(lua_State *L)
     return 4;
 }
 
+/* p:reset(head, max_body): ready for another response (a parser kept for reuse), its storage kept. */
+static int l_resp_reset(lua_State *L)
+{
+    l_resp *p = check_resp(L, 1);
+    lua_Integer max;
+    int ok, head = lua_toboolean(L, 2);
+    max = et_tointegerx(L, 3, &ok);
+    luaL_argcheck(L, ok && max > 0, 3, "positive integer expected");
+    et_resp_reset(&p->r, head, (size_t)max);
+    p->done = 0;
+    return 0;
+}
+
 static int l_resp_close(lua_State *L)
 {
     l_resp *p = luaL_checkudata(L, 1, ET_RESP_MT);
@@ -150,6 +164,7 @@ void l_resp_open(lua_State *L)
         { "feed", l_resp_feed },
         { "eof", l_resp_eof },
         { "result", l_resp_result },
+        { "reset", l_resp_reset },
         { "close", l_resp_close },
         { NULL, NULL }
     };

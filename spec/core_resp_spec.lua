@@ -29,6 +29,38 @@ describe("core.response_parser", function()
     end
   end)
 
+  it("reset: the next response on the same parser keeps nothing of the last one", function()
+    local p = core.response_parser(false, 1024)
+    assert.are.same({ true, 0 }, { feed_all(p, RESPONSE, 5) })
+    local big = string.rep("x", 70000)
+    for _, case in ipairs({
+      { head = false, max = 1024, text = "HTTP/1.1 404 Not Found\r\nX-Other: 1\r\nContent-Length: 2\r\n\r\nno",
+        want = { 404, { ["x-other"] = "1", ["content-length"] = "2" }, "no", true } },
+      { head = true, max = 1024, text = "HTTP/1.1 200 OK\r\nContent-Length: 50\r\nConnection: close\r\n\r\n",
+        want = { 200, { ["content-length"] = "50", connection = "close" }, "", false } },
+      { head = false, max = 100000, text = "HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\n" .. big,
+        want = { 200, { ["content-length"] = "70000" }, big, true } },
+      { head = false, max = 1024, text = RESPONSE,
+        want = { 200, { ["content-type"] = "application/json", ["set-cookie"] = "a=1\nb=2",
+                        ["transfer-encoding"] = "chunked" }, '{"a":1}', true } },
+    }) do
+      p:reset(case.head, case.max)
+      assert.has_error(function() p:result() end, "the response is not complete")
+      assert.are.same({ true, 0 }, { feed_all(p, case.text, 7) })
+      assert.are.same(case.want, { p:result() })
+    end
+    -- The bound is the new one: 1024 refuses what 100000 took.
+    p:reset(false, 1024)
+    local done, code = feed_all(p, "HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\n" .. big, 4096)
+    assert.is_nil(done)
+    assert.are.equal("too_large", code)
+    p:reset(false, 1024)
+    assert.are.same({ true, 0 }, { feed_all(p, "HTTP/1.1 204 No Content\r\n\r\n", 3) })
+    assert.are.equal(204, (p:result()))
+    p:close()
+    assert.has_error(function() p:reset(false, 1024) end)
+  end)
+
   it("says how many bytes follow a complete response, and waits for more otherwise", function()
     local p = core.response_parser(false, 1024)
     assert.is_false(p:feed("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nab"))

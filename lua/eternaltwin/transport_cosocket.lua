@@ -60,20 +60,29 @@ end
 -- mode, then per Host header (which is host and port); bounded like the URL cache.
 local POOL_KEYS = { httpv = {}, httpn = {}, httpsv = {}, httpsn = {} }
 local pool_keys_n = 0
-local function pool_key(cache, scheme, sni, port, verify, host_header)
+-- An address connect() takes without asking nginx's resolver: an IPv4 or bracketed IPv6 literal.
+local function is_literal(addr)
+  return addr:find("^%d+%.%d+%.%d+%.%d+$") ~= nil or addr:sub(1, 1) == "["
+end
+
+-- What a request to one origin needs, worked out once: the pool name, connect()'s options for a
+-- pooled and for a fresh connection (a pool of its own that never keeps one), the address to
+-- connect to ("localhost" and "*.localhost" are the loopback address without asking the
+-- resolver, as libcurl does, RFC 6761; an IPv6 literal keeps its brackets, which nginx's URL
+-- parser needs) and whether it is a literal.
+local function pool_entry(cache, scheme, host, sni, port, verify, host_header)
   if pool_keys_n >= URL_CACHE_MAX then
     for _, t in pairs(POOL_KEYS) do for k in pairs(t) do t[k] = nil end end
     tls_sessions, pool_keys_n = {}, 0
   end
   local key = format("eternaltwin:%s:%s:%d:%s", scheme, sni, port,
     scheme == "https" and (verify and "verify" or "noverify") or "")
-  cache[host_header], pool_keys_n = key, pool_keys_n + 1
-  return key
-end
-
--- An address connect() takes without asking nginx's resolver: an IPv4 or bracketed IPv6 literal.
-local function is_literal(addr)
-  return addr:find("^%d+%.%d+%.%d+%.%d+$") ~= nil or addr:sub(1, 1) == "["
+  local addr = host
+  if sni == "localhost" or sni:sub(-10):lower() == ".localhost" then addr = "127.0.0.1" end
+  local e = { key = key, opts = { pool = key }, fresh = { pool = key .. ":fresh" }, addr = addr,
+              literal = is_literal(addr) }
+  cache[host_header], pool_keys_n = e, pool_keys_n + 1
+  return e
 end
 
 local spawn, wait, kill, sleep = ngx.thread.spawn, ngx.thread.wait, ngx.thread.kill, ngx.sleep
@@ -117,13 +126,16 @@ end
 -- One exchange on one connection. Returns status, headers, body (keep_alive decided and the
 -- socket pooled or closed), or nil, code, detail, retry (retry: a reused connection that died
 -- before any byte of the answer, where libcurl also sends again on a new one).
+local spare_parsers, MAX_SPARE_PARSERS = {}, 16
+
 local function exchange(settings, method, url, headers, body, fresh, deadline, timeout_s)
   local scheme, host, port, target, host_header = split_url(url)
   if not scheme then return nil, "url", "malformed URL or one this transport cannot use" end
   local sni = host:sub(1, 1) == "[" and host:sub(2, -2) or host
   local verify = settings.verify_ssl ~= false
-  local key = POOL_KEYS[scheme .. (verify and "v" or "n")]
-  key = key[host_header] or pool_key(key, scheme, sni, port, verify, host_header)
+  local cache = POOL_KEYS[scheme .. (verify and "v" or "n")]
+  local origin = cache[host_header] or pool_entry(cache, scheme, host, sni, port, verify, host_header)
+  local key = origin.key
   if scheme == "https" and verify and settings.ca_file then
     -- Refused, not dropped: nginx gives cosockets one trust store, lua_ssl_trusted_certificate's,
     -- so a pinned CA cannot be honoured here, and nothing (a secret) may go to a server it refuses.
@@ -138,13 +150,15 @@ local function exchange(settings, method, url, headers, body, fresh, deadline, t
     cms = math.min(cms, math.max(1, floor(settings.connect_timeout * 1000)))
   end
   sock:settimeouts(cms, ms, ms)
+  local set_ms = ms
   -- A fresh connection goes in a pool of its own that never keeps one: nothing to reuse there.
-  -- "localhost" and "*.localhost" are the loopback address without asking the resolver, as
-  -- libcurl does (RFC 6761); other names go through nginx's `resolver`.
-  -- (An IPv6 literal keeps its brackets for connect, which nginx's URL parser needs.)
-  local addr = host
-  if sni == "localhost" or sni:sub(-10):lower() == ".localhost" then addr = "127.0.0.1" end
-  local ok, err = connect(sock, addr, port, { pool = fresh and key .. ":fresh" or key }, cms)
+  -- Names other than localhost go through nginx's `resolver`.
+  local ok, err
+  if origin.literal then
+    ok, err = sock:connect(origin.addr, port, fresh and origin.fresh or origin.opts)
+  else
+    ok, err = connect(sock, origin.addr, port, fresh and origin.fresh or origin.opts, cms)
+  end
   if not ok then
     local code = connect_error(err)
     if code == "timeout" then return nil, code, format("connection timed out after %d ms", cms) end
@@ -205,13 +219,22 @@ local function exchange(settings, method, url, headers, body, fresh, deadline, t
     return nil, "reset", "cannot send the request: " .. tostring(err), reused
   end
 
-  local parser = response_parser(method == "HEAD", settings.max_body_size)
+  -- Parsers are kept for reuse (this worker's spares; a request holds one only while it reads).
+  local np = #spare_parsers
+  local parser = spare_parsers[np]
+  if parser then
+    spare_parsers[np] = nil
+    parser:reset(method == "HEAD", settings.max_body_size)
+  else
+    parser = response_parser(method == "HEAD", settings.max_body_size)
+  end
   local done, left, code, msg
   local got = false
   while true do
     ms = left_ms(deadline)
     if not ms then code, msg = "timeout", format("timed out after %d ms", floor(timeout_s * 1000 + 0.5)) break end
-    sock:settimeouts(cms, ms, ms)
+    -- (nginx's clock moves once per turn of its event loop: often still the value set above.)
+    if ms ~= set_ms then sock:settimeouts(cms, ms, ms); set_ms = ms end
     local data
     data, err = sock:receiveany(READ_SIZE)
     if data then
@@ -237,7 +260,7 @@ local function exchange(settings, method, url, headers, body, fresh, deadline, t
     return nil, code, msg, reused and not got and code ~= "timeout"
   end
   local status, h, content, keep = parser:result(true)   -- headers packed, as libcurl's
-  parser:close()
+  if #spare_parsers < MAX_SPARE_PARSERS then spare_parsers[#spare_parsers + 1] = parser else parser:close() end
   if keep and left == 0 and not fresh then
     sock:setkeepalive()
   else
