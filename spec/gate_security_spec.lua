@@ -184,6 +184,37 @@ describe("eternaltwin.gate under attack", function()
     end)
   end)
 
+  describe("session cookie header", function()
+    it("reads the Cookie header as RFC 6265 pairs: exact name, every value tried, blanks around pairs only", function()
+      local b = gate_site.browser()
+      sign_in(b, "/private")
+      local name, v
+      for _, c in pairs(b.jar) do
+        if c.name == "eternaltwin" or c.name == "__Host-eternaltwin" then name, v = c.name, c.value end
+      end
+      assert.is_string(v)
+      local function status_with(header)
+        return (gate_site.browser():get(site.url .. "private", { "Cookie: " .. header }))
+      end
+      for i, case in ipairs({
+        { name .. "=" .. v, 200 },
+        { "a=1; " .. name .. "=" .. v .. "; b=2", 200 },
+        { "a=1;" .. name .. "=" .. v, 200 },
+        { "  " .. name .. "=" .. v .. "  ", 200 },
+        { name .. "=junk; " .. name .. "=" .. v, 200 },            -- a name sent twice: both tried
+        { name .. "=" .. v, 200 },                                 -- again (this worker read it before)
+        { name:upper() .. "=" .. v, 302 },                         -- names compare exactly
+        { name .. " =" .. v, 302 },                                -- a blank inside the pair's name
+        { "x" .. name .. "=" .. v, 302 },
+        { name .. "=" .. v:sub(1, -2), 302 },                      -- one byte short
+        { name .. "=junk", 302 },
+        { "", 302 },
+      }) do
+        assert.are.equal(case[2], status_with(case[1]), "case " .. i)
+      end
+    end)
+  end)
+
   describe("3. logout", function()
     local function signed_in(b) return (b:get(site.url .. "private")) == 200 end
 

@@ -232,6 +232,8 @@ function M.new(opts)
     _slot_tags = slot_tags,
     _seen = {},
     _seen_count = 0,
+    _by_header = {},
+    _by_header_count = 0,
     _cache = {},
     _cache_n = 0,
   }, Gate)
@@ -285,14 +287,40 @@ local function session_of(self, value)
   return s
 end
 
+-- Cookie headers already read by this worker: header -> the verified sessions its session cookies
+-- hold (session_of's values, in order). A pure function of the header (the secrets are fixed), so
+-- a hit skips the parse as `_seen` skips the check; only headers holding a good value are kept,
+-- short ones only, emptied when full.
+local BY_HEADER_MAX, BY_HEADER_BYTES = 1024, 4096
+
+local function sessions_in(self)
+  local header = ngx.var.http_cookie
+  if type(header) ~= "string" then return nil end
+  local list = self._by_header[header]
+  if list then return list end
+  local values = request_cookies(header)[self.cookie_name]
+  if not values then return nil end
+  list = {}
+  for i = 1, #values do
+    local s = session_of(self, values[i])
+    if s then list[#list + 1] = s end
+  end
+  if list[1] and #header <= BY_HEADER_BYTES then
+    if self._by_header_count >= BY_HEADER_MAX then self._by_header, self._by_header_count = {}, 0 end
+    self._by_header[header] = list
+    self._by_header_count = self._by_header_count + 1
+  end
+  return list
+end
+
 -- The live session: user, nil, and in server mode its session id, record and record key; or nil
 -- (none); or nil, message (the store failed). The second value is only ever a message.
 local function current(self)
-  local values = request_cookies()[self.cookie_name]
+  local values = sessions_in(self)
   if not values then return nil end
   local now = ngx.time()
   for i = 1, #values do
-    local s = session_of(self, values[i])
+    local s = values[i]
     if type(s) == "string" then                              -- server mode: a session id
       local rec, key = session.lookup(self, s)
       if rec == nil then return nil, key end
