@@ -149,12 +149,6 @@ function M.unban(g, user_id)
   return true
 end
 
---- Whether the user is banned: true, false, or nil and a message (never cached: a sign-in).
-function M.banned(g, user_id)
-  local v, err = call(g._kv, "get", M.ban_key(user_id))
-  if v == nil and err ~= nil then return nil, err end
-  return v ~= nil and v ~= false
-end
 
 ------------------------------------------------------------------------------------------------
 -- Server-side sessions
