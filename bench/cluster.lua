@@ -59,10 +59,7 @@ end
 
 local ok, err = pcall(function()
   local http = core.session({ timeout = 10 })
-  local function basic(user)
-    local t = core.b64url_encode(user .. ":" .. user .. "-password"):gsub("[-_]", { ["-"] = "+", ["_"] = "/" })
-    return "Authorization: Basic " .. t .. ("="):rep((4 - #t % 4) % 4)
-  end
+  local basic = gate_site.basic
   local AUTH = { basic("alice") }
   local registered = "redirect_uri=" .. core.form_encode(site.url .. "oauth/callback")
 

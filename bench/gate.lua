@@ -44,10 +44,7 @@ local site = gate_site.start{ workers = 1, include = gate_site.root() .. "/bench
                               command_prefix = PIN }
 local ok, err = pcall(function()
   local http = core.session({ timeout = 10 })
-  local function basic(user)
-    local t = core.b64url_encode(user .. ":" .. user .. "-password"):gsub("[-_]", { ["-"] = "+", ["_"] = "/" })
-    return "Authorization: Basic " .. t .. ("="):rep((4 - #t % 4) % 4)
-  end
+  local basic = gate_site.basic
   local AUTH = { basic("alice") }
   assert(http:request("GET", site.url .. "bench/unbudget") == 200, "bench/unbudget")
 

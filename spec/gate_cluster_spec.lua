@@ -40,10 +40,7 @@ describe("a two-node site sharing one Redis", function()
     for _, s in ipairs(secrets) do assert.is_nil(log:find(s, 1, true), "a secret in the log") end
   end)
 
-  local function basic(user)
-    local t = core.b64url_encode(user .. ":" .. user .. "-password"):gsub("[-_]", { ["-"] = "+", ["_"] = "/" })
-    return "Authorization: Basic " .. t .. ("="):rep((4 - #t % 4) % 4)
-  end
+  local basic = gate_site.basic
 
   local function bindings(b)
     local out = {}

@@ -42,10 +42,7 @@ describe("eternaltwin.gate under attack", function()
     end
   end)
 
-  local function basic(user)
-    local t = core.b64url_encode(user .. ":" .. user .. "-password"):gsub("[-_]", { ["-"] = "+", ["_"] = "/" })
-    return "Authorization: Basic " .. t .. ("="):rep((4 - #t % 4) % 4)
-  end
+  local basic = gate_site.basic
 
   local function start(b, path)
     local status, h, _, set = b:get(site.url .. path:gsub("^/", ""))

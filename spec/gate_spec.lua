@@ -73,10 +73,7 @@ describe("eternaltwin.gate in nginx", function()
     end
   end)
 
-  local function basic(user)
-    local t = core.b64url_encode(user .. ":" .. user .. "-password"):gsub("[-_]", { ["-"] = "+", ["_"] = "/" })
-    return "Authorization: Basic " .. t .. ("="):rep((4 - #t % 4) % 4)
-  end
+  local basic = gate_site.basic
 
   -- Starts a sign-in from `path`: the authorize URL and the binding cookie set with it.
   local function start(b, path)

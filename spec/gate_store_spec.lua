@@ -36,10 +36,7 @@ describe("eternaltwin.gate with a store", function()
     end
   end)
 
-  local function basic(user)
-    local t = core.b64url_encode(user .. ":" .. user .. "-password"):gsub("[-_]", { ["-"] = "+", ["_"] = "/" })
-    return "Authorization: Basic " .. t .. ("="):rep((4 - #t % 4) % 4)
-  end
+  local basic = gate_site.basic
 
   local function json(b, path, headers)
     local status, h, body = b:get(site.url .. path, headers)

@@ -101,6 +101,13 @@ function M.include(dir, tls_port)
   return path
 end
 
+--- The Authorization header the mock takes as `user` signing in (its users' password is
+-- USER-password).
+function M.basic(user)
+  local t = core.b64url_encode(user .. ":" .. user .. "-password"):gsub("[-_]", { ["-"] = "+", ["_"] = "/" })
+  return "Authorization: Basic " .. t .. ("="):rep((4 - #t % 4) % 4)
+end
+
 --- The error log of the site's nginx (for "no 500, no Lua error" checks).
 function M.error_log(site)
   return read_file(site.prefix .. "/error.log") or ""
