@@ -413,38 +413,53 @@ end
 
 -- ---------------------------------------------------------------- one command, any transport
 
--- Runs argv where the caller is. Returns the reply, or nil, reason, message.
-local function command(p, argv)
+-- Where a store call runs: the caller's poller task, "cosocket" (nginx, in a phase with
+-- cosockets), or false (blocking: outside nginx, or init_by_lua, where start-up may block). Raises
+-- in an nginx phase without cosockets, at `level` (the store method's caller).
+local function where(level)
   local task = runtime.current()
-  if task then return task_command(p, task, argv) end
+  if task then return task end
   if get_phase then
     local phase = get_phase()
-    if COSOCKET_PHASES[phase] then return cosocket_command(p, argv) end
+    if COSOCKET_PHASES[phase] then return "cosocket" end
     if phase ~= "init" then
       error(format("eternaltwin.RedisStore: no store call in nginx's %s phase: it has no cosockets and must"
-        .. " not block (call from rewrite, access, content or an ngx.timer, or from init_by_lua)", tostring(phase)), 3)
+        .. " not block (call from rewrite, access, content or an ngx.timer, or from init_by_lua)", tostring(phase)),
+        level + 1)
     end
   end
+  return false
+end
+
+-- Runs argv at `w` (where()'s answer). Returns the reply, or nil, reason, message.
+local function run(p, w, argv)
+  if w == "cosocket" then return cosocket_command(p, argv) end
+  if w then return task_command(p, w, argv) end
   local v, code, msg = blocking_conn(p):command(argv)
   return v, code, msg
 end
 
--- Runs a batch (a list of `count` argvs) where the caller is, in one round trip. Returns the list
--- of replies (a nil reply: false), or nil, reason, message.
+-- Runs argv where the caller of the store method is.
+local function command(p, argv)
+  return run(p, where(3), argv)
+end
+
+-- Runs a batch (a list of `count` argvs) where the caller of the store method is, in one round
+-- trip. Returns the list of replies (a nil reply: false), or nil, reason, message.
 local function batch_command(p, argvs, count)
-  local task = runtime.current()
-  if task then
-    return nb_batch(p, argvs, count, function(c, want, deadline) multi.wait_fd(task, c:fd(), want == "write", deadline) end)
-  end
-  if get_phase then
-    local phase = get_phase()
-    if COSOCKET_PHASES[phase] then return cosocket_command(p, argvs, count) end
-    if phase ~= "init" then
-      error(format("eternaltwin.RedisStore: no store call in nginx's %s phase: it has no cosockets and must"
-        .. " not block (call from rewrite, access, content or an ngx.timer, or from init_by_lua)", tostring(phase)), 3)
-    end
+  local w = where(3)
+  if w == "cosocket" then return cosocket_command(p, argvs, count) end
+  if w then
+    return nb_batch(p, argvs, count, function(c, want, deadline) multi.wait_fd(w, c:fd(), want == "write", deadline) end)
   end
   return nb_batch(p, argvs, count, poll_wait)
+end
+
+-- How long a single-use key lives: until `exp` and a second more, at least a second (milliseconds).
+local function single_use_ms(exp, now)
+  local ms = floor((exp - now + 1) * 1000)
+  if ms < 1000 then ms = 1000 end
+  return ms
 end
 
 local function wall_now()
@@ -472,14 +487,14 @@ function RedisStore:check_and_add(key, exp, now)
   check_exp("check_and_add", exp)
   if now ~= nil then check_exp("check_and_add", now, "now") end
   local p = private[self]
-  local ms = floor((exp - (now or wall_now()) + 1) * 1000)
-  if ms < 1000 then ms = 1000 end
+  local ms = single_use_ms(exp, now or wall_now())
   local v, code, msg
-  if runtime.current() == nil and (not get_phase or get_phase() == "init") then
+  local w = where(2)
+  if w == false then
     v, code, msg = blocking_conn(p):set_nx_px(self.prefix .. key, "1", ms)   -- the C fast path
     if v ~= nil then return v end
   else
-    v, code, msg = command(p, { "SET", self.prefix .. key, "1", "PX", ms, "NX" })
+    v, code, msg = run(p, w, { "SET", self.prefix .. key, "1", "PX", ms, "NX" })
     if v == "OK" then return true end
     if v == nil and code == nil then return false end
     if code == nil then code, msg = "protocol", "unexpected reply to SET NX" end
@@ -560,9 +575,7 @@ function RedisStore:batch(ops)
       check_exp(fname, exp)
       if now ~= nil then check_exp(fname, now, "now") end
       wall = wall or wall_now()
-      local ms = floor((exp - (now or wall) + 1) * 1000)
-      if ms < 1000 then ms = 1000 end
-      argvs[i] = { "SET", prefix .. key, "1", "PX", ms, "NX" }
+      argvs[i] = { "SET", prefix .. key, "1", "PX", single_use_ms(exp, now or wall), "NX" }
     elseif name == "set" then
       local value, exp = op[3], op[4]
       if type(value) ~= "string" then argfail(fname, "value: string expected, got " .. check.typename(value)) end
