@@ -92,9 +92,10 @@ local function sleep_ms(ms) sleep(ms / 1000) return nil, "timeout" end
 -- sock:connect, bounded by `ms` in all. A name goes through nginx's `resolver`, which waits up to
 -- its own `resolver_timeout` (30 s by default) whatever the socket's timeouts say: there the
 -- connect runs in a light thread raced against a timer, and the loser is killed (a pending
--- resolution is cancelled with its thread). Literal addresses connect directly.
-local function connect(sock, addr, port, opts, ms)
-  if is_literal(addr) then return sock:connect(addr, port, opts) end
+-- resolution is cancelled with its thread). Literal addresses connect directly (`literal`: already known, else found here).
+local function connect(sock, addr, port, opts, ms, literal)
+  if literal == nil then literal = is_literal(addr) end
+  if literal then return sock:connect(addr, port, opts) end
   local t = spawn(connect_in_thread, sock, addr, port, opts)
   local timer = spawn(sleep_ms, ms)
   local done, ok, err = wait(t, timer)
@@ -153,12 +154,7 @@ local function exchange(settings, method, url, headers, body, fresh, deadline, t
   local set_ms = ms
   -- A fresh connection goes in a pool of its own that never keeps one: nothing to reuse there.
   -- Names other than localhost go through nginx's `resolver`.
-  local ok, err
-  if origin.literal then
-    ok, err = sock:connect(origin.addr, port, fresh and origin.fresh or origin.opts)
-  else
-    ok, err = connect(sock, origin.addr, port, fresh and origin.fresh or origin.opts, cms)
-  end
+  local ok, err = connect(sock, origin.addr, port, fresh and origin.fresh or origin.opts, cms, origin.literal)
   if not ok then
     local code = connect_error(err)
     if code == "timeout" then return nil, code, format("connection timed out after %d ms", cms) end
