@@ -15,33 +15,14 @@
 package.path = "./?.lua;" .. package.path
 local core = require("eternaltwin.core")
 local gate_site = require("spec.support.gate_site")
+local util = require("bench.util")
 local redis = require("spec.support.redis")
 
-local rounds, seconds, n, cb_seconds, outfile = 5, 1, 2000, 1, (os.getenv("BENCH_DIR") or "build/bench") .. "/cluster.md"
-do
-  local i = 1
-  while arg[i] do
-    if arg[i] == "--rounds" then rounds = assert(tonumber(arg[i + 1]), "--rounds N"); i = i + 2
-    elseif arg[i] == "--seconds" then seconds = assert(tonumber(arg[i + 1]), "--seconds S"); i = i + 2
-    elseif arg[i] == "--callback-seconds" then cb_seconds = assert(tonumber(arg[i + 1]), "--callback-seconds S"); i = i + 2
-    elseif arg[i] == "--out" then outfile = arg[i + 1]; i = i + 2
-    else error("usage: bench/cluster.lua [--rounds N] [--seconds S] [--callback-seconds S] [--out FILE]") end
-  end
-end
-
-local function sh(cmd)
-  local f = assert(io.popen(cmd .. " 2>&1", "r"))
-  local out = f:read("*a")
-  local ok, _, code = f:close()
-  if not ok then error(("command failed (%s): %s\n%s"):format(tostring(code), cmd, out), 0) end
-  return out
-end
-
-local ncpu = tonumber(sh("nproc")) or 1
-local PIN = ""
-if ncpu >= 2 and os.execute("command -v taskset >/dev/null 2>&1") then
-  PIN = ("taskset -c %d "):format(ncpu - 1)
-end
+local o = util.options({ rounds = 5, seconds = 1, callback_seconds = 1,
+  out = (os.getenv("BENCH_DIR") or "build/bench") .. "/cluster.md" },
+  "bench/cluster.lua [--rounds N] [--seconds S] [--callback-seconds S] [--out FILE]")
+local rounds, seconds, n, cb_seconds, outfile = o.rounds, o.seconds, 2000, o.callback_seconds, o.out
+local sh, PIN = util.sh, util.pin()
 assert(os.execute("command -v wrk >/dev/null 2>&1"), "bench-cluster needs wrk (make bench-deps)")
 
 local srv = redis.start{ password = "bench-" .. core.random_hex(12) }
@@ -50,12 +31,7 @@ local site = gate_site.start{ workers = 1, include = gate_site.root() .. "/bench
   command_prefix = PIN,
   env = { GATE_REDIS_URL = ("redis://:%s@127.0.0.1:%d/0"):format(srv.password, srv.port) } }
 
-local function median(t)
-  local c = {}
-  for i, v in ipairs(t) do c[i] = v end
-  table.sort(c)
-  return c[math.floor((#c + 1) / 2)]
-end
+local median = util.median
 
 local ok, err = pcall(function()
   local http = core.session({ timeout = 10 })
