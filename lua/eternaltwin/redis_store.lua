@@ -201,15 +201,33 @@ end
 -- One command from a poller task: the C connection driven without blocking; the task waits on its
 -- descriptor (and its deadline) in the poller. Returns the reply (a nil reply: nil alone) or
 -- nil, reason, message.
-local function task_command(p, task, argv)
+-- An idle non-blocking connection of this store (or a new one, not connected yet), and back.
+local function take_conn(p)
   local idle = p.idle
   local n = #idle
   local c = idle[n]
-  if c then idle[n] = nil else c = core.redis_connect(p.conf) end
+  if c then idle[n] = nil return c end
+  return core.redis_connect(p.conf)
+end
+
+local function give_back(p, c)
+  local idle = p.idle
+  if #idle < MAX_IDLE then idle[#idle + 1] = c end
+end
+
+-- The request bytes of a batch: its commands formatted, one after another.
+local function format_batch(argvs, count)
+  local parts = {}
+  for i = 1, count do parts[i] = redis_format(argvs[i]) end
+  return table.concat(parts)
+end
+
+local function task_command(p, task, argv)
+  local c = take_conn(p)
   local deadline = monotime() + p.timeout
   local ok, code, msg = c:send(argv)
   if not ok then
-    if #idle < MAX_IDLE then idle[#idle + 1] = c end   -- dropped its socket: reconnects next time
+    give_back(p, c)   -- dropped its socket: reconnects next time
     return nil, code, msg
   end
   while true do
@@ -222,11 +240,11 @@ local function task_command(p, task, argv)
       end
       multi.wait_fd(task, c:fd(), want == "write", deadline)
     else
-      if #idle < MAX_IDLE then idle[#idle + 1] = c end
+      give_back(p, c)
       return v, want, m
     end
   end
-  if #idle < MAX_IDLE then idle[#idle + 1] = c end
+  give_back(p, c)
   return nil, code, msg
 end
 
@@ -234,16 +252,11 @@ end
 -- read in turn; `wait(c, want, deadline)` waits for the descriptor (a poller task yields, a plain
 -- caller polls). Returns the list of replies (a nil reply: false), or nil, reason, message.
 local function nb_batch(p, argvs, count, wait)
-  local idle = p.idle
-  local n = #idle
-  local c = idle[n]
-  if c then idle[n] = nil else c = core.redis_connect(p.conf) end
+  local c = take_conn(p)
   local deadline = monotime() + p.timeout
-  local parts = {}
-  for i = 1, count do parts[i] = redis_format(argvs[i]) end
-  local ok, code, msg = c:send_raw(table.concat(parts), count)
+  local ok, code, msg = c:send_raw(format_batch(argvs, count), count)
   if not ok then
-    if #idle < MAX_IDLE then idle[#idle + 1] = c end   -- dropped its socket: reconnects next time
+    give_back(p, c)   -- dropped its socket: reconnects next time
     return nil, code, msg
   end
   local out, i, ecode, emsg = {}, 1, nil, nil
@@ -252,7 +265,7 @@ local function nb_batch(p, argvs, count, wait)
     if v == false then
       if monotime() >= deadline then
         c:reset()
-        if #idle < MAX_IDLE then idle[#idle + 1] = c end
+        give_back(p, c)
         return nil, "timeout", format("timed out after %d ms", floor(p.timeout * 1000 + 0.5))
       end
       wait(c, want, deadline)
@@ -263,7 +276,7 @@ local function nb_batch(p, argvs, count, wait)
         out[i], i = false, i + 1
       else
         c:reset()
-        if #idle < MAX_IDLE then idle[#idle + 1] = c end
+        give_back(p, c)
         return nil, want, m
       end
     else
@@ -271,7 +284,7 @@ local function nb_batch(p, argvs, count, wait)
       out[i], i = v, i + 1
     end
   end
-  if #idle < MAX_IDLE then idle[#idle + 1] = c end
+  give_back(p, c)
   if ecode then return nil, ecode, emsg end
   return out
 end
@@ -398,14 +411,7 @@ local function cosocket_command(p, argv, count)
   if not co_connect then co_connect = require("eternaltwin.transport_cosocket").connect end
   local timeout_ms = floor(p.timeout * 1000 + 0.5)
   local deadline = ngx.now() + p.timeout
-  local req
-  if count then
-    local parts = {}
-    for i = 1, count do parts[i] = redis_format(argv[i]) end
-    req = table.concat(parts)
-  else
-    req = redis_format(argv)
-  end
+  local req = count and format_batch(argv, count) or redis_format(argv)
   local v, code, msg, retry = cosocket_exchange(p, req, deadline, timeout_ms, count)
   if retry then v, code, msg = cosocket_exchange(p, req, deadline, timeout_ms, count) end
   return v, code, msg
