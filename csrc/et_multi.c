@@ -15,6 +15,12 @@ double et_mono_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The CURLM of shard k (NULL when not made, or the multi is closed). */
+static CURLM *shard_cm(const et_multi_t *m, int k)
+{
+    return k == 0 ? m->cm : m->shards[k].cm;
+}
+
 /* ---- handle pool ---- */
 
 /* An idle easy handle goes back to the pool with its set-up (its session's options stay set:
@@ -111,6 +117,7 @@ void et_mxfer_init(et_mxfer_t *t)
     t->prev = t->next = NULL;
     t->state = ET_MX_NEW;
     t->slot = 0;
+    t->shard = 0;
     t->opts = NULL;
     t->deadline = 0;
 }
@@ -139,11 +146,14 @@ void et_mxfer_detach(et_mxfer_t *t)
         return;
     e = et_xfer_detach_state(&t->x, &st);
     if (e && m->cm)
-        curl_multi_remove_handle(m->cm, e);
+        curl_multi_remove_handle(shard_cm(m, t->shard), e);
     xfer_unlink(t);
     if (m->cm)
         slot_put(m, t->slot);
+    if (m->shards[t->shard].load > 0)
+        m->shards[t->shard].load--;
     t->slot = 0;
+    t->shard = 0;
     pool_put(m, e, &st);                        /* (takes st, whatever becomes of e) */
     et_http_opts_unref(t->opts);
     t->opts = NULL;
@@ -188,7 +198,8 @@ void et_mxfer_body_handed(et_mxfer_t *t)
  * would cost the number of open sockets, per call). */
 static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
-    et_multi_t *m = userp;
+    const et_multi_shard_t *sh = userp;
+    et_multi_t *m = sh->m;
     size_t i;
     (void)easy;
     (void)socketp;
@@ -230,6 +241,7 @@ static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *soc
     }
     m->socks[i].fd = s;
     m->socks[i].what = what;
+    m->socks[i].shard = sh->index;
     return 0;
 }
 
@@ -247,14 +259,17 @@ void et_multi_init(et_multi_t *m)
 {
     memset(m, 0, sizeof *m);
     m->fork_gen = et_fork_register();
+    m->shard_load = ET_MULTI_SHARD_LOAD;
 }
 
-static void multi_config(et_multi_t *m)
+static void multi_config(et_multi_t *m, CURLM *cm, int k)
 {
-    curl_multi_setopt(m->cm, CURLMOPT_MAX_TOTAL_CONNECTIONS, m->max_connections);
-    curl_multi_setopt(m->cm, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-    curl_multi_setopt(m->cm, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(m->cm, CURLMOPT_SOCKETDATA, (void *)m);
+    m->shards[k].m = m;
+    m->shards[k].index = k;
+    curl_multi_setopt(cm, CURLMOPT_MAX_TOTAL_CONNECTIONS, m->max_connections);
+    curl_multi_setopt(cm, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(cm, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    curl_multi_setopt(cm, CURLMOPT_SOCKETDATA, (void *)&m->shards[k]);
 }
 
 int et_multi_open(et_multi_t *m, long max_connections)
@@ -263,8 +278,33 @@ int et_multi_open(et_multi_t *m, long max_connections)
     m->cm = curl_multi_init();
     if (!m->cm)
         return ET_EHANDLE;
-    multi_config(m);
+    multi_config(m, m->cm, 0);
     return ET_OK;
+}
+
+/* The shard a new transfer goes on: the first holding fewer than shard_load (made if need be),
+ * else the least loaded; always 0 with max_connections (or when a CURLM cannot be made). */
+static int shard_pick(et_multi_t *m)
+{
+    int k, best = 0;
+    if (m->max_connections > 0)
+        return 0;
+    for (k = 0; k < ET_MULTI_SHARDS; k++) {
+        if (m->shards[k].load < m->shard_load)
+            break;
+        if (m->shards[k].load < m->shards[best].load)
+            best = k;
+    }
+    if (k == ET_MULTI_SHARDS)
+        return best;
+    if (k > 0 && !m->shards[k].cm) {
+        CURLM *cm = curl_multi_init();
+        if (!cm)
+            return 0;
+        multi_config(m, cm, k);
+        m->shards[k].cm = cm;
+    }
+    return k;
 }
 
 size_t et_multi_count(const et_multi_t *m)
@@ -290,6 +330,8 @@ static void multi_free_tables(et_multi_t *m)
     m->fdcap = 0;
     free(m->pfds);
     m->pfds = NULL;
+    free(m->pshards);
+    m->pshards = NULL;
     m->npfds = m->pfdcap = 0;
     m->polled = 0;
     free(m->free_slots);
@@ -315,6 +357,11 @@ static void multi_abandon(et_multi_t *m)
     for (i = 0; i < m->npool; i++)
         et_easy_state_free(&m->pool[i].st);     /* (our URL objects; the handles are abandoned) */
     m->npool = 0;
+    for (i = 0; i < ET_MULTI_SHARDS; i++) {
+        if (i > 0)
+            m->shards[i].cm = NULL;             /* (abandoned, as m->cm) */
+        m->shards[i].load = 0;
+    }
     m->nsocks = 0;
     if (m->fdpos)
         memset(m->fdpos, 0, m->fdcap * sizeof *m->fdpos);
@@ -340,7 +387,7 @@ int et_multi_close(et_multi_t *m)
         et_mxfer_t *t = m->inflight;
         CURL *e = et_xfer_detach(&t->x);
         if (e) {
-            curl_multi_remove_handle(m->cm, e);
+            curl_multi_remove_handle(shard_cm(m, t->shard), e);
             curl_easy_cleanup(e);
         }
         xfer_unlink(t);
@@ -354,6 +401,12 @@ int et_multi_close(et_multi_t *m)
         curl_easy_cleanup(m->pool[i].e);
     }
     m->npool = 0;
+    for (i = 0; i < ET_MULTI_SHARDS; i++) {
+        if (i > 0 && m->shards[i].cm)
+            curl_multi_cleanup(m->shards[i].cm);
+        m->shards[i].cm = NULL;
+        m->shards[i].load = 0;
+    }
     curl_multi_cleanup(m->cm);
     m->cm = NULL;
     multi_free_tables(m);
@@ -369,7 +422,7 @@ int et_multi_forked(et_multi_t *m)
     m->cm = curl_multi_init();
     if (!m->cm)
         return ET_EHANDLE;
-    multi_config(m);
+    multi_config(m, m->cm, 0);
     return 1;
 }
 
@@ -378,7 +431,7 @@ int et_multi_add(et_multi_t *m, et_mxfer_t *t, et_http_opts_t *o, const et_reque
     et_easy_state_t st;
     CURL *e;
     CURLMcode mc;
-    int rc, https;
+    int rc, https, shard;
 
     e = pool_get(m, o->id, &st);
     if (!e)
@@ -409,11 +462,14 @@ int et_multi_add(et_multi_t *m, et_mxfer_t *t, et_http_opts_t *o, const et_reque
         t->state = ET_MX_DONE;
         return ET_ECURL;
     }
-    mc = curl_multi_add_handle(m->cm, e);
+    shard = shard_pick(m);
+    mc = curl_multi_add_handle(shard_cm(m, shard), e);
     if (mc != CURLM_OK) {
         m->mc = mc;
         return ET_EMULTI;
     }
+    t->shard = shard;
+    m->shards[shard].load++;
     t->m = m;
     t->next = m->inflight;
     if (m->inflight)
@@ -435,16 +491,22 @@ static int multi_poll_socks(et_multi_t *m, int ms)
     if (n > m->pfdcap) {
         size_t cap = m->pfdcap ? m->pfdcap : 16;
         struct pollfd *p;
+        int *q;
         while (cap < n)
             cap *= 2;
         p = realloc(m->pfds, cap * sizeof *p);
         if (!p)
             return -1;
         m->pfds = p;
+        q = realloc(m->pshards, cap * sizeof *q);
+        if (!q)
+            return -1;
+        m->pshards = q;
         m->pfdcap = cap;
     }
     for (i = 0; i < n; i++) {
         int w = m->socks[i].what;
+        m->pshards[i] = m->socks[i].shard;
         m->pfds[i].fd = m->socks[i].fd;
         m->pfds[i].events = (short)(((w & CURL_POLL_IN) ? POLLIN : 0) | ((w & CURL_POLL_OUT) ? POLLOUT : 0));
         m->pfds[i].revents = 0;
@@ -482,6 +544,7 @@ int et_multi_poll(et_multi_t *m, int ms, int *numfds)
 int et_multi_perform(et_multi_t *m, int *running)
 {
     size_t i, n;
+    int k, r = 0;
     CURLMcode mc = CURLM_OK;
     *running = 0;
     if (!m->polled && m->nsocks > 0)
@@ -500,10 +563,15 @@ int et_multi_perform(et_multi_t *m, int *running)
             ev |= CURL_CSELECT_OUT;
         if (re & (POLLERR | POLLNVAL))
             ev |= CURL_CSELECT_ERR;
-        mc = curl_multi_socket_action(m->cm, m->pfds[i].fd, ev, running);
+        mc = curl_multi_socket_action(shard_cm(m, m->pshards[i]), m->pfds[i].fd, ev, &r);
     }
-    if (mc == CURLM_OK)
-        mc = curl_multi_socket_action(m->cm, CURL_SOCKET_TIMEOUT, 0, running);
+    for (k = 0; k < ET_MULTI_SHARDS && mc == CURLM_OK; k++) {
+        CURLM *cm = shard_cm(m, k);
+        if (cm) {
+            mc = curl_multi_socket_action(cm, CURL_SOCKET_TIMEOUT, 0, &r);
+            *running += r;
+        }
+    }
     if (mc != CURLM_OK) {
         m->mc = mc;
         return ET_EMULTI;
@@ -511,11 +579,12 @@ int et_multi_perform(et_multi_t *m, int *running)
     return ET_OK;
 }
 
-et_mxfer_t *et_multi_done(et_multi_t *m, int *slot)
+/* The next completed transfer of one CURLM, finished and detached; NULL when none. */
+static et_mxfer_t *shard_done(CURLM *cm, int *slot)
 {
     CURLMsg *msg;
     int left;
-    while ((msg = curl_multi_info_read(m->cm, &left)) != NULL) {
+    while ((msg = curl_multi_info_read(cm, &left)) != NULL) {
         CURL *e = msg->easy_handle;
         CURLcode cc = msg->data.result;
         char *priv = NULL;
@@ -535,13 +604,30 @@ et_mxfer_t *et_multi_done(et_multi_t *m, int *slot)
     return NULL;
 }
 
+et_mxfer_t *et_multi_done(et_multi_t *m, int *slot)
+{
+    int k;
+    for (k = 0; k < ET_MULTI_SHARDS; k++) {
+        CURLM *cm = shard_cm(m, k);
+        et_mxfer_t *t = cm ? shard_done(cm, slot) : NULL;
+        if (t)
+            return t;
+    }
+    return NULL;
+}
+
 double et_multi_timeout(et_multi_t *m)
 {
-    long ms = -1;
+    long ms;
     double t = -1, now = 0;
     const et_mxfer_t *x;
-    if (curl_multi_timeout(m->cm, &ms) == CURLM_OK && ms >= 0)
-        t = (double)ms / 1000.0;
+    int k;
+    for (k = 0; k < ET_MULTI_SHARDS; k++) {
+        CURLM *cm = shard_cm(m, k);
+        ms = -1;
+        if (cm && curl_multi_timeout(cm, &ms) == CURLM_OK && ms >= 0 && (t < 0 || (double)ms / 1000.0 < t))
+            t = (double)ms / 1000.0;
+    }
     if (m->inflight)
         now = et_mono_now();
     for (x = m->inflight; x; x = x->next) {

@@ -7,6 +7,12 @@
  * - The socket table that CURLMOPT_SOCKETFUNCTION keeps (indexed by fd: O(1) per call), polled by
  *   et_multi_poll; et_multi_perform hands only the ready sockets to curl_multi_socket_action.
  * - Small reused slot numbers for the transfers in flight (an owner keeps per-slot arrays).
+ * - Shards: past ET_MULTI_SHARD_LOAD transfers in flight, the next ones go to further CURLMs
+ *   (at most ET_MULTI_SHARDS, made when first needed), each with its own connection cache. libcurl
+ *   7.88 walks a host's cached connections on every transfer start and end; with a thousand
+ *   connections in one cache those walks are cache misses that cost more than the rest of the
+ *   transfer. One socket table and one poll serve every shard. A multi with max_connections
+ *   keeps one CURLM (the bound is libcurl's, per CURLM).
  * - Fork detection: used in a child after fork(), a multi abandons the parent's handles and
  *   connections (never freed there) and starts afresh; the transfers in flight end cancelled.
  *
@@ -28,6 +34,8 @@
 
 #define ET_MULTI_POOL_MAX 1024  /* idle easy handles a multi keeps (each with its set-up) */
 #define ET_MULTI_POOL_SCAN 16   /* pooled handles looked at for one already set up for a session */
+#define ET_MULTI_SHARDS 4       /* CURLMs at most (see above) */
+#define ET_MULTI_SHARD_LOAD 256 /* transfers in flight on one before the next one takes new ones */
 /* et_multi_timeout with transfers in flight but neither a deadline nor a curl timer. */
 #define ET_MULTI_IDLE_POLL 1.0
 /* A body buffer kept once its body is handed over (et_mxfer_body_handed); bigger ones are freed. */
@@ -44,6 +52,7 @@ typedef struct et_mxfer {
     struct et_mxfer *prev, *next;
     int state;
     int slot;                   /* 1.. while in flight; else 0 */
+    int shard;                  /* the CURLM it is on, while in flight */
     et_http_opts_t *opts;       /* the session's options, held while they may be in use */
     double deadline;            /* monotonic seconds when its timeout fires; 0 none */
 } et_mxfer_t;
@@ -51,7 +60,16 @@ typedef struct et_mxfer {
 typedef struct et_sock {
     curl_socket_t fd;
     int what;                   /* CURL_POLL_IN, _OUT, _INOUT */
+    int shard;                  /* the CURLM whose socket it is */
 } et_sock_t;
+
+/* One CURLM of a multi: shard 0 is the multi's own (m->cm); the others are made when needed. */
+typedef struct et_multi_shard {
+    et_multi_t *m;              /* (CURLMOPT_SOCKETDATA: the socket callback finds both) */
+    CURLM *cm;                  /* shards 1..: NULL until first needed; shard 0: unused (m->cm) */
+    int index;
+    int load;                   /* transfers in flight on it */
+} et_multi_shard_t;
 
 typedef struct et_pool_entry {
     CURL *e;
@@ -67,12 +85,15 @@ struct et_multi {
     size_t *fdpos;              /* fd -> its index in socks + 1 (0: not there) */
     size_t fdcap;
     struct pollfd *pfds;        /* the last poll's results, for the next perform */
+    int *pshards;               /* the shard of each pfds entry */
     size_t npfds, pfdcap;
     int polled;                 /* pfds hold fresh results from et_multi_poll */
     int *free_slots;            /* in-flight slots free for reuse (a stack) */
     int nfree, freecap, nslots;
     et_mxfer_t *inflight;       /* doubly linked list of in-flight transfers */
     long max_connections;       /* CURLMOPT_MAX_TOTAL_CONNECTIONS; 0 no bound */
+    et_multi_shard_t shards[ET_MULTI_SHARDS];
+    int shard_load;             /* ET_MULTI_SHARD_LOAD (the C tests lower it) */
     unsigned long fork_gen;     /* the fork generation that opened it (et_fork.h) */
     CURLMcode mc;               /* the failed call's code (ET_EMULTI) */
 };

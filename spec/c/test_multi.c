@@ -502,6 +502,59 @@ static void test_max_connections(void)
     et_http_opts_unref(o);
 }
 
+/* Shards: past shard_load transfers in flight (lowered to 2 here; 256 by default), the next ones
+ * go to further CURLMs. Six at once spread over three, each socket polled with its own CURLM's
+ * events, every body right; later rounds reuse the connections each shard keeps; a multi with
+ * max_connections keeps one CURLM (covered by test_max_connections: one socket at a time). */
+static void test_shards(void)
+{
+    et_multi_t m;
+    et_http_opts_t *o = new_opts(20000);
+    et_mxfer_t xs[6], *ts[6];
+    char urls[6][128], path[48];
+    seen_t s;
+    int round, i, all_ok = 1, spread = 1, accepts0 = count(&shm->accepts);
+
+    memset(&s, 0, sizeof s);
+    et_multi_init(&m);
+    ok(et_multi_open(&m, 0) == ET_OK, "shards: opens");
+    m.shard_load = 2;
+    for (i = 0; i < 6; i++) {
+        et_mxfer_init(&xs[i]);
+        ts[i] = &xs[i];
+    }
+    for (round = 0; round < 2; round++) {
+        int load[ET_MULTI_SHARDS] = { 0 };
+        for (i = 0; i < 6; i++) {
+            if (round > 0 && !et_mxfer_recycle(&xs[i]))
+                all_ok = 0;
+            snprintf(path, sizeof path, "/slow/100/%d", round * 10 + i);
+            if (add(&m, &xs[i], o, path, urls[i], sizeof urls[i]) != ET_OK)
+                all_ok = 0;
+            load[xs[i].shard]++;
+        }
+        spread &= load[0] == 2 && load[1] == 2 && load[2] == 2 && load[3] == 0;
+        spread &= m.shards[1].cm != NULL && m.shards[2].cm != NULL && m.shards[3].cm == NULL;
+        spread &= m.shards[0].load == 2 && m.shards[1].load == 2 && m.shards[2].load == 2;
+        ok(drive(&m, ts, 6, NULL, &s), "shards: a round completes");
+        for (i = 0; i < 6; i++) {
+            char want[32];
+            snprintf(want, sizeof want, "slow %d", round * 10 + i);
+            all_ok &= body_is(&xs[i], want) && xs[i].m == NULL && xs[i].shard == 0;
+        }
+        all_ok &= m.shards[0].load == 0 && m.shards[1].load == 0 && m.shards[2].load == 0;
+    }
+    ok(spread, "shards: two transfers on each of three CURLMs, the fourth never made");
+    ok(all_ok, "shards: every transfer done with its own body, the loads back to zero");
+    ok(s.polls_checked > 0 && s.mismatches == 0, "shards: one poll watches every shard's sockets");
+    ok(count(&shm->accepts) - accepts0 == 6, "shards: each shard reuses its own connections");
+    for (i = 0; i < 6; i++)
+        et_mxfer_close(&xs[i]);
+    ok(et_multi_close(&m) == 1 && m.cm == NULL && m.shards[1].cm == NULL && m.shards[2].cm == NULL,
+       "shards: close frees every CURLM");
+    et_http_opts_unref(o);
+}
+
 /* The blocking session: keep-alive across requests. */
 static void test_session(et_session_t *s)
 {
@@ -622,6 +675,7 @@ int main(void)
     test_timeout();
     test_cancel();
     test_max_connections();
+    test_shards();
     et_session_init(&sess);
     ok(et_session_open(&sess, new_opts(20000)) == ET_OK, "session: opens");
     test_session(&sess);
