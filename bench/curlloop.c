@@ -4,6 +4,10 @@
  *
  *   bench/curlloop blocking URL SECONDS      -> `round 1 REQ/S`: one easy handle, keep-alive
  *   bench/curlloop multi URL CONC SECONDS    -> `round 1 REQ/S`: CONC easy handles in one multi
+ *   bench/curlloop shards URL CONC K SECONDS -> `round 1 REQ/S`: the same over K multis (CONC/K
+ *                                               handles each), one poll(2) over every multi's
+ *                                               sockets (CURLMOPT_SOCKETFUNCTION): the technique
+ *                                               the poller uses past 256 in flight, in C
  *   bench/curlloop count URL N               -> N blocking requests (callgrind: instructions)
  *   bench/curlloop mcount URL CONC N         -> N requests, CONC at a time in one multi
  *   bench/curlloop big URL CONC ROUNDS       -> `base KiB` and `peak KiB` (VmRSS before, VmHWM
@@ -13,6 +17,7 @@
  * Bodies go to a callback that keeps their length only; each handle is set up once and re-used
  * (curl_easy_perform again, or removed and added back to the multi). */
 #define _POSIX_C_SOURCE 200809L
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,6 +293,118 @@ static void multi(const char *url, int conc, double seconds)
     curl_multi_cleanup(m);
 }
 
+/* The socket table of the shards mode: by descriptor, the multi it belongs to and its interest. */
+#define SHARDS_MAX 16
+#define FD_MAX 65536
+static int fd_shard[FD_MAX], fd_what[FD_MAX], fd_list[FD_MAX], nfd;
+
+static int shard_sock(CURL *e, curl_socket_t s, int what, void *userp, void *sockp)
+{
+    int i;
+    (void)e;
+    (void)sockp;
+    if (s < 0 || s >= FD_MAX)
+        return 0;
+    if (what == CURL_POLL_REMOVE) {
+        for (i = 0; i < nfd; i++)
+            if (fd_list[i] == s) {
+                fd_list[i] = fd_list[--nfd];
+                break;
+            }
+        fd_what[s] = 0;
+        return 0;
+    }
+    if (!fd_what[s])
+        fd_list[nfd++] = s;
+    fd_what[s] = what;
+    fd_shard[s] = (int)(long)userp;
+    return 0;
+}
+
+static void shards(const char *url, int conc, int k, double seconds)
+{
+    static struct pollfd pf[FD_MAX];
+    CURLM *m[SHARDS_MAX];
+    CURL **es = calloc((size_t)conc, sizeof *es);
+    size_t bytes = 0;
+    long n = 0, counted = 0;
+    int i, j, running, warm = 1;
+    double start = 0, deadline = now_s() + 0.3, dt;
+    if (!es || k < 1 || k > SHARDS_MAX)
+        exit(1);
+    for (j = 0; j < k; j++) {
+        m[j] = curl_multi_init();
+        if (!m[j])
+            exit(1);
+        curl_multi_setopt(m[j], CURLMOPT_SOCKETFUNCTION, shard_sock);
+        curl_multi_setopt(m[j], CURLMOPT_SOCKETDATA, (void *)(long)j);
+    }
+    for (i = 0; i < conc; i++) {
+        es[i] = make(url, &bytes);
+        curl_easy_setopt(es[i], CURLOPT_PRIVATE, (void *)(long)(i % k));
+        curl_multi_add_handle(m[i % k], es[i]);
+    }
+    for (;;) {
+        int nready, np = nfd, wait = 100;
+        for (j = 0; j < k; j++) {             /* the soonest of the multis' timers */
+            long ms = -1;
+            if (curl_multi_timeout(m[j], &ms) == CURLM_OK && ms >= 0 && ms < wait)
+                wait = (int)ms;
+        }
+        for (i = 0; i < np; i++) {
+            int w = fd_what[fd_list[i]];
+            pf[i].fd = fd_list[i];
+            pf[i].events = (short)(((w & CURL_POLL_IN) ? POLLIN : 0) | ((w & CURL_POLL_OUT) ? POLLOUT : 0));
+            pf[i].revents = 0;
+        }
+        nready = poll(pf, (nfds_t)np, wait);
+        for (i = 0; nready > 0 && i < np; i++) {
+            short re = pf[i].revents;
+            int ev = 0;
+            if (!re)
+                continue;
+            if (re & (POLLIN | POLLPRI | POLLHUP))
+                ev |= CURL_CSELECT_IN;
+            if (re & POLLOUT)
+                ev |= CURL_CSELECT_OUT;
+            if (re & (POLLERR | POLLNVAL))
+                ev |= CURL_CSELECT_ERR;
+            curl_multi_socket_action(m[fd_shard[pf[i].fd]], pf[i].fd, ev, &running);
+        }
+        for (j = 0; j < k; j++) {
+            CURLMsg *msg;
+            int left;
+            curl_multi_socket_action(m[j], CURL_SOCKET_TIMEOUT, 0, &running);
+            while ((msg = curl_multi_info_read(m[j], &left)) != NULL) {
+                if (msg->msg != CURLMSG_DONE)
+                    continue;
+                check(msg->easy_handle, msg->data.result);
+                n++;
+                curl_multi_remove_handle(m[j], msg->easy_handle);
+                curl_multi_add_handle(m[j], msg->easy_handle);
+            }
+        }
+        if (warm && now_s() >= deadline) {
+            warm = 0;
+            start = now_s();
+            counted = n;
+            deadline = start + seconds;
+        } else if (!warm && now_s() >= deadline) {
+            break;
+        }
+    }
+    dt = now_s() - start;
+    printf("round 1 %.1f\n", (double)(n - counted) / dt);
+    for (j = 0; j < k; j++) {
+        for (i = j; i < conc; i += k)
+            curl_multi_remove_handle(m[j], es[i]);
+        curl_multi_cleanup(m[j]);
+    }
+    for (i = 0; i < conc; i++)
+        curl_easy_cleanup(es[i]);
+    free(es);
+}
+
 int main(int argc, char **argv)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -295,6 +412,8 @@ int main(int argc, char **argv)
         blocking(argv[2], atof(argv[3]));
     else if (argc == 5 && strcmp(argv[1], "multi") == 0)
         multi(argv[2], atoi(argv[3]), atof(argv[4]));
+    else if (argc == 6 && strcmp(argv[1], "shards") == 0)
+        shards(argv[2], atoi(argv[3]), atoi(argv[4]), atof(argv[5]));
     else if (argc == 4 && strcmp(argv[1], "count") == 0)
         count(argv[2], atol(argv[3]));
     else if (argc == 5 && strcmp(argv[1], "mcount") == 0)
@@ -302,7 +421,8 @@ int main(int argc, char **argv)
     else if (argc == 5 && strcmp(argv[1], "big") == 0)
         big(argv[2], atoi(argv[3]), atoi(argv[4]));
     else {
-        fprintf(stderr, "usage: %s blocking URL SECONDS | multi URL CONC SECONDS | count URL N | "
+        fprintf(stderr, "usage: %s blocking URL SECONDS | multi URL CONC SECONDS | shards URL CONC K SECONDS | "
+                        "count URL N | "
                         "mcount URL CONC N | big URL CONC ROUNDS\n", argv[0]);
         return 2;
     }
