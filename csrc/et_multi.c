@@ -179,7 +179,7 @@ int et_mxfer_recycle(et_mxfer_t *t)
     et_http_opts_unref(t->opts);
     t->opts = NULL;
     t->state = ET_MX_NEW;
-    t->slot = 0;
+    t->slot = t->shard = 0;
     t->deadline = 0;
     return 1;
 }
@@ -349,7 +349,7 @@ static void multi_abandon(et_multi_t *m)
         et_mxfer_t *t = m->inflight;
         (void)et_xfer_detach(&t->x);            /* abandoned */
         xfer_unlink(t);
-        t->slot = 0;
+        t->slot = t->shard = 0;
         et_http_opts_unref(t->opts);
         t->opts = NULL;
         t->state = ET_MX_CANCELLED;
@@ -391,7 +391,7 @@ int et_multi_close(et_multi_t *m)
             curl_easy_cleanup(e);
         }
         xfer_unlink(t);
-        t->slot = 0;
+        t->slot = t->shard = 0;
         et_http_opts_unref(t->opts);
         t->opts = NULL;
         t->state = ET_MX_CANCELLED;
