@@ -234,6 +234,38 @@ describe("poller", function()
     assert.is_true(open_fds() <= fds + 1, "fds " .. fds .. " -> " .. open_fds())
   end)
 
+  it("spreads more than 256 requests in flight over more multi handles, every one answered", function()
+    -- Past 256 in flight the multi engine gives new transfers to further curl multi handles
+    -- (csrc/et_multi.h, shards; spec/c/test_multi.c checks the spread): one poll serves them all,
+    -- a cancel and a close reach every handle, and the descriptors come back.
+    local c = client()
+    collectgarbage()
+    local fds = open_fds()
+    do
+      local p = eternaltwin.poller()
+      local got, tasks = {}, {}
+      for i = 1, 400 do
+        got[i] = 0
+        tasks[i] = p:spawn(function()
+          for _ = 1, 2 do
+            local res = c:get("_mock/static/user")
+            if res and res.status_code == 200 and #res.content > 0 then got[i] = got[i] + 1 end
+          end
+        end)
+      end
+      p:step(0)                               -- every task started: each has a request in flight
+      assert.matches("(400 in flight)", tostring(p.multi), 1, true)
+      tasks[1]:cancel()
+      tasks[400]:cancel()
+      assert.are.equal(0, p:run(60))
+      for i = 2, 399 do assert.are.equal(2, got[i], "task " .. i) end
+      assert.is_true(got[1] < 2 and got[400] < 2)
+      p:close()
+    end
+    collectgarbage(); collectgarbage()
+    assert.is_true(open_fds() <= fds + 1, "fds " .. fds .. " -> " .. open_fds())
+  end)
+
   it("frees transfers of a poller dropped with tasks in flight", function()
     -- On 5.1 and LuaJIT (no ephemerons) a weak-keyed task registry whose values point back at
     -- their keys would keep every task, its poller and its transfers alive for ever.
