@@ -1,5 +1,6 @@
 -- SPDX-License-Identifier: MIT
---- The coroutine side of async calls: a poller over one curl multi handle.
+--- The coroutine side of async calls: a poller over libcurl's multi interface (one multi handle;
+-- past 256 transfers in flight, up to four: csrc/et_multi.h).
 -- A task is a coroutine. Inside a task every client call yields (the C side only starts and
 -- advances transfers, never blocks, never yields); outside, the same client blocks.
 -- @module eternaltwin.poller
