@@ -26,13 +26,8 @@ do
 end
 assert(rounds >= 5, "at least 5 rounds")
 
-local function sh(cmd)
-  local f = assert(io.popen(cmd .. " 2>&1", "r"))
-  local out = f:read("*a")
-  local ok, _, code = f:close()
-  if not ok then error(("command failed (%s): %s\n%s"):format(tostring(code), cmd, out), 0) end
-  return out
-end
+package.path = "./?.lua;" .. package.path
+local sh = require("bench.util").sh
 
 local function exists(path)
   local f = io.open(path)
