@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 
 #include "et_b64.h"
+#include "et_rand.h"
 #include "et_url.h"
 #include "l_common.h"
 
@@ -66,12 +67,30 @@ static int l_util_path_encode(lua_State *L)
     return url_encode(L, ET_URL_PATH);
 }
 
+/* The state's random pool (et_rand.h), upvalue 1 of random_bytes and random_hex: a userdata
+ * holding the pool, or NULL where the system gives none (then RAND_bytes serves every draw). */
+static et_rand_pool_t *pool_of(lua_State *L)
+{
+    et_rand_pool_t **slot = (et_rand_pool_t **)lua_touserdata(L, lua_upvalueindex(1));
+    return slot ? *slot : NULL;
+}
+
+static int l_pool_gc(lua_State *L)
+{
+    et_rand_pool_t **slot = (et_rand_pool_t **)lua_touserdata(L, 1);
+    if (slot && *slot) {
+        et_rand_pool_free(*slot);
+        *slot = NULL;
+    }
+    return 0;
+}
+
 /* Fills n bytes from the CSPRNG; 0 on failure (error queue drained). */
-static int fill_random(unsigned char *p, lua_Integer n)
+static int fill_random(lua_State *L, unsigned char *p, lua_Integer n)
 {
     if (ERR_peek_error() != 0)                  /* (clearing an empty queue costs a full sweep) */
         ERR_clear_error();
-    if (n > 0 && RAND_bytes(p, (int)n) != 1) {
+    if (n > 0 && !et_rand_bytes(pool_of(L), p, (size_t)n)) {
         ERR_clear_error();
         return 0;
     }
@@ -90,7 +109,7 @@ static int l_util_random_bytes(lua_State *L)
     lua_Integer n = check_count(L, 1);
     et_Buffer b;
     unsigned char *p = (unsigned char *)et_buffinitsize(L, &b, (size_t)n);
-    if (!fill_random(p, n)) {
+    if (!fill_random(L, p, n)) {
         lua_pushnil(L);
         lua_pushliteral(L, "random generator failed");
         return 2;
@@ -105,7 +124,7 @@ static int l_util_random_hex(lua_State *L)
     lua_Integer n = check_count(L, 1), i;
     et_Buffer b;
     unsigned char *p = (unsigned char *)et_buffinitsize(L, &b, (size_t)n * 2);
-    if (!fill_random(p, n)) {
+    if (!fill_random(L, p, n)) {
         lua_pushnil(L);
         lua_pushliteral(L, "random generator failed");
         return 2;
@@ -149,11 +168,24 @@ void l_util_open(lua_State *L)
         { "b64url_decode", l_util_b64url_decode },
         { "form_encode", l_util_form_encode },
         { "path_encode", l_util_path_encode },
-        { "random_bytes", l_util_random_bytes },
-        { "random_hex", l_util_random_hex },
         { "consttime_equal", l_util_consttime_equal },
         { "http_date", l_util_http_date },
         { NULL, NULL }
     };
+    static const luaL_Reg random_funcs[] = {
+        { "random_bytes", l_util_random_bytes },
+        { "random_hex", l_util_random_hex },
+        { NULL, NULL }
+    };
+    et_rand_pool_t **slot;
     luaL_setfuncs(L, funcs, 0);
+    /* One pool per Lua state (one thread at a time: no lock), freed with the state. */
+    slot = (et_rand_pool_t **)lua_newuserdata(L, sizeof *slot);
+    *slot = NULL;
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, l_pool_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    *slot = et_rand_pool_new();
+    luaL_setfuncs(L, random_funcs, 1);          /* (pops the pool) */
 }
