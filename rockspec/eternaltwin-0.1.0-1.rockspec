@@ -42,7 +42,7 @@ build = {
         "csrc/et_b64.c", "csrc/et_url.c", "csrc/et_jwt.c", "csrc/et_keyload.c",
         "csrc/et_buf.c", "csrc/et_hdr.c", "csrc/et_proto.c", "csrc/et_resp.c", "csrc/et_xfer.c",
         "csrc/et_sigint.c", "csrc/et_session.c", "csrc/et_multi.c", "csrc/l_redis.c", "csrc/et_redis.c", "csrc/et_redis_frame.c", "csrc/et_fork.c",
-        "csrc/l_aead.c", "csrc/et_aead.c",
+        "csrc/l_aead.c", "csrc/et_aead.c", "csrc/et_rand.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "ssl", "crypto", "cjson", "hiredis" },
