@@ -112,4 +112,49 @@ describe("fork", function()
     mu:close()
     s:close()
   end)
+
+  -- Random draws come from a per-state pool (csrc/et_rand.h) that the parent has filled before the
+  -- fork: the child must not hand out the bytes the parent hands out next (its page is wiped on
+  -- fork), for raw draws as for the nonces of states and the ids of sessions made from them.
+  it("parent and child never draw the same random bytes after a fork", function()
+    local unistd = forkhelper()
+    if not unistd then return end
+    local c = client()
+    assert.are.equal(128, #core.random_hex(64))   -- the pool is full now
+    local out = os.tmpname()
+    local function draws()
+      local t = {}
+      for i = 1, 40 do t[#t + 1] = core.random_hex(32) end
+      for i = 1, 10 do t[#t + 1] = c:generate_state() end
+      return t
+    end
+    local pid = unistd.fork()
+    if pid == 0 then
+      local okc, t = pcall(draws)
+      local f = io.open(out, "w")
+      f:write(okc and table.concat(t, "\n") or "error " .. tostring(t))
+      f:close()
+      unistd._exit(0)
+    end
+    local mine = draws()
+    assert.are.equal(0, unistd.waitpid(pid))
+    local f = assert(io.open(out))
+    local child = f:read("*a")
+    f:close()
+    os.remove(out)
+    assert.is_nil(child:match("^error"), child)
+    local theirs, n = {}, 0
+    for line in child:gmatch("[^\n]+") do theirs[line] = true; n = n + 1 end
+    assert.are.equal(50, n)
+    for i = 1, #mine do
+      assert.is_nil(theirs[mine[i]], "the child drew what the parent drew: " .. i)
+    end
+    -- The states' nonces differ too (the tokens could differ by their time alone).
+    local nonce = function(s) return core.json_decode(core.b64url_decode(s:match("^[^.]+%.([^.]+)"))).nonce end
+    local child_nonces = {}
+    for line in child:gmatch("[^\n]+") do
+      if line:find(".", 1, true) then child_nonces[nonce(line)] = true end
+    end
+    for i = 41, 50 do assert.is_nil(child_nonces[nonce(mine[i])]) end
+  end)
 end)
