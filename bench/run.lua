@@ -338,6 +338,17 @@ local ok, err = pcall(function()
       { "64 in flight", "ours (poller)", scount(("%s bench/http.lua pcount %s 64 %%d"):format(LUA, BASE), 2000, 6000, NOUA) },
       { "64 in flight", "libcurl multi", scount(("%s mcount %s 64 %%d"):format(CURL, STATIC), 2000, 6000) },
     }
+    -- The HS256 state round trip: bench/state.lua and bench/limit with SECONDS 0 make 16 round trips
+    -- per round; counted over 50 then 250 rounds, per round trip.
+    local function per_rt(t)
+      for k, v in pairs(t) do t[k] = v / 16 end
+      return t
+    end
+    local sargs = ("HS256 %s %s 0 %%d"):format(keys.HS256, BASE)
+    sets[#sets + 1] = { "HS256 state round trip", "ours (generate_state, validate_state)",
+                        per_rt(scount(LUA .. " bench/state.lua " .. sargs, 50, 250)) }
+    sets[#sets + 1] = { "HS256 state round trip", "C (cJSON, EVP_MAC, RAND_bytes)",
+                        per_rt(scount(BUILD .. "/limit " .. sargs .. " json", 50, 250)) }
     for i = 1, #sets, 2 do
       local ours, theirs = sets[i][3], sets[i + 1][3]
       rows[#rows + 1] = { name = "syscalls/req, " .. sets[i][1], unit = "calls", median = ours.total,
@@ -463,7 +474,7 @@ end
 if #SYSCALLS > 0 then
   local names = { "poll", "rt_sigaction", "getpid", "sendto", "recvfrom" }
   lines[#lines + 1] = ""
-  lines[#lines + 1] = "Syscalls per request (strace -c -f over N2 - N1 requests):"
+  lines[#lines + 1] = "Syscalls per request or round trip (strace -c -f over N2 - N1 of them):"
   lines[#lines + 1] = ""
   lines[#lines + 1] = "| loop | client | " .. table.concat(names, " | ") .. " | other | total |"
   lines[#lines + 1] = "| --- | --- |" .. (" ---: |"):rep(#names + 2)
