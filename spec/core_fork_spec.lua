@@ -124,8 +124,8 @@ describe("fork", function()
     local out = os.tmpname()
     local function draws()
       local t = {}
-      for i = 1, 40 do t[#t + 1] = core.random_hex(32) end
-      for i = 1, 10 do t[#t + 1] = c:generate_state() end
+      for _ = 1, 40 do t[#t + 1] = core.random_hex(32) end
+      for _ = 1, 10 do t[#t + 1] = c:generate_state() end
       return t
     end
     local pid = unistd.fork()
