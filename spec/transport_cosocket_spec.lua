@@ -153,6 +153,42 @@ describe("inside nginx (cosockets)", function()
     assert.are.same({ "example.test", "ua/1", "text/plain" }, { o.host, o["user-agent"], o.accept })
   end)
 
+  -- The request of a bodiless call without headers of its own is made once per URL, method and
+  -- User-Agent, and kept (transport_cosocket's URL cache): nothing of one call may leak into another.
+  it("sends each call its own request when the usual GET's request is kept for reuse", function()
+    local r = run([[
+      local a, b, none = C({ user_agent = "ua-a/1" }), C({ user_agent = "ua-b/2" }), C({ user_agent = "" })
+      local out = {}
+      local function echo(c, method, opts)
+        local res = assert(c:request(method, "_mock/echo", opts))
+        if method == "HEAD" then return { status = res.status_code, body = res.content } end
+        local e = res:json()
+        return { method = e.method, ua = e.headers["user-agent"] or "none", x = e.headers["x-t"] or "none",
+                 auth = e.headers.authorization or "none" }
+      end
+      for round = 1, 2 do                                 -- the second round takes the kept requests
+        out[round] = {
+          a = echo(a, "GET"), b = echo(b, "GET"), none = echo(none, "GET"), a2 = echo(a, "GET"),
+          head = echo(a, "HEAD"), del = echo(a, "DELETE"), del_b = echo(b, "DELETE"),
+          given = echo(a, "GET", { headers = { ["X-T"] = "1" }, token = "tok" }), after = echo(a, "GET"),
+        }
+      end
+      return out
+    ]])
+    for round = 1, 2 do
+      local o = r[round]
+      assert.are.same({ method = "GET", ua = "ua-a/1", x = "none", auth = "none" }, o.a)
+      assert.are.same({ method = "GET", ua = "ua-b/2", x = "none", auth = "none" }, o.b)
+      assert.are.same({ method = "GET", ua = "none", x = "none", auth = "none" }, o.none)
+      assert.are.same(o.a, o.a2)
+      assert.are.same({ status = 200, body = "" }, o.head)
+      assert.are.same({ method = "DELETE", ua = "ua-a/1", x = "none", auth = "none" }, o.del)
+      assert.are.same({ method = "DELETE", ua = "ua-b/2", x = "none", auth = "none" }, o.del_b)
+      assert.are.same({ method = "GET", ua = "ua-a/1", x = "1", auth = "Bearer tok" }, o.given)
+      assert.are.same(o.a, o.after)
+    end
+  end)
+
   it("sends bodies as the libcurl path does (JSON, form, empty POST, PUT, HEAD)", function()
     local r = run([[
       local c = C()

@@ -25,7 +25,7 @@ local parse_url = require("eternaltwin.url").parse
 
 local ngx = ngx   -- luacheck: ignore (the nginx global; this module only loads inside nginx)
 local tcp, now = ngx.socket.tcp, ngx.now
-local format, tostring, floor = string.format, tostring, math.floor
+local format, tostring, floor, concat = string.format, tostring, math.floor, table.concat
 local response_parser = core.response_parser
 
 local M = {}
@@ -46,14 +46,17 @@ end
 -- and again); emptied when it holds URL_CACHE_MAX of them.
 local URL_CACHE_MAX = 256
 local url_cache, url_cached = {}, 0
+-- Each entry also keeps the whole request of a bodiless call without headers of its own (the usual
+-- GET), per method, with the User-Agent it was made with (`heads`).
 local function split_url(url)
   local p = url_cache[url]
-  if p then return p[1], p[2], p[3], p[4], p[5] end
+  if p then return p[1], p[2], p[3], p[4], p[5], p end
   local scheme, host, port, target, host_header = parse_url(url)
   if not scheme then return nil end
   if url_cached >= URL_CACHE_MAX then url_cache, url_cached = {}, 0 end
-  url_cache[url], url_cached = { scheme, host, port, target, host_header }, url_cached + 1
-  return scheme, host, port, target, host_header
+  p = { scheme, host, port, target, host_header }
+  url_cache[url], url_cached = p, url_cached + 1
+  return scheme, host, port, target, host_header, p
 end
 
 -- Pool names: "eternaltwin:" scheme, host, port and (https) the verification mode, per scheme and
@@ -124,13 +127,58 @@ local function left_ms(deadline)
   return floor(ms)
 end
 
+-- The request's head (and body): as libcurl, Host, User-Agent and Accept unless the caller gives
+-- its own. A table of pieces for `sock:send`; for the usual call (no headers of its own, no body)
+-- one string, made once per URL, method and User-Agent and kept in the URL's cache entry.
+local function request_parts(method, target, host_header, headers, body, ua)
+  local req, n = { method, " ", target, " HTTP/1.1\r\n" }, 4
+  local given = NONE_GIVEN
+  if headers then
+    given = {}
+    for i = 1, #headers do
+      local h = headers[i]
+      local name = h:match("^([^:]*)"):lower()
+      if OVERRIDABLE[name] then given[name] = true end
+      req[n + 1], req[n + 2] = h, "\r\n"
+      n = n + 2
+    end
+  end
+  if not given.host then req[n + 1], req[n + 2], req[n + 3] = "Host: ", host_header, "\r\n"; n = n + 3 end
+  if ua and ua ~= "" and not given["user-agent"] then   -- "": none, as on the libcurl path
+    req[n + 1], req[n + 2], req[n + 3] = "User-Agent: ", ua, "\r\n"
+    n = n + 3
+  end
+  if not given.accept then req[n + 1] = "Accept: */*\r\n"; n = n + 1 end
+  if body or WITH_BODY[method] then
+    req[n + 1] = format("Content-Length: %d\r\n", body and #body or 0)
+    n = n + 1
+  end
+  req[n + 1] = "\r\n"
+  if body then req[n + 2] = body end
+  return req, n + 1
+end
+
+local function request_head(parsed, method, target, host_header, headers, body, ua)
+  if headers or body or WITH_BODY[method] or not parsed then
+    return (request_parts(method, target, host_header, headers, body, ua))
+  end
+  local heads = parsed.heads
+  if not heads then heads = {}; parsed.heads = heads end
+  local h = heads[method]
+  if h and h[1] == ua then return h[2] end
+  local req, n = request_parts(method, target, host_header, nil, nil, ua)
+  req = concat(req, "", 1, n)
+  heads[method] = { ua, req }
+  return req
+end
+
 -- One exchange on one connection. Returns status, headers, body (keep_alive decided and the
 -- socket pooled or closed), or nil, code, detail, retry (retry: a reused connection that died
 -- before any byte of the answer, where libcurl also sends again on a new one).
 local spare_parsers, MAX_SPARE_PARSERS = {}, 16
 
 local function exchange(settings, method, url, headers, body, fresh, deadline, timeout_s)
-  local scheme, host, port, target, host_header = split_url(url)
+  local scheme, host, port, target, host_header, parsed = split_url(url)
   if not scheme then return nil, "url", "malformed URL or one this transport cannot use" end
   local sni = host:sub(1, 1) == "[" and host:sub(2, -2) or host
   local verify = settings.verify_ssl ~= false
@@ -181,32 +229,7 @@ local function exchange(settings, method, url, headers, body, fresh, deadline, t
     if session ~= true then tls_sessions[key] = session end
   end
 
-  -- As libcurl: Host, User-Agent and Accept unless the caller gives its own.
-  local req, n = { method, " ", target, " HTTP/1.1\r\n" }, 4
-  local given = NONE_GIVEN
-  if headers then
-    given = {}
-    for i = 1, #headers do
-      local h = headers[i]
-      local name = h:match("^([^:]*)"):lower()
-      if OVERRIDABLE[name] then given[name] = true end
-      req[n + 1], req[n + 2] = h, "\r\n"
-      n = n + 2
-    end
-  end
-  if not given.host then req[n + 1], req[n + 2], req[n + 3] = "Host: ", host_header, "\r\n"; n = n + 3 end
-  local ua = settings.user_agent
-  if ua and ua ~= "" and not given["user-agent"] then   -- "": none, as on the libcurl path
-    req[n + 1], req[n + 2], req[n + 3] = "User-Agent: ", ua, "\r\n"
-    n = n + 3
-  end
-  if not given.accept then req[n + 1] = "Accept: */*\r\n"; n = n + 1 end
-  if body or WITH_BODY[method] then
-    req[n + 1] = format("Content-Length: %d\r\n", body and #body or 0)
-    n = n + 1
-  end
-  req[n + 1] = "\r\n"
-  if body then req[n + 2] = body end
+  local req = request_head(parsed, method, target, host_header, headers, body, settings.user_agent)
   local sent
   sent, err = sock:send(req)
   if not sent then
