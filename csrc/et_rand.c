@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Random bytes through a wipe-on-fork pool (see et_rand.h). */
 #define _DEFAULT_SOURCE                         /* madvise, MADV_WIPEONFORK */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -18,10 +19,15 @@ typedef struct page {
 } page_t;
 
 struct et_rand_pool {
-    page_t *page;                               /* NULL: no pool (draws go to RAND_bytes) */
+    page_t *page;
     size_t map_len;                             /* the mapping's length */
-    size_t cap;                                 /* bytes buf holds when full */
 };
+
+/* Bytes the page's buf holds when full. */
+static size_t cap_of(const et_rand_pool_t *p)
+{
+    return p->map_len - offsetof(page_t, buf);
+}
 
 et_rand_pool_t *et_rand_pool_new(void)
 {
@@ -47,7 +53,6 @@ et_rand_pool_t *et_rand_pool_new(void)
     }
     p->page = m;
     p->map_len = len;
-    p->cap = len - offsetof(page_t, buf);
     p->page->avail = 0;
     return p;
 #else
@@ -72,22 +77,24 @@ size_t et_rand_pool_avail(const et_rand_pool_t *p)
 int et_rand_bytes(et_rand_pool_t *p, unsigned char *out, size_t n)
 {
     page_t *pg;
+    size_t cap;
     if (n == 0)
         return 1;
-    if (!p || n > p->cap / 4 || n > (size_t)0x7fffffff)
-        return n <= (size_t)0x7fffffff && RAND_bytes(out, (int)n) == 1;
+    if (n > INT_MAX)
+        return 0;
+    cap = p ? cap_of(p) : 0;
+    if (n > cap / 4)                            /* (no pool: cap 0) */
+        return RAND_bytes(out, (int)n) == 1;
     pg = p->page;
-    if (pg->avail > p->cap)                     /* (never: the count is ours or a wiped zero) */
-        pg->avail = 0;
     if (pg->avail < n) {
         /* What is left is dropped, not mixed in: every byte handed out is one RAND_bytes gave. */
         OPENSSL_cleanse(pg->buf, pg->avail);
         pg->avail = 0;
-        if (RAND_bytes(pg->buf, (int)p->cap) != 1) {
-            OPENSSL_cleanse(pg->buf, p->cap);
+        if (RAND_bytes(pg->buf, (int)cap) != 1) {
+            OPENSSL_cleanse(pg->buf, cap);
             return 0;
         }
-        pg->avail = p->cap;
+        pg->avail = cap;
     }
     pg->avail -= n;                             /* taken from the end; wiped from the page */
     memcpy(out, pg->buf + pg->avail, n);

@@ -155,19 +155,18 @@ local function request_parts(method, target, host_header, headers, body, ua)
   end
   req[n + 1] = "\r\n"
   if body then req[n + 2] = body end
-  return req, n + 1
+  return req
 end
 
 local function request_head(parsed, method, target, host_header, headers, body, ua)
-  if headers or body or WITH_BODY[method] or not parsed then
-    return (request_parts(method, target, host_header, headers, body, ua))
+  if headers or body or WITH_BODY[method] then
+    return request_parts(method, target, host_header, headers, body, ua)
   end
   local heads = parsed.heads
   if not heads then heads = {}; parsed.heads = heads end
   local h = heads[method]
   if h and h[1] == ua then return h[2] end
-  local req, n = request_parts(method, target, host_header, nil, nil, ua)
-  req = concat(req, "", 1, n)
+  local req = concat(request_parts(method, target, host_header, nil, nil, ua))
   heads[method] = { ua, req }
   return req
 end
