@@ -7,6 +7,9 @@
 #define _DEFAULT_SOURCE             /* MAP_ANONYMOUS (shared counters with the server) */
 #include <arpa/inet.h>
 #include <errno.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -302,6 +305,42 @@ static int body_is(const et_mxfer_t *t, const char *want)
 }
 
 /* ---------------------------------------------------------------- tests */
+
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+/* Whether a block of n bytes is mapped on its own (glibc: mallinfo2's count of mapped blocks). */
+static int mapped_alone(size_t n)
+{
+    struct mallinfo2 before = mallinfo2(), after;
+    void *volatile p = malloc(n);
+    after = mallinfo2();
+    free(p);
+    return after.hblks > before.hblks;
+}
+#endif
+
+/* glibc: the first multi raises the heap's trim threshold once, through glibc's own dynamic rule
+ * (et_multi.c, heap_settle). The probe of 256 KiB leaves the threshold at 256 KiB (the rule
+ * itself); a 512 KiB block would then be mapped alone, and comes from the heap once the multi has
+ * opened. Skipped where the allocator is not glibc's own (a sanitizer's, valgrind's) or where the
+ * threshold was raised before. Runs before any other multi opens. */
+static void test_heap_settle(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+    et_multi_t m;
+    if (!mapped_alone(256 * 1024)) {
+        printf("# skip heap: a 256 KiB block is not mapped alone here (another allocator, or a "
+               "threshold already raised)\n");
+        return;
+    }
+    et_multi_init(&m);
+    ok(et_multi_open(&m, 0) == ET_OK, "heap: the first multi opens");
+    ok(!mapped_alone(512 * 1024), "heap: after it, a 512 KiB block comes from the heap (the "
+                                  "mapping and trim thresholds raised)");
+    et_multi_close(&m);
+#else
+    printf("# skip heap: not glibc 2.33 or later\n");
+#endif
+}
 
 /* Three rounds of four slow transfers at once: all complete with their bodies, the second and
  * third rounds take the first round's pooled handles and connections, slots stay small. */
@@ -670,6 +709,7 @@ int main(void)
         return tap_done("multi");
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    test_heap_settle();
     test_rounds();
     test_close_and_big();
     test_timeout();
