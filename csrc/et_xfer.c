@@ -496,6 +496,7 @@ int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const cha
     et_xfer_reset_result(x);
     drop_req_headers(x);
     x->method = (int)m;
+    x->plain = 0;
 
     /* A body goes with any method but HEAD; POST, PUT and PATCH send Content-Length: 0 without. */
     send_body = m != ET_HTTP_HEAD &&
@@ -535,6 +536,7 @@ int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const cha
     }
     x->req_headers = list;
     hdrs = list ? list : (o ? o->ua_header : NULL);
+    x->plain = nheaders == 0 && !send_body;
 
     url_rc = set_url(x, url);
     if (!x->st.url) {

@@ -86,6 +86,9 @@ typedef struct et_xfer {
     char *what;
     /* The request's method (for messages: "what" is only built when one is needed). */
     int method;
+    /* The request carried neither headers of the caller's nor a body (no credentials): its
+     * response may be handed out as strings kept from an earlier one (l_push_result). */
+    int plain;
     /* Set by an owner that knows the URL it asked for: an effective URL equal to it is not
      * copied (effective_url stays NULL). */
     int same_url_elided;

@@ -85,6 +85,47 @@ void l_check_request(lua_State *L, int first, req_args *a)
     }
 }
 
+/* ---------------------------------------------------------------- kept strings */
+
+/* Strings the Lua state already interns (5.1, LuaJIT: all; 5.2 and later: up to 40 bytes) cost
+ * nothing to push again. Longer ones are a new string each time in 5.2 and later: a response's
+ * packed headers (about 200 bytes) and body are most of a plain GET's garbage, and the GC cycles
+ * that garbage drives are what the process pays for (heap trimmed and grown back, page faults).
+ * So the strings last handed out for a plain request (no caller headers, no body: no credentials
+ * went out) are kept, one headers string and one body string per Lua state, and handed out again
+ * when the next plain response has the same bytes (the same resource asked again within the
+ * second its Date header names). A string is a value: the caller cannot tell, except by memory. */
+#if LUA_VERSION_NUM >= 502
+#define KEPT_MIN 41             /* shorter ones are interned by Lua itself */
+#define KEPT_MAX 4096           /* longer ones are neither compared nor kept */
+#endif
+
+/* Pushes s[0..n): the string kept in slot k of UP_KEPT when it has these bytes, else a new one,
+ * then kept there when keep says the response may be. */
+static void push_kept(lua_State *L, int k, const char *s, size_t n, int keep)
+{
+#if LUA_VERSION_NUM >= 502
+    if (keep && n >= KEPT_MIN && n <= KEPT_MAX && lua_type(L, UP_KEPT) == LUA_TTABLE) {
+        size_t len;
+        lua_rawgeti(L, UP_KEPT, k);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            const char *old = lua_tolstring(L, -1, &len);
+            if (len == n && memcmp(old, s, n) == 0)
+                return;
+        }
+        lua_pop(L, 1);
+        lua_pushlstring(L, s, n);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, UP_KEPT, k);
+        return;
+    }
+#else
+    (void)k;
+    (void)keep;
+#endif
+    lua_pushlstring(L, s, n);
+}
+
 /* Pushes the headers table of a finished transfer. */
 static void push_headers(lua_State *L, const et_headers_t *h)
 {
@@ -101,9 +142,9 @@ static void push_headers(lua_State *L, const et_headers_t *h)
  * et_headers_feed appended them (per header: its lower-case name, a NUL, the value's length in 4
  * bytes big-endian, the value). One string, made at once, instead of a table and two strings per
  * header: the client builds the table (core.headers_table) only when it is read. */
-static void push_headers_packed(lua_State *L, const et_headers_t *h)
+static void push_headers_packed(lua_State *L, const et_headers_t *h, int keep)
 {
-    lua_pushlstring(L, h->pk.data ? h->pk.data : "", h->pk.len);
+    push_kept(L, 1, h->pk.data ? h->pk.data : "", h->pk.len, keep);
 }
 
 /* Joins the values gathered for repeated names (rep: name -> array of values) into t. */
@@ -193,10 +234,10 @@ int l_push_result(lua_State *L, const et_xfer_t *x, int fallback_idx)
     }
     lua_pushinteger(L, x->status);
     if (x->headers.packed)
-        push_headers_packed(L, &x->headers);
+        push_headers_packed(L, &x->headers, x->plain);
     else
         push_headers(L, &x->headers);
-    lua_pushlstring(L, x->body.data ? x->body.data : "", x->body.len);
+    push_kept(L, 2, x->body.data ? x->body.data : "", x->body.len, x->plain);
     if (x->effective_url)
         lua_pushstring(L, x->effective_url);
     else if (fallback_idx)
@@ -365,15 +406,17 @@ void l_http_open(lua_State *L)
     luaL_newmetatable(L, ET_SESSION_MT);
     luaL_newmetatable(L, ET_MULTI_MT);
     luaL_newmetatable(L, ET_XFER_MT);
-    l_newclass(L, ET_SESSION_MT, l_session_meth, l_session_meta, 3);
-    l_newclass(L, ET_MULTI_MT, l_multi_meth, l_multi_meta, 3);
-    l_newclass(L, ET_XFER_MT, l_xfer_meth, l_xfer_meta, 3);
-    lua_pushvalue(L, -3);
-    lua_pushvalue(L, -3);
-    lua_pushvalue(L, -3);
-    lua_pushcclosure(L, l_session_new, 3);
+    lua_createtable(L, 2, 0);                   /* UP_KEPT */
+    l_newclass(L, ET_SESSION_MT, l_session_meth, l_session_meta, L_HTTP_NUP);
+    l_newclass(L, ET_MULTI_MT, l_multi_meth, l_multi_meta, L_HTTP_NUP);
+    l_newclass(L, ET_XFER_MT, l_xfer_meth, l_xfer_meta, L_HTTP_NUP);
+    lua_pushvalue(L, -4);
+    lua_pushvalue(L, -4);
+    lua_pushvalue(L, -4);
+    lua_pushvalue(L, -4);
+    lua_pushcclosure(L, l_session_new, L_HTTP_NUP);
     lua_setfield(L, mod, "session");
-    lua_pushcclosure(L, l_multi_new, 3);        /* (the three metatables, taken) */
+    lua_pushcclosure(L, l_multi_new, L_HTTP_NUP);   /* (the four upvalues, taken) */
     lua_setfield(L, mod, "multi");
     lua_pushcfunction(L, l_headers_table);
     lua_setfield(L, -2, "headers_table");

@@ -20,6 +20,10 @@
 #define UP_SESSION lua_upvalueindex(1)
 #define UP_MULTI   lua_upvalueindex(2)
 #define UP_XFER    lua_upvalueindex(3)
+/* Upvalue 4: the strings last handed out for a plain request's response ([1] its packed headers,
+ * [2] its body), shared by the Lua state's sessions and multis (l_push_result). */
+#define UP_KEPT    lua_upvalueindex(4)
+#define L_HTTP_NUP 4
 
 /* Pins: while a binding holds pointers into an object across Lua allocations (which may run a
  * finalizer that closes it), `pins` is non-zero and an explicit close only sets close_pending; the

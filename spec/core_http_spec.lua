@@ -214,6 +214,69 @@ describe("eternaltwin.core http", function()
       packed:close()
     end)
 
+    it("gives each response its own bytes while it keeps a plain request's strings for reuse", function()
+      local packed = core.session({ timeout = 5, packed_headers = true })
+      local mu = core.multi()
+      -- Bodies of the same length with other bytes (the query differs by one character), and
+      -- headers of other lengths, alternating: through the session, then through the multi.
+      for i = 1, 6 do
+        local q = "x=" .. (i % 3)
+        local st, p, body = packed:request("GET", base .. "/_mock/echo?" .. q)
+        assert.equal(200, st)
+        assert.equal(q, decode(body).query)
+        assert.equal(#body, tonumber(core.headers_table(p)["content-length"]))
+        local size = 40 + i % 2
+        st, p, body = packed:request("GET", base .. "/_mock/headers?n=2&size=" .. size)
+        assert.equal(200, st)
+        assert.equal(string.rep("h", size), core.headers_table(p)["x-big-2"])
+        assert.equal(size, decode(body).size)
+        st, p, body = through(mu, packed, "/_mock/echo?" .. q)
+        assert.equal(200, st)
+        assert.equal(q, decode(body).query)
+        assert.equal(#body, tonumber(core.headers_table(p)["content-length"]))
+      end
+      mu:close()
+      packed:close()
+    end)
+
+    it("keeps no string of a response to a request that sent headers or a body", function()
+      -- The strings kept for reuse: upvalue 4 of every HTTP function ([1] headers, [2] body).
+      -- Lua 5.1's debug library cannot read a C function's upvalues (and 5.1 keeps nothing).
+      local _, kept = debug.getupvalue(core.session, 4)
+      if V.name ~= "lua5.1" then assert.is_table(kept) end
+      local function holds(s)
+        for _, v in pairs(kept or {}) do
+          if type(v) == "string" and v:find(s, 1, true) then return true end
+        end
+        return false
+      end
+      local packed = core.session({ timeout = 5, packed_headers = true })
+      local mu = core.multi()
+      local st, _, plain = packed:request("GET", base .. "/_mock/echo?plain=1")
+      assert.equal(200, st)
+      -- 5.2 and later keep it (5.1 and LuaJIT intern every string: nothing to keep).
+      if V.name ~= "lua5.1" and V.name ~= "luajit" then assert.equal(plain, kept[2]) end
+      local auth = { "Authorization: Bearer SECRET-TOKEN-1234567890abcdef" }
+      st = packed:request("GET", base .. "/_mock/echo?with=headers", auth)
+      assert.equal(200, st)
+      st = packed:request("POST", base .. "/_mock/echo", nil, "client_secret=SECRET-BODY-0987654321")
+      assert.equal(200, st)
+      local x = mu:add(packed, "GET", base .. "/_mock/echo?multi=1", auth, nil, nil)
+      local deadline = now() + 10
+      repeat
+        mu:perform()
+        if #mu:finished() > 0 then break end
+        mu:poll(0.05)
+      until now() > deadline
+      local mst, _, mbody = x:result()
+      assert.equal(200, mst)
+      assert.matches("SECRET%-TOKEN", mbody)
+      assert.is_false(holds("SECRET-"))
+      if V.name ~= "lua5.1" and V.name ~= "luajit" then assert.equal(plain, kept[2]) end
+      mu:close()
+      packed:close()
+    end)
+
     it("elide_url: a transfer's URL is nil when it is the one asked for, the final one after redirects", function()
       local mu = core.multi()
       local function run(s, path) return through(mu, s, path) end
