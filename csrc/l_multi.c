@@ -254,12 +254,57 @@ static int l_multi_perform(lua_State *L)
     return 1;
 }
 
+/* multi:finished(into): the tags of the transfers completed since the last call, appended to
+ * the table into in completion order (a transfer added without a tag is skipped); returns how
+ * many. The multi's own lists are emptied in place (the poller's round: no table made). The tags
+ * are moved to the stack first, so that nothing allocates while the lists are being emptied (a
+ * finalizer run by an allocation may perform on this multi, which appends to them). */
+static int finished_into(lua_State *L)
+{
+    int i, n, k;
+    lua_Integer m;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    l_getuv(L, 1);                              /* 3: uv */
+    lua_rawgeti(L, 3, 2);                       /* 4: list */
+    lua_rawgeti(L, 3, 4);                       /* 5: tags */
+    n = (int)lua_rawlen(L, 4);
+    luaL_checkstack(L, n + 1, "too many finished transfers");
+    for (i = 1, k = 0; i <= n; i++) {
+        l_xfer *t;
+        lua_rawgeti(L, 4, i);
+        t = lua_touserdata(L, -1);              /* (only Transfers are listed) */
+        if (t)
+            t->listed = 0;
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        lua_rawseti(L, 4, i);
+        lua_rawgeti(L, 5, i);                   /* the tag, kept on the stack when there is one */
+        lua_pushnil(L);
+        lua_rawseti(L, 5, i);
+        if (lua_toboolean(L, -1))
+            k++;
+        else
+            lua_pop(L, 1);
+    }
+    m = (lua_Integer)lua_rawlen(L, 2);
+    for (i = 1; i <= k; i++) {                  /* stack 6..5+k, first finished first */
+        lua_pushvalue(L, 5 + i);
+        lua_rawseti(L, 2, m + i);
+    }
+    lua_pushinteger(L, k);
+    return 1;
+}
+
 /* multi:finished() -> array of Transfers completed since the last call, and the array of their
- * tags (false for a transfer added without one), index for index. */
+ * tags (false for a transfer added without one), index for index. With a table argument, see
+ * finished_into. */
 static int l_multi_finished(lua_State *L)
 {
     size_t i, n;
     check_multi(L, 1);
+    if (!lua_isnoneornil(L, 2))
+        return finished_into(L);
     lua_settop(L, 1);
     l_getuv(L, 1);                              /* uv */
     lua_rawgeti(L, 2, 2);                       /* uv, list */

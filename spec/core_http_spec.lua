@@ -696,6 +696,44 @@ describe("eternaltwin.core http", function()
       mu:close()
     end)
 
+    it("finished(into) appends the finished transfers' tags to a table of the caller's, tagless ones skipped", function()
+      local mu = core.multi()
+      local tags, xs = {}, {}
+      for i = 1, 70 do
+        tags[i] = { i = i }
+        xs[i] = mu:add(session, "GET", base .. "/_mock/echo?n=" .. i, nil, nil, nil, i % 7 ~= 0 and tags[i] or nil)
+      end
+      local into = { "kept" }                   -- what the table held stays, in front
+      local count, seen = 0, {}
+      local deadline = now() + 10
+      while now() < deadline do
+        local running = mu:perform()
+        local before = #into
+        local k = mu:finished(into)
+        assert.equal(before + k, #into)
+        count = count + k
+        if running == 0 then break end
+        mu:poll(0.05)
+      end
+      assert.equal("kept", into[1])
+      assert.equal(60, count)                   -- 70 transfers, 10 without a tag
+      assert.equal(61, #into)
+      for j = 2, #into do
+        local i = into[j].i
+        assert.is_nil(seen[i], "tag " .. i .. " given twice")
+        seen[i] = true
+        assert.equal(tags[i], into[j])
+        local st, _, body = xs[i]:result()
+        assert.equal(200, st)
+        assert.equal(i, tonumber(decode(body).args.n))
+      end
+      -- The transfers are off the finished list, as after finished(): each may carry a request again.
+      local again = mu:add(session, "GET", base .. "/_mock/echo?n=again", nil, nil, nil, "again", xs[1])
+      assert.equal(xs[1], again)
+      assert.has_error(function() mu:finished(42) end)
+      mu:close()
+    end)
+
     it("carries a request on a finished Transfer given as reuse, and on nothing else", function()
       local mu = core.multi()
       local function settle(x)                  -- perform until x is done (finished() not called)

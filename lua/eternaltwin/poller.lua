@@ -148,16 +148,7 @@ local function collect(p)
   local multi = p.multi
   if next(p.fd_waits) then collect_fds(p) end
   multi:perform()
-  local _, tasks = multi:finished()
-  local n = #tasks
-  if n > 0 then
-    local q = p.ready
-    local m = #q
-    for i = 1, n do
-      local task = tasks[i]
-      if task then m = m + 1; q[m] = task end
-    end
-  end
+  multi:finished(p.ready)         -- the finished transfers' tasks, appended to the ready queue
   if next(p.timers) then
     local now = monotime()
     for task, at in pairs(p.timers) do
