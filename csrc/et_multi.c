@@ -272,31 +272,9 @@ static void multi_config(et_multi_t *m, CURLM *cm, int k)
     curl_multi_setopt(cm, CURLMOPT_SOCKETDATA, (void *)&m->shards[k]);
 }
 
-/* glibc only. libcurl mallocs a 16 KiB receive buffer when a transfer starts and frees it when
- * it ends (multi_done). Among the allocations of a Lua 5.2+ state (freed by the GC in batches,
- * not as they come) the heap seldom has a free chunk that size, so the buffer is often carved from
- * the top of the heap, and its free gives the top back: a trim (brk down), then brk up again for
- * the next transfer, and fresh pages to fault in. With 64 transfers in flight that was about 500
- * brk pairs and 3,000 page faults a second, 6-9% of the wall clock on a virtual machine.
- * glibc's dynamic threshold (mallopt(3), M_MMAP_THRESHOLD): after the free of a mapped block of S
- * bytes, the heap keeps up to 2S free at its top before it trims. The first multi of the process
- * has that rule applied once, with a 1 MiB block, as any program that once held a 1 MiB body
- * would. A threshold already higher, or one the program set itself (mallopt, GLIBC_TUNABLES),
- * stays as it is: glibc ignores the free then. */
-static void heap_settle(void)
-{
-#if defined(__GLIBC__)
-    static int done;
-    if (!__atomic_exchange_n(&done, 1, __ATOMIC_RELAXED)) {
-        void *volatile block = malloc(1024 * 1024);     /* (volatile: not optimised away) */
-        free(block);
-    }
-#endif
-}
-
 int et_multi_open(et_multi_t *m, long max_connections)
 {
-    heap_settle();
+    et_heap_settle();
     m->max_connections = max_connections;
     m->cm = curl_multi_init();
     if (!m->cm)

@@ -14,6 +14,7 @@ void et_session_init(et_session_t *s)
 int et_session_open(et_session_t *s, et_http_opts_t *o)
 {
     CURL *easy;
+    et_heap_settle();
     s->opts = o;
     easy = curl_easy_init();
     if (!easy)

@@ -115,6 +115,9 @@ void et_easy_state_init(et_easy_state_t *s);
 void et_easy_state_free(et_easy_state_t *s);
 /* ET_OK or ET_ENOMEM; s may be NULL. */
 int et_http_opts_set_str(char **slot, const char *s);
+/* glibc: raises the heap's trim threshold once per process, through glibc's own dynamic rule (see
+ * et_xfer.c); called by the first session or multi. Elsewhere, nothing. */
+void et_heap_settle(void);
 
 et_http_code_t et_http_code_from_curl(CURLcode rc);
 /* "METHOD url" for messages, malloc'd (NULL when out of memory): the URL as libcurl's parser reads
