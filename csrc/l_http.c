@@ -89,12 +89,12 @@ void l_check_request(lua_State *L, int first, req_args *a)
 
 /* Strings the Lua state already interns (5.1, LuaJIT: all; 5.2 and later: up to 40 bytes) cost
  * nothing to push again. Longer ones are a new string each time in 5.2 and later: a response's
- * packed headers (about 200 bytes) and body are most of a plain GET's garbage, and the GC cycles
- * that garbage drives are what the process pays for (heap trimmed and grown back, page faults).
- * So the strings last handed out for a plain request (no caller headers, no body: no credentials
- * went out) are kept, one headers string and one body string per Lua state, and handed out again
- * when the next plain response has the same bytes (the same resource asked again within the
- * second its Date header names). A string is a value: the caller cannot tell, except by memory. */
+ * packed headers (about 200 bytes) and body were 387 of a plain GET's 539 bytes of garbage on
+ * 5.4 (each an allocation, a copy, and later the GC's work to free it). So the strings last
+ * handed out for a plain request (no caller headers, no body: no credentials went out) are kept,
+ * one headers string and one body string per Lua state, and handed out again when the next plain
+ * response has the same bytes (the same resource asked again within the second its Date header
+ * names). A string is a value: the caller cannot tell, except by memory. */
 #if LUA_VERSION_NUM >= 502
 #define KEPT_MIN 41             /* shorter ones are interned by Lua itself */
 #define KEPT_MAX 4096           /* longer ones are neither compared nor kept */
