@@ -38,9 +38,10 @@ describe("eternaltwin.core http", function()
     return (s or session):request("GET", base .. path, nil, nil, flags)
   end
 
-  -- One GET of s through the multi mu, driven until it finishes; its result.
-  local function through(mu, s, path)
-    local x = mu:add(s, "GET", base .. path, nil, nil, nil)
+  -- One GET of s through the multi mu (with the request headers given, if any), driven until it
+  -- finishes; its result.
+  local function through(mu, s, path, headers)
+    local x = mu:add(s, "GET", base .. path, headers, nil, nil)
     local deadline = now() + 10
     repeat
       mu:perform()
@@ -261,14 +262,7 @@ describe("eternaltwin.core http", function()
       assert.equal(200, st)
       st = packed:request("POST", base .. "/_mock/echo", nil, "client_secret=SECRET-BODY-0987654321")
       assert.equal(200, st)
-      local x = mu:add(packed, "GET", base .. "/_mock/echo?multi=1", auth, nil, nil)
-      local deadline = now() + 10
-      repeat
-        mu:perform()
-        if #mu:finished() > 0 then break end
-        mu:poll(0.05)
-      until now() > deadline
-      local mst, _, mbody = x:result()
+      local mst, _, mbody = through(mu, packed, "/_mock/echo?multi=1", auth)
       assert.equal(200, mst)
       assert.matches("SECRET%-TOKEN", mbody)
       assert.is_false(holds("SECRET-"))
