@@ -521,11 +521,11 @@ int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const cha
     et_xfer_reset_result(x);
     drop_req_headers(x);
     x->method = (int)m;
-    x->plain = 0;
 
     /* A body goes with any method but HEAD; POST, PUT and PATCH send Content-Length: 0 without. */
     send_body = m != ET_HTTP_HEAD &&
                 (body || m == ET_HTTP_POST || m == ET_HTTP_PUT || m == ET_HTTP_PATCH);
+    x->plain = nheaders == 0 && !send_body;
 
     /* The header list, built once per request and kept until the transfer ends; none at all for
      * a request without headers or body (the usual GET), so curl has no custom header to scan. */
@@ -561,7 +561,6 @@ int et_xfer_prepare(et_xfer_t *x, et_http_method_t m, const char *url, const cha
     }
     x->req_headers = list;
     hdrs = list ? list : (o ? o->ua_header : NULL);
-    x->plain = nheaders == 0 && !send_body;
 
     url_rc = set_url(x, url);
     if (!x->st.url) {

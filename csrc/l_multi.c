@@ -254,6 +254,17 @@ static int l_multi_perform(lua_State *L)
     return 1;
 }
 
+/* The Transfer at list[i] (a finished list) is given: no longer listed. */
+static void unlist(lua_State *L, int list, lua_Integer i)
+{
+    l_xfer *t;
+    lua_rawgeti(L, list, i);
+    t = lua_touserdata(L, -1);                  /* (only Transfers are listed) */
+    if (t)
+        t->listed = 0;
+    lua_pop(L, 1);
+}
+
 /* multi:finished(into): the tags of the transfers completed since the last call, appended to
  * the table into in completion order (a transfer added without a tag is skipped); returns how
  * many. The multi's own lists are emptied in place (the poller's round: no table made). The tags
@@ -271,12 +282,7 @@ static int finished_into(lua_State *L)
     n = (int)lua_rawlen(L, 4);
     luaL_checkstack(L, n + 1, "too many finished transfers");
     for (i = 1, k = 0; i <= n; i++) {
-        l_xfer *t;
-        lua_rawgeti(L, 4, i);
-        t = lua_touserdata(L, -1);              /* (only Transfers are listed) */
-        if (t)
-            t->listed = 0;
-        lua_pop(L, 1);
+        unlist(L, 4, i);
         lua_pushnil(L);
         lua_rawseti(L, 4, i);
         lua_rawgeti(L, 5, i);                   /* the tag, kept on the stack when there is one */
@@ -309,14 +315,8 @@ static int l_multi_finished(lua_State *L)
     l_getuv(L, 1);                              /* uv */
     lua_rawgeti(L, 2, 2);                       /* uv, list */
     lua_rawgeti(L, 2, 4);                       /* uv, list, tags */
-    for (i = 1, n = lua_rawlen(L, 3); i <= n; i++) {
-        l_xfer *t;
-        lua_rawgeti(L, 3, (lua_Integer)i);
-        t = lua_touserdata(L, -1);              /* (only Transfers are listed) */
-        if (t)
-            t->listed = 0;
-        lua_pop(L, 1);
-    }
+    for (i = 1, n = lua_rawlen(L, 3); i <= n; i++)
+        unlist(L, 3, (lua_Integer)i);
     lua_newtable(L);
     lua_rawseti(L, 2, 2);
     lua_newtable(L);
