@@ -51,11 +51,6 @@ static void pool_put(et_multi_t *m, CURL *e, et_easy_state_t *st)
             curl_easy_setopt(e, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
             st->headers = NULL;
         }
-        if (st->progress) {                     /* (a blocking transfer's SIGINT callback) */
-            curl_easy_setopt(e, CURLOPT_NOPROGRESS, 1L);
-            curl_easy_setopt(e, CURLOPT_XFERINFODATA, (void *)NULL);
-            st->progress = NULL;
-        }
         m->pool[m->npool].e = e;
         m->pool[m->npool].st = *st;
         m->npool++;

@@ -4,8 +4,9 @@
  *
  * Pure core: no Lua header. The binding (l_session.c) keeps an et_session_t in a userdata and
  * builds the Lua results from s->x once et_session_request returns.
- * Ownership: the session owns its easy handle (never freed in a process other than the one that
- * made it: see et_session_forked) and one reference to its options. */
+ * Ownership: the session owns its easy handle and the multi handle it runs in (neither freed in a
+ * process other than the one that made them: see et_session_forked) and one reference to its
+ * options. */
 #ifndef ET_SESSION_H
 #define ET_SESSION_H
 
@@ -17,6 +18,7 @@
 
 typedef struct et_session {
     et_xfer_t x;
+    CURLM *multi;               /* the handle's transfers run here; it keeps their connections */
     et_http_opts_t *opts;       /* shared with the session's transfers in flight (refs) */
     unsigned long fork_gen;     /* the fork generation that opened the handle (et_fork.h) */
     long long requests, connections;
@@ -27,10 +29,10 @@ void et_session_init(et_session_t *s);
 /* Takes o (one reference, finished options), makes the handle and sets it up. ET_OK, ET_EHANDLE,
  * ET_ENOMEM or ET_ECURL (message in s->x.message). */
 int et_session_open(et_session_t *s, et_http_opts_t *o);
-/* Frees the handle (abandoned, not freed, in a forked child) and the options reference. */
+/* Frees the handles (abandoned, not freed, in a forked child) and the options reference. */
 void et_session_free(et_session_t *s);
 /* In a process other than the one that opened it (a child after fork()), the session abandons the
- * parent's handle (freeing it could write a TLS close_notify on the parent's connection: both
+ * parent's handles (freeing them could write a TLS close_notify on the parent's connection: both
  * processes would share it) and opens a fresh one. ET_OK (nothing to do, or reopened), else as
  * et_session_open. */
 int et_session_forked(et_session_t *s);

@@ -3,8 +3,8 @@
  *
  * A SIGINT handler of ours is installed once, by the first blocking transfer (never over SIG_IGN),
  * and chains: every SIGINT goes on to the handler it replaced, called with the same arguments; while
- * a blocking transfer is in progress it also bumps a counter that the transfer's progress callback
- * turns into an abort. When what it replaced is SIG_DFL and a transfer is in progress, the default
+ * a blocking transfer is in progress it also bumps a counter that the transfer's loop checks
+ * between two poll rounds (poll returns on the signal), turning it into an abort. When what it replaced is SIG_DFL and a transfer is in progress, the default
  * action waits for the transfer's end (SIG_DFL is put back and the signal raised then).
  *
  * Hosts replace SIGINT handlers later (lua.c sets its own before each chunk and SIG_DFL after), so a
@@ -166,43 +166,50 @@ __attribute__((destructor)) static void sigint_unload(void)
     pthread_mutex_unlock(&lock);
 }
 
-static int sigint_progress_cb(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                              curl_off_t ulnow)
+/* The transfer runs in the session's own multi handle, driven here rather than by
+ * curl_easy_perform: libcurl's loop there polls its wake-up socket once before every transfer (one
+ * poll(2) per request that this loop does not make), and a SIGINT is seen between two rounds
+ * without a progress callback (poll returns on the signal: EINTR). */
+CURLcode et_xfer_perform_blocking(et_xfer_t *x, CURLM *multi)
 {
-    et_xfer_t *x = userdata;
-    (void)dltotal; (void)dlnow; (void)ultotal; (void)ulnow;
-    if (!x->sigint_armed || atomic_load(&sigint_gen) == x->sigint_gen0)
-        return 0;
-    x->abort_reason = ET_ABORT_SIGINT;
-    return 1;
-}
+    int armed = sigint_ready(), running = 0, left, done = 0;
+    unsigned gen0 = 0;
+    CURLMcode mc;
+    CURLMsg *msg;
+    CURLcode rc = CURLE_OK;
 
-CURLcode et_xfer_perform_blocking(et_xfer_t *x)
-{
-    int armed = 0, progress = 0;
-    CURLcode rc;
-
-    /* The progress callback and its data are set once per handle; progress (whose bookkeeping
-     * costs libcurl more than two options) is switched on only while ours is installed. */
-    if (x->st.progress != (const void *)x) {
-        x->st.progress = NULL;
-        if (curl_easy_setopt(x->easy, CURLOPT_XFERINFOFUNCTION, sigint_progress_cb) == CURLE_OK
-            && curl_easy_setopt(x->easy, CURLOPT_XFERINFODATA, x) == CURLE_OK)
-            x->st.progress = x;
-    }
-    if (x->st.progress && sigint_ready()) {
-        progress = curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 0L) == CURLE_OK;
-        armed = progress;
-    }
     if (armed) {
         atomic_fetch_add(&active, 1);
-        x->sigint_gen0 = atomic_load(&sigint_gen);
+        gen0 = atomic_load(&sigint_gen);
     }
-    x->sigint_armed = armed;
-    rc = curl_easy_perform(x->easy);
-    x->sigint_armed = 0;
-    if (progress)
-        curl_easy_setopt(x->easy, CURLOPT_NOPROGRESS, 1L);
+    mc = curl_multi_add_handle(multi, x->easy);
+    if (mc == CURLM_OK) {
+        for (;;) {
+            mc = curl_multi_perform(multi, &running);
+            if (mc != CURLM_OK || !running)
+                break;
+            if (armed && atomic_load(&sigint_gen) != gen0) {
+                x->abort_reason = ET_ABORT_SIGINT;
+                rc = CURLE_ABORTED_BY_CALLBACK;
+                break;
+            }
+            mc = curl_multi_wait(multi, NULL, 0, 1000, NULL);
+            if (mc != CURLM_OK)
+                break;
+        }
+        if (mc == CURLM_OK && !running) {
+            while ((msg = curl_multi_info_read(multi, &left)) != NULL)
+                if (msg->msg == CURLMSG_DONE && msg->easy_handle == x->easy) {
+                    rc = msg->data.result;
+                    done = 1;
+                }
+            if (!done)
+                rc = CURLE_FAILED_INIT;         /* (not seen: a transfer ends with its message) */
+        }
+        curl_multi_remove_handle(multi, x->easy);
+    }
+    if (mc != CURLM_OK)
+        rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
     if (armed) {
         atomic_fetch_sub(&active, 1);
         /* A transfer that ended anyway keeps its result; SIG_DFL's action comes now. */

@@ -58,7 +58,6 @@ typedef struct et_easy_state {
     curl_off_t maxsize;       /* CURLOPT_MAXFILESIZE_LARGE as set; -1: unknown */
     int fresh, pipewait;      /* as set; -1: unknown */
     int follow;               /* CURLOPT_FOLLOWLOCATION as set; -1: unknown */
-    const void *progress;     /* the et_xfer_t the SIGINT progress callback's data is, or NULL */
 } et_easy_state_t;
 
 /* Why a callback stopped the transfer (curl then says CURLE_WRITE_ERROR). */
@@ -72,8 +71,6 @@ typedef struct et_xfer {
     int no_redirects;                 /* the session's allow_redirects overridden for one request */
     et_headers_t headers;
     int abort_reason;
-    int sigint_armed;                 /* et_xfer_perform_blocking: SIGINT aborts this transfer */
-    unsigned sigint_gen0;             /* the SIGINT count when it started (et_sigint.c) */
     char errbuf[CURL_ERROR_SIZE];
     /* Result, filled by et_xfer_finish. */
     et_http_code_t code;
@@ -168,15 +165,17 @@ CURL *et_xfer_detach_state(et_xfer_t *x, et_easy_state_t *st);
 void et_xfer_adopt(et_xfer_t *x, CURL *easy, et_easy_state_t *st);
 CURL *et_xfer_release(et_xfer_t *x);
 
-/* curl_easy_perform on x's handle, interruptible by SIGINT (Ctrl-C). A SIGINT handler of ours,
+/* x's transfer, to its end, in multi (a multi handle of the caller's, holding no other transfer:
+ * its connection cache keeps the connection alive between calls), interruptible by SIGINT
+ * (Ctrl-C); curl_easy_perform's result. A SIGINT handler of ours,
  * installed once (never over SIG_IGN) and re-verified at most once per second, chains to the handler
  * it replaced (the `lua` interpreter's, a host's: called at once with the same arguments; SIG_DFL:
  * put back and the signal raised again once the transfer ends) and, while blocking transfers are in
- * progress, bumps a counter that their progress callback turns into an abort (the transfer ends
- * within a poll round, as poll() returns on the signal). The transfer then fails with
+ * progress, bumps a counter that their loop checks after each round (the transfer ends within a
+ * poll round, as poll() returns on the signal). The transfer then fails with
  * ET_HTTP_INTERRUPTED. No sigaction(2) per request in the steady state, and none ever restores a
  * handler over one someone else installed (see et_sigint.c). */
-CURLcode et_xfer_perform_blocking(et_xfer_t *x);
+CURLcode et_xfer_perform_blocking(et_xfer_t *x, CURLM *multi);
 /* For tests: the next blocking transfer looks at the installed SIGINT handler (re-chaining to a
  * handler installed over ours) instead of waiting for the second to pass. */
 void et_sigint_recheck(void);

@@ -311,6 +311,7 @@ static et_http_code_t silent_get(double *elapsed, char *msg, size_t msglen, int 
     et_xfer_t x;
     et_http_opts_t o;
     CURL *e = curl_easy_init();
+    CURLM *m = curl_multi_init();
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     pid_t parent = getpid(), child;
     double t0;
@@ -337,7 +338,7 @@ static et_http_code_t silent_get(double *elapsed, char *msg, size_t msglen, int 
         _exit(0);
     }
     t0 = now_s();
-    rc = et_xfer_perform_blocking(&x);
+    rc = et_xfer_perform_blocking(&x, m);
     *elapsed = now_s() - t0;
     if (child > 0)
         waitpid(child, NULL, 0);
@@ -345,6 +346,7 @@ static et_http_code_t silent_get(double *elapsed, char *msg, size_t msglen, int 
     code = x.code;
     snprintf(msg, msglen, "%s", x.message ? x.message : "");
     curl_easy_cleanup(et_xfer_release(&x));
+    curl_multi_cleanup(m);
     et_http_opts_free(&o);
     close(fd);
     return code;
