@@ -4,8 +4,9 @@
  * A SIGINT handler of ours is installed once, by the first blocking transfer (never over SIG_IGN),
  * and chains: every SIGINT goes on to the handler it replaced, called with the same arguments; while
  * a blocking transfer is in progress it also bumps a counter that the transfer's loop checks
- * between two poll rounds (poll returns on the signal), turning it into an abort. When what it replaced is SIG_DFL and a transfer is in progress, the default
- * action waits for the transfer's end (SIG_DFL is put back and the signal raised then).
+ * between two poll rounds (poll returns on the signal), turning it into an abort. When what it
+ * replaced is SIG_DFL and a transfer is in progress, the default action waits for the transfer's
+ * end (SIG_DFL is put back and the signal raised then).
  *
  * Hosts replace SIGINT handlers later (lua.c sets its own before each chunk and SIG_DFL after), so a
  * blocking call re-verifies, at most once per second of CLOCK_MONOTONIC (a vDSO call, no system

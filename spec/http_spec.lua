@@ -369,6 +369,36 @@ describe("Ctrl-C during a blocking call", function()
     assert.is_true(getpids < 10, out)               -- the fork check reads a counter, not getpid
   end)
 
+  -- A session drives its transfer itself: every poll(2) waits on the connection. curl_easy_perform's
+  -- loop polls before each transfer, when only its multi's wake-up socket is there (200 here).
+  strace_it("polls nothing but the connection's socket, no poll per request beside (strace)", function()
+    local script = ([[
+      local c = require("eternaltwin").new("demo@clients", "dev_secret", "http://localhost:8000/oauth/callback",
+        require("eternaltwin.keys").HS256Key("k"), { url = %q })
+      for _ = 1, 200 do assert(c:get("_mock/static/user")) end
+      print("done")
+    ]]):format(mock.get().url)
+    local path, trace = os.tmpname(), os.tmpname()
+    local f = assert(io.open(path, "w")); f:write(script); f:close()
+    local out = run(("LUA_PATH=%s LUA_CPATH=%s strace -f -o %s -e trace=poll,ppoll,sendto %s %s"):format(
+      q(package.path), q(package.cpath), q(trace), LUA, q(path)))
+    local lines = readfile(trace)
+    os.remove(path)
+    os.remove(trace)
+    assert.truthy(out:find("done", 1, true), out)
+    local conn, polls, stray = {}, 0, {}
+    for fd in lines:gmatch("sendto%((%d+),") do conn[fd] = true end
+    for list in lines:gmatch("poll%(%[([^%]]*)%]") do
+      polls = polls + 1
+      local on_conn = false
+      for fd in list:gmatch("fd=(%d+)") do on_conn = on_conn or conn[fd] == true end
+      if not on_conn then stray[#stray + 1] = list end
+    end
+    assert.is_true(next(conn) ~= nil, lines:sub(1, 2000))  -- the requests were seen
+    assert.is_true(polls >= 200, lines:sub(1, 2000))        -- and their polls (a liveness check each)
+    assert.is_true(#stray < 5, table.concat(stray, "\n", 1, math.min(#stray, 10)))
+  end)
+
   it("is documented, with the 'interrupted' transport code", function()
     assert.truthy(readfile("README.md"):find("Ctrl-C", 1, true))
     assert.truthy(readfile("csrc/README.md"):find("interrupted", 1, true))
