@@ -337,24 +337,31 @@ describe("Ctrl-C during a blocking call", function()
     assert.truthy(out:find("false\t.-interrupted!"), out)   -- lua.c's handler ran after the transfer
   end)
 
-  -- The handler is installed once and re-verified at most once a second: 300 blocking requests
-  -- cost a few rt_sigaction calls in all (a per-call swap made 3 per request, 900).
   local has_strace = os.execute("command -v strace >/dev/null 2>&1")
   has_strace = has_strace == true or has_strace == 0
   local strace_it = has_strace and it or pending
-  strace_it("costs no sigaction per request in the steady state (strace)", function()
+
+  -- n blocking client:get under `strace -f <opts>`: the output (stdout, stderr).
+  local function traced_gets(n, opts)
     local script = ([[
       local c = require("eternaltwin").new("demo@clients", "dev_secret", "http://localhost:8000/oauth/callback",
         require("eternaltwin.keys").HS256Key("k"), { url = %q })
-      for _ = 1, 300 do assert(c:get("_mock/static/user")) end
+      for _ = 1, %d do assert(c:get("_mock/static/user")) end
       print("done")
-    ]]):format(mock.get().url)
+    ]]):format(mock.get().url, n)
     local path = os.tmpname()
     local f = assert(io.open(path, "w")); f:write(script); f:close()
-    local out = run(("LUA_PATH=%s LUA_CPATH=%s strace -f -c -e trace=rt_sigaction,getpid %s %s"):format(
-      q(package.path), q(package.cpath), LUA, q(path)))
+    local out = run(("LUA_PATH=%s LUA_CPATH=%s strace -f %s %s %s"):format(
+      q(package.path), q(package.cpath), opts, LUA, q(path)))
     os.remove(path)
     assert.truthy(out:find("done", 1, true), out)
+    return out
+  end
+
+  -- The handler is installed once and re-verified at most once a second: 300 blocking requests
+  -- cost a few rt_sigaction calls in all (a per-call swap made 3 per request, 900).
+  strace_it("costs no sigaction per request in the steady state (strace)", function()
+    local out = traced_gets(300, "-c -e trace=rt_sigaction,getpid")
     -- strace -c: `% time  seconds  usecs/call  calls  [errors]  syscall`
     local function calls(name)
       for line in out:gmatch("[^\n]+") do
@@ -372,20 +379,10 @@ describe("Ctrl-C during a blocking call", function()
   -- A session drives its transfer itself: every poll(2) waits on the connection. curl_easy_perform's
   -- loop polls before each transfer, when only its multi's wake-up socket is there (200 here).
   strace_it("polls nothing but the connection's socket, no poll per request beside (strace)", function()
-    local script = ([[
-      local c = require("eternaltwin").new("demo@clients", "dev_secret", "http://localhost:8000/oauth/callback",
-        require("eternaltwin.keys").HS256Key("k"), { url = %q })
-      for _ = 1, 200 do assert(c:get("_mock/static/user")) end
-      print("done")
-    ]]):format(mock.get().url)
-    local path, trace = os.tmpname(), os.tmpname()
-    local f = assert(io.open(path, "w")); f:write(script); f:close()
-    local out = run(("LUA_PATH=%s LUA_CPATH=%s strace -f -o %s -e trace=poll,ppoll,sendto %s %s"):format(
-      q(package.path), q(package.cpath), q(trace), LUA, q(path)))
+    local trace = os.tmpname()
+    traced_gets(200, "-o " .. q(trace) .. " -e trace=poll,ppoll,sendto")
     local lines = readfile(trace)
-    os.remove(path)
     os.remove(trace)
-    assert.truthy(out:find("done", 1, true), out)
     local conn, polls, stray = {}, 0, {}
     for fd in lines:gmatch("sendto%((%d+),") do conn[fd] = true end
     for list in lines:gmatch("poll%(%[([^%]]*)%]") do
