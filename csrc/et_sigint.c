@@ -173,7 +173,7 @@ __attribute__((destructor)) static void sigint_unload(void)
  * without a progress callback (poll returns on the signal: EINTR). */
 CURLcode et_xfer_perform_blocking(et_xfer_t *x, CURLM *multi)
 {
-    int armed = sigint_ready(), running = 0, left, done = 0;
+    int armed = sigint_ready(), running = 0, left;
     unsigned gen0 = 0;
     CURLMcode mc;
     CURLMsg *msg;
@@ -199,13 +199,10 @@ CURLcode et_xfer_perform_blocking(et_xfer_t *x, CURLM *multi)
                 break;
         }
         if (mc == CURLM_OK && !running) {
+            rc = CURLE_FAILED_INIT;             /* (not seen: a transfer ends with its message) */
             while ((msg = curl_multi_info_read(multi, &left)) != NULL)
-                if (msg->msg == CURLMSG_DONE && msg->easy_handle == x->easy) {
+                if (msg->msg == CURLMSG_DONE && msg->easy_handle == x->easy)
                     rc = msg->data.result;
-                    done = 1;
-                }
-            if (!done)
-                rc = CURLE_FAILED_INIT;         /* (not seen: a transfer ends with its message) */
         }
         curl_multi_remove_handle(multi, x->easy);
     }

@@ -311,7 +311,7 @@ static et_http_code_t silent_get(double *elapsed, char *msg, size_t msglen, int 
     et_xfer_t x;
     et_http_opts_t o;
     CURL *e = curl_easy_init();
-    CURLM *m = curl_multi_init();
+    CURLM *m;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     pid_t parent = getpid(), child;
     double t0;
@@ -322,9 +322,14 @@ static et_http_code_t silent_get(double *elapsed, char *msg, size_t msglen, int 
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 4) != 0
-        || getsockname(fd, (struct sockaddr *)&a, &alen) != 0)
+        || getsockname(fd, (struct sockaddr *)&a, &alen) != 0) {
+        if (fd >= 0)
+            close(fd);
+        curl_easy_cleanup(e);
         return ET_HTTP_TRANSPORT;
+    }
     snprintf(url, sizeof url, "http://127.0.0.1:%d/silent", ntohs(a.sin_port));
+    m = curl_multi_init();
     et_http_opts_init(&o);
     o.timeout_ms = timeout_ms;
     et_xfer_init(&x);

@@ -321,8 +321,8 @@ static int mapped_alone(size_t n)
 /* glibc: the first multi (or session) raises the heap's trim threshold once, through glibc's own
  * dynamic rule (et_xfer.c, et_heap_settle). The probe of 256 KiB leaves the threshold at 256 KiB
  * (the rule itself); a 512 KiB block would then be mapped alone, and comes from the heap once the
- * multi has opened. Skipped where the allocator is not glibc's own (a sanitizer's, valgrind's) or where the
- * threshold was raised before. Runs before any other multi opens. */
+ * multi has opened. Skipped where the allocator is not glibc's own (a sanitizer's, valgrind's) or
+ * where the threshold was raised before. Runs before any other multi opens. */
 static void test_heap_settle(void)
 {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
